@@ -1,0 +1,76 @@
+"""The `charter` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from charter.settings import Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from charter.db.migrate import upgrade
+    from charter.db.preflight import PreflightFailed, check_postgres
+
+    if settings.is_sqlite:
+        upgrade(settings.migration_url)
+    else:
+        try:
+            warnings = asyncio.run(
+                check_postgres(settings.database_url, allow_rls_bypass=settings.allow_rls_bypass)
+            )
+        except PreflightFailed as exc:
+            print(f"charter: refusing to start: {exc}", file=sys.stderr)
+            return 2
+        for warning in warnings:
+            print(warning, file=sys.stderr)
+
+    import uvicorn
+
+    uvicorn.run(
+        "charter.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        log_level="info",
+        lifespan="on",
+    )
+    return 0
+
+
+def _migrate(_: argparse.Namespace, settings: Settings) -> int:
+    from charter.db.migrate import migrate
+
+    role = migrate(settings.migration_url, settings.database_url)
+    print("schema is at head" + (f"; app role {role!r} granted" if role else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charter", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="migrate the schema (as its owner)")
+    migrate.set_defaults(run=_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args, Settings.from_env())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

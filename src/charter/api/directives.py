@@ -1,0 +1,244 @@
+"""Directive routes: CRUD with compare-and-swap, versions, diffs, rollback, trees, history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import Parameter
+
+from charter.api import params, render, wire
+from charter.api.deps import Runtime
+from charter.domain.tree import Level, Priority, Status
+from charter.services import activation, reads, writes
+from charter.services.writes import Actor, NewDirective, Patch
+from charter.store import directives, events, realms, versions
+from charter.store.directives import Directive, ListFilters
+
+IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
+
+
+def _etag(d: Directive) -> dict[str, str]:
+    return {"ETag": f'"{d.revision}"'}
+
+
+class DirectiveController(Controller):
+    path = "/v1/realms/{realm_id:str}/directives"
+    tags = ["directives"]  # noqa: RUF012
+
+    @post("/", status_code=201, summary="Create a directive (version 1)")
+    async def create(
+        self, runtime: Runtime, actor: Actor, realm_id: str, data: wire.DirectiveCreate
+    ) -> Response[wire.DirectiveOut]:
+        params.realm_id(realm_id)
+        new = NewDirective(
+            level=data.level,
+            title=data.title,
+            body=data.body,
+            parent_id=data.parent_id,
+            key=data.key,
+            status=data.status,
+            priority=data.priority,
+            owner_agent_id=data.owner_agent_id,
+            injection_mode=data.injection_mode,
+            metadata=data.metadata,
+            message=data.message,
+        )
+        async with runtime.db.transaction(realm_id) as conn:
+            created = await writes.create(conn, realm_id, actor, new, runtime.settings.max_depth)
+        headers = {**_etag(created), "Location": f"/v1/realms/{realm_id}/directives/{created.id}"}
+        return Response(render.directive(created), status_code=201, headers=headers)
+
+    @get("/", summary="List directives (keyset pagination)")
+    async def list_directives(
+        self,
+        runtime: Runtime,
+        realm_id: str,
+        level: Level | None = None,
+        status: Status | None = None,
+        priority: Priority | None = None,
+        parent_id: str | None = None,
+        owner_agent_id: str | None = None,
+        key: str | None = None,
+        roots: bool = False,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> wire.DirectivePage:
+        params.realm_id(realm_id)
+        if parent_id is not None:
+            params.directive_id(parent_id)
+        filters = ListFilters(level, status, parent_id, owner_agent_id, priority, key, roots)
+        size = params.limit(limit)
+        async with runtime.db.transaction(realm_id) as conn:
+            await realms.get(conn, realm_id)
+            page = await directives.page(
+                conn, realm_id, filters, size + 1, params.decode_cursor(cursor)
+            )
+        items = page[:size]
+        next_cursor = params.encode_cursor(items[-1].id) if len(page) > size else None
+        return wire.DirectivePage([render.summary(d) for d in items], next_cursor)
+
+    @get("/{directive_id:str}", summary="Show a directive with its active text")
+    async def show(
+        self, runtime: Runtime, realm_id: str, directive_id: str
+    ) -> Response[wire.DirectiveOut]:
+        _ids(realm_id, directive_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            found = await directives.get(conn, realm_id, directive_id)
+        return Response(render.directive(found), headers=_etag(found))
+
+    @patch("/{directive_id:str}", summary="Compare-and-swap update")
+    async def update(
+        self,
+        runtime: Runtime,
+        actor: Actor,
+        realm_id: str,
+        directive_id: str,
+        data: wire.DirectivePatch,
+        if_match: IfMatch = None,
+    ) -> Response[wire.DirectiveOut]:
+        _ids(realm_id, directive_id)
+        expected = params.expected_revision(if_match, data.expected_revision)
+        change = Patch(
+            title=data.title,
+            body=data.body,
+            message=data.message,
+            status=data.status,
+            priority=data.priority,
+            owner_agent_id=data.owner_agent_id,
+            parent_id=data.parent_id,
+            injection_mode=data.injection_mode,
+            metadata=data.metadata,
+            key=data.key,
+            reopen=data.reopen,
+            cascade=data.cascade,
+        )
+        async with runtime.db.transaction(realm_id) as conn:
+            outcome = await writes.update(
+                conn, realm_id, actor, directive_id, expected, change, runtime.settings.max_depth
+            )
+        body = render.directive(outcome.directive, changed=outcome.changed)
+        return Response(body, headers=_etag(outcome.directive))
+
+    @delete("/{directive_id:str}", status_code=204, summary="Deactivate (compare-and-swap)")
+    async def deactivate(
+        self,
+        runtime: Runtime,
+        actor: Actor,
+        realm_id: str,
+        directive_id: str,
+        request: Request[Any, Any, Any],
+        if_match: IfMatch = None,
+    ) -> Response[None]:
+        _ids(realm_id, directive_id)
+        data = params.decode_body(await request.body(), wire.DeactivateIn)
+        expected = params.expected_revision(if_match, data.expected_revision)
+        async with runtime.db.transaction(realm_id) as conn:
+            outcome = await activation.deactivate(
+                conn, realm_id, actor, directive_id, expected, data.message
+            )
+        return Response(None, status_code=204, headers=_etag(outcome.directive))
+
+    @post("/{directive_id:str}/rollback", status_code=200, summary="Move the active version")
+    async def rollback(
+        self,
+        runtime: Runtime,
+        actor: Actor,
+        realm_id: str,
+        directive_id: str,
+        data: wire.RollbackIn,
+        if_match: IfMatch = None,
+    ) -> Response[wire.DirectiveOut]:
+        _ids(realm_id, directive_id)
+        expected = params.expected_revision(if_match, data.expected_revision)
+        async with runtime.db.transaction(realm_id) as conn:
+            outcome = await activation.rollback(
+                conn, realm_id, actor, directive_id, expected, data.version, data.message
+            )
+        body = render.directive(outcome.directive, changed=outcome.changed)
+        return Response(body, headers=_etag(outcome.directive))
+
+    @get("/{directive_id:str}/versions", summary="Version history, newest first")
+    async def list_versions(
+        self,
+        runtime: Runtime,
+        realm_id: str,
+        directive_id: str,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> wire.VersionPage:
+        _ids(realm_id, directive_id)
+        size = params.limit(limit)
+        async with runtime.db.transaction(realm_id) as conn:
+            await directives.revision_or_404(conn, realm_id, directive_id)
+            page = await versions.page(
+                conn, realm_id, directive_id, size + 1, params.decode_int_cursor(cursor)
+            )
+        items = page[:size]
+        next_cursor = params.encode_cursor(items[-1].version) if len(page) > size else None
+        return wire.VersionPage([render.version_summary(v) for v in items], next_cursor)
+
+    @get("/{directive_id:str}/versions/{number:int}", summary="One version, in full")
+    async def show_version(
+        self, runtime: Runtime, realm_id: str, directive_id: str, number: int
+    ) -> wire.VersionOut:
+        _ids(realm_id, directive_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            return render.version(await versions.get(conn, realm_id, directive_id, number))
+
+    @get("/{directive_id:str}/diff", summary="Unified diff of two versions")
+    async def diff(
+        self,
+        runtime: Runtime,
+        realm_id: str,
+        directive_id: str,
+        from_version: Annotated[int, Parameter(query="from", ge=1)],
+        to_version: Annotated[int, Parameter(query="to", ge=1)],
+    ) -> wire.DiffOut:
+        _ids(realm_id, directive_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            result = await reads.diff(conn, realm_id, directive_id, from_version, to_version)
+        return wire.DiffOut(from_=result.from_version, to=result.to_version, diff=result.diff)
+
+    @get("/{directive_id:str}/history", summary="Timeline: who changed what, when, and why")
+    async def history(
+        self,
+        runtime: Runtime,
+        realm_id: str,
+        directive_id: str,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> wire.HistoryPage:
+        _ids(realm_id, directive_id)
+        size = params.limit(limit)
+        async with runtime.db.transaction(realm_id) as conn:
+            await directives.revision_or_404(conn, realm_id, directive_id)
+            page = await events.history(
+                conn, realm_id, directive_id, size + 1, params.decode_int_cursor(cursor)
+            )
+        items = page[:size]
+        next_cursor = params.encode_cursor(items[-1].seq) if len(page) > size else None
+        return wire.HistoryPage([render.history_entry(e) for e in items], next_cursor)
+
+    @get("/{directive_id:str}/ancestry", summary="The chain from the node up to its root")
+    async def ancestry(
+        self, runtime: Runtime, realm_id: str, directive_id: str
+    ) -> wire.AncestryOut:
+        _ids(realm_id, directive_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            chain = await directives.ancestry(conn, realm_id, directive_id)
+        return wire.AncestryOut([render.ancestor(d) for d in chain], depth=len(chain))
+
+    @get("/{directive_id:str}/tree", summary="The node's subtree, nested")
+    async def subtree(
+        self, runtime: Runtime, realm_id: str, directive_id: str
+    ) -> wire.TreeNodeOut:
+        _ids(realm_id, directive_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            return render.tree_node(await reads.subtree(conn, realm_id, directive_id))
+
+
+def _ids(realm_id: str, directive_id: str) -> None:
+    params.realm_id(realm_id)
+    params.directive_id(directive_id)
+

@@ -1,0 +1,135 @@
+"""The one map from errors to problem-details responses.
+
+Details never echo request content: domain errors carry their own wording, validation errors
+keep only msgspec's message and the field's location, and anything unexpected is a bare 500
+logged by type alone (driver errors can carry statement parameters, i.e. directive text).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from charter.api.wire import Problem
+from charter.errors import CharterError, StaleRevision
+
+log = logging.getLogger("charter.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = "1"
+
+_STATUS_BY_CODE = {
+    "invalid-request": 400,
+    "content-too-large": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not-found": 404,
+    "already-exists": 409,
+    "stale-revision": 409,
+    "cycle-detected": 409,
+    "invalid-transition": 409,
+    "has-open-children": 409,
+    "idempotency-key-in-use": 409,
+    "payload-too-large": 413,
+    "idempotency-key-reused": 422,
+    "invalid-hierarchy": 422,
+    "precondition-required": 428,
+    "rate-limited": 429,
+    "unavailable": 503,
+}
+
+_CODE_BY_HTTP_STATUS = {
+    400: "invalid-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+
+def problem(
+    status: int, code: str, detail: str | None, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[Problem]:
+    body = Problem(
+        type=f"https://charter.dev/problems/{code}",
+        title=code.replace("-", " ").capitalize(),
+        status=status,
+        code=code,
+        detail=detail,
+        **extra,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def charter_error(_: Request[Any, Any, Any], exc: CharterError) -> Response[Problem]:
+    status = _STATUS_BY_CODE.get(exc.code, 400)
+    headers: dict[str, str] = {}
+    if isinstance(exc, StaleRevision):
+        status = 412 if exc.via_header else 409
+        headers["ETag"] = f'"{exc.current_revision}"'
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    extra = {k: v for k, v in exc.extra.items() if k in ("current_revision", "etag")}
+    return problem(status, exc.code, exc.detail, headers or None, **extra)
+
+
+def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+    errors = []
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                errors.append({k: str(item[k]) for k in ("message", "key", "source") if k in item})
+    detail = errors[0]["message"] if errors and "message" in errors[0] else "the request is invalid"
+    return problem(400, "invalid-request", detail, errors=errors or None)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    code = _CODE_BY_HTTP_STATUS.get(status, "invalid-request" if status < 500 else "internal")
+    detail = _HTTP_DETAILS.get(status, exc.detail if status < 500 else None)
+    headers = dict(exc.headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
+    return problem(status, code, detail, headers or None)
+
+
+_HTTP_DETAILS = {
+    404: "no such resource",
+    405: "method not allowed on this resource",
+    413: "the request body is larger than the server accepts",
+}
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if _is_unavailable(exc):
+        log.warning("database unavailable: %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem(
+            503,
+            "unavailable",
+            "the database is unreachable; retry shortly",
+            {"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return problem(500, "internal", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    CharterError: charter_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

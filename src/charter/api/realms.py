@@ -1,0 +1,39 @@
+"""Realm routes: create, list, show."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+
+from charter.api import params, render, wire
+from charter.api.deps import Runtime
+from charter.store import realms
+from charter.store._time import utcnow
+
+
+class RealmController(Controller):
+    path = "/v1/realms"
+    tags = ["realms"]  # noqa: RUF012
+
+    @post("/", status_code=201, summary="Create a realm")
+    async def create(self, runtime: Runtime, data: wire.RealmCreate) -> wire.RealmOut:
+        async with runtime.db.transaction(data.id) as conn:
+            created = await realms.create(conn, data.id, data.name or data.id, utcnow())
+        return render.realm(created)
+
+    @get("/", summary="List realms")
+    async def list_realms(
+        self, runtime: Runtime, limit: int | None = None, cursor: str | None = None
+    ) -> wire.RealmPage:
+        size = params.limit(limit)
+        async with runtime.db.transaction() as conn:
+            page = await realms.page(conn, size + 1, params.decode_cursor(cursor))
+        more = len(page) > size
+        items = page[:size]
+        next_cursor = params.encode_cursor(items[-1].id) if more else None
+        return wire.RealmPage([render.realm(r) for r in items], next_cursor)
+
+    @get("/{realm_id:str}", summary="Show a realm and its revision")
+    async def show(self, runtime: Runtime, realm_id: str) -> wire.RealmOut:
+        params.realm_id(realm_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            return render.realm(await realms.get(conn, realm_id))

@@ -1,0 +1,247 @@
+"""Wire types: what crosses HTTP. Separate from tables and domain records on purpose."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType, field
+
+from charter.domain.tree import InjectionMode, Level, Priority, Status
+
+REALM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+RealmId = Annotated[str, Meta(pattern=REALM_ID_PATTERN, description="a realm slug")]
+DirectiveId = Annotated[str, Meta(pattern=r"^dir_[0-9a-hjkmnp-tv-z]{26}$")]
+Key = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._/-]{0,127}$")]
+AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")]
+Title = Annotated[str, Meta(min_length=1, max_length=256, description="one line, ≤ 256 chars")]
+Body = Annotated[str, Meta(min_length=1, description="≤ 32 768 bytes of UTF-8")]
+Message = Annotated[str, Meta(max_length=4096, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+Revision = Annotated[int, Meta(ge=1)]
+VersionNumber = Annotated[int, Meta(ge=1)]
+
+
+class _In(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Requests refuse unknown fields: a typo must not be silently ignored."""
+
+
+class RealmCreate(_In):
+    id: RealmId
+    name: Name | None = None
+
+
+class RealmOut(Struct, kw_only=True):
+    id: str
+    name: str
+    revision: int
+    created_at: datetime
+
+
+class DirectiveCreate(_In):
+    level: Level
+    title: Title
+    body: Body
+    parent_id: DirectiveId | None = None
+    key: Key | None = None
+    status: Status = Status.ACTIVE
+    priority: Priority = Priority.NORMAL
+    owner_agent_id: AgentId | None = None
+    injection_mode: InjectionMode = InjectionMode.SYSTEM_FIRST
+    metadata: dict[str, Any] = {}
+    message: Message | None = None
+
+
+class DirectivePatch(_In):
+    title: Title | UnsetType = UNSET
+    body: Body | UnsetType = UNSET
+    message: Message | None = None
+    status: Status | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
+    owner_agent_id: AgentId | None | UnsetType = UNSET
+    parent_id: DirectiveId | None | UnsetType = UNSET
+    injection_mode: InjectionMode | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+    key: Key | None | UnsetType = UNSET
+    reopen: bool = False
+    cascade: bool = False
+    expected_revision: Revision | UnsetType = UNSET
+
+
+class RollbackIn(_In):
+    version: VersionNumber
+    expected_revision: Revision | UnsetType = UNSET
+    message: Message | None = None
+
+
+class DeactivateIn(_In):
+    """DELETE may carry a body; without one, If-Match must name the revision."""
+
+    expected_revision: Revision | UnsetType = UNSET
+    message: Message | None = None
+
+
+class DirectiveOut(Struct, kw_only=True):
+    id: str
+    realm_id: str
+    key: str | None
+    level: Level
+    parent_id: str | None
+    title: str
+    body: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    metadata: dict[str, Any]
+    revision: int
+    active_version: int | None
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+    changed: bool | UnsetType = UNSET
+
+
+class DirectiveSummary(Struct, kw_only=True):
+    """A list item: every field but the body."""
+
+    id: str
+    key: str | None
+    level: Level
+    parent_id: str | None
+    title: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    metadata: dict[str, Any]
+    revision: int
+    active_version: int | None
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DirectivePage(Struct):
+    items: list[DirectiveSummary]
+    next_cursor: str | None
+
+
+class VersionSummary(Struct, kw_only=True):
+    version: int
+    title: str
+    content_hash: str
+    author: str
+    message: str | None
+    based_on: int | None
+    created_at: datetime
+
+
+class VersionOut(Struct, kw_only=True):
+    directive_id: str
+    version: int
+    title: str
+    body: str
+    content_hash: str
+    author: str
+    message: str | None
+    based_on: int | None
+    created_at: datetime
+
+
+class VersionPage(Struct):
+    items: list[VersionSummary]
+    next_cursor: str | None
+
+
+class DiffOut(Struct, kw_only=True):
+    from_: int = field(name="from")  # `from` is a Python keyword
+    to: int
+    diff: str
+
+
+class AncestorOut(Struct, kw_only=True):
+    id: str
+    key: str | None
+    level: Level
+    title: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    revision: int
+    active_version: int | None
+
+
+class AncestryOut(Struct):
+    ancestry: list[AncestorOut]
+    depth: int
+
+
+class TreeNodeOut(Struct, kw_only=True):
+    id: str
+    key: str | None
+    level: Level
+    title: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    revision: int
+    active_version: int | None
+    latest_version: int
+    children: list[TreeNodeOut]
+
+
+class ForestOut(Struct):
+    realm_id: str
+    revision: int
+    roots: list[TreeNodeOut]
+
+
+class HistoryEntry(Struct, kw_only=True):
+    seq: int
+    type: str
+    revision: int
+    version: int | None
+    actor: str
+    message: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class HistoryPage(Struct):
+    items: list[HistoryEntry]
+    next_cursor: str | None
+
+
+class EventOut(Struct, kw_only=True):
+    seq: int
+    type: str
+    directive_id: str
+    revision: int
+    version: int | None
+    actor: str
+    occurred_at: datetime
+    affected_agents: list[str]
+    payload: dict[str, Any]
+
+
+class EventPage(Struct):
+    items: list[EventOut]
+    next_cursor: int | None
+
+
+class RealmPage(Struct):
+    items: list[RealmOut]
+    next_cursor: str | None
+
+
+class Problem(Struct, kw_only=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    current_revision: int | None = None
+    etag: str | None = None
+    errors: list[dict[str, str]] | None = None

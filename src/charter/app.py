@@ -1,0 +1,50 @@
+"""create_app(settings) -> Litestar: lifespan, routes and the problem map, built explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from charter.api.deps import DEPENDENCIES, Runtime
+from charter.api.directives import DirectiveController
+from charter.api.events import EventController
+from charter.api.problems import EXCEPTION_HANDLERS
+from charter.api.realms import RealmController
+from charter.api.system import healthz, readyz
+from charter.db.session import Database
+from charter.settings import Settings
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.runtime = Runtime(settings=settings, db=db)
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    return Litestar(
+        route_handlers=[RealmController, DirectiveController, EventController, healthz, readyz],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_request_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Charter",
+            version="1",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        logging_config=None,
+    )
+
+
+def app_from_env() -> Litestar:
+    """The factory `charter serve` hands to the ASGI server."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,95 @@
+"""Schema migrations (Alembic) and the app role they grant to on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def _script_location() -> Path:
+    packaged = Path(__file__).resolve().parent.parent / "_migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_script_location()))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Migrate the schema to head (synchronous: call it before an event loop runs)."""
+    command.upgrade(alembic_config(url), "head")
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(url: str) -> str | None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_current)
+    finally:
+        await engine.dispose()
+
+
+APP_GRANTS = (
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON realms TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON directives TO {role}",
+    # Versions are immutable: the app may add them and read them, nothing else.
+    "GRANT SELECT, INSERT ON directive_versions TO {role}",
+    "GRANT SELECT, INSERT ON events TO {role}",
+)
+
+
+async def grant_app_role(admin_url: str, app_url: str) -> str | None:
+    """Create the app's login role if needed and grant it exactly what it needs.
+
+    Does nothing when the app connects as the schema owner (the same user): the server's
+    preflight then refuses to start, which is the point.
+    """
+    admin, app = make_url(admin_url), make_url(app_url)
+    if not app.drivername.startswith("postgresql") or not app.username:
+        return None
+    if app.username == admin.username:
+        return None
+    role = '"' + app.username.replace('"', '""') + '"'
+    engine = create_async_engine(admin_url)
+    try:
+        async with engine.begin() as conn:
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": app.username}
+            )
+            if not exists:
+                await conn.execute(text(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS"))
+            if app.password:
+                password = app.password.replace("'", "''")
+                await conn.execute(text(f"ALTER ROLE {role} PASSWORD '{password}'"))
+            for grant in APP_GRANTS:
+                await conn.execute(text(grant.format(role=role)))
+    finally:
+        await engine.dispose()
+    return app.username
+
+
+def migrate(admin_url: str, app_url: str) -> str | None:
+    """`charter migrate`: schema to head, then the app role's grants."""
+    upgrade(admin_url)
+    return asyncio.run(grant_app_role(admin_url, app_url))

@@ -1,0 +1,68 @@
+"""The engine and the one place where transactions begin, commit and roll back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+class Database:
+    """An async engine plus the per-transaction realm setting that row-level security keys on."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+        if url.startswith("sqlite"):
+            return cls(_sqlite_engine(url))
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=1800,
+            hide_parameters=True,  # statement parameters are directive text: never in errors
+            connect_args={"server_settings": {"application_name": "charter"}},
+        )
+        return cls(engine)
+
+    @asynccontextmanager
+    async def transaction(self, realm_id: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """One transaction: commits when the block ends, rolls back when it raises.
+
+        On PostgreSQL the realm setting is the transaction's first statement and is
+        transaction-local, so a pooled connection never carries it into another request.
+        """
+        async with self.engine.begin() as conn:
+            if self.is_postgres:
+                await conn.execute(select(func.set_config("charter.realm", realm_id or "", True)))
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    # One connection: the embedded mode serialises every transaction through it, so SQLite
+    # never has to upgrade a reader to a writer (the source of SQLITE_BUSY deadlocks).
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

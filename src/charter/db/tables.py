@@ -1,0 +1,112 @@
+"""The schema as SQLAlchemy Core tables. Every table and index leads with `realm_id`.
+
+The Alembic history under `migrations/` creates these; `tests/db/test_schema.py` checks that
+the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+realms = Table(
+    "realms",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("revision", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+directives = Table(
+    "directives",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("key", String(128)),
+    Column("level", String(16), nullable=False),
+    Column("parent_id", String(40)),
+    Column("status", String(16), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("owner_agent_id", String(128)),
+    Column("injection_mode", String(16), nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("active_version", Integer),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+    # Composite: a parent is always in the same realm.
+    ForeignKeyConstraint(["realm_id", "parent_id"], ["directives.realm_id", "directives.id"]),
+    UniqueConstraint("realm_id", "key"),
+    Index("ix_directives_realm_id_parent_id", "realm_id", "parent_id"),
+    Index("ix_directives_realm_id_owner_agent_id", "realm_id", "owner_agent_id"),
+)
+
+directive_versions = Table(
+    "directive_versions",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("directive_id", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("content_hash", String(71), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("message", Text),
+    Column("based_on", Integer),
+    Column("created_at", Timestamp, nullable=False),
+    # The backstop for concurrent version creation, recognised by its conventional name.
+    PrimaryKeyConstraint("realm_id", "directive_id", "version"),
+    ForeignKeyConstraint(["realm_id", "directive_id"], ["directives.realm_id", "directives.id"]),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("directive_id", String(40), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("version", Integer),
+    Column("actor", String(128), nullable=False),
+    Column("message", Text),
+    Column("occurred_at", Timestamp, nullable=False),
+    Column("affected_agents", Json, nullable=False),
+    Column("payload", Json, nullable=False),
+    PrimaryKeyConstraint("realm_id", "seq"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+    Index("ix_events_realm_id_directive_id_seq", "realm_id", "directive_id", "seq"),
+)
+
+REALM_SCOPED = ("directives", "directive_versions", "events")

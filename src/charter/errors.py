@@ -1,0 +1,71 @@
+"""Domain errors. They know nothing of HTTP: `charter.api.problems` maps them to responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CharterError(Exception):
+    """Base of every expected failure; `code` is the stable problem code."""
+
+    code = "invalid-request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidRequest(CharterError):
+    code = "invalid-request"
+
+
+class ContentTooLarge(CharterError):
+    code = "content-too-large"
+
+
+class NotFound(CharterError):
+    code = "not-found"
+
+
+class AlreadyExists(CharterError):
+    code = "already-exists"
+
+
+class StaleRevision(CharterError):
+    """The expected revision is not the current one; nothing was written."""
+
+    code = "stale-revision"
+
+    def __init__(self, current_revision: int, *, via_header: bool) -> None:
+        super().__init__(
+            f"expected revision is stale; current revision is {current_revision}",
+            current_revision=current_revision,
+            etag=f'"{current_revision}"',
+        )
+        self.current_revision = current_revision
+        self.via_header = via_header
+
+
+class PreconditionRequired(CharterError):
+    code = "precondition-required"
+
+
+class CycleDetected(CharterError):
+    code = "cycle-detected"
+
+
+class InvalidTransition(CharterError):
+    code = "invalid-transition"
+
+
+class HasOpenChildren(CharterError):
+    code = "has-open-children"
+
+
+class InvalidHierarchy(CharterError):
+    code = "invalid-hierarchy"
+
+
+class Unavailable(CharterError):
+    code = "unavailable"

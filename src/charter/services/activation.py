@@ -1,0 +1,95 @@
+"""Moving the active-version pointer: rollback to an existing version, and deactivation.
+
+Neither makes a version; both raise the node's revision and write one event.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.store import directives, events, versions
+from charter.store._time import utcnow
+from charter.store.events import NewEvent
+from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
+
+
+async def rollback(
+    conn: AsyncConnection,
+    realm_id: str,
+    actor: Actor,
+    directive_id: str,
+    expected: Expected,
+    version: int,
+    message: str | None,
+) -> Outcome:
+    current = await read_for_write(conn, realm_id, directive_id, expected)
+    await versions.get(conn, realm_id, directive_id, version)  # 404 for a version never made
+    if current.active_version == version:
+        return Outcome(current, changed=False)
+    now = utcnow()
+    revision = await swap_revision(conn, current, expected, {"active_version": version, "updated_at": now})
+    await _record(
+        conn,
+        realm_id,
+        "directive.rolled_back",
+        directive_id,
+        revision,
+        version,
+        actor,
+        message,
+        {"from_version": current.active_version, "to_version": version},
+    )
+    return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
+
+
+async def deactivate(
+    conn: AsyncConnection,
+    realm_id: str,
+    actor: Actor,
+    directive_id: str,
+    expected: Expected,
+    message: str | None = None,
+) -> Outcome:
+    current = await read_for_write(conn, realm_id, directive_id, expected)
+    if current.active_version is None:
+        return Outcome(current, changed=False)
+    now = utcnow()
+    revision = await swap_revision(conn, current, expected, {"active_version": None, "updated_at": now})
+    await _record(
+        conn,
+        realm_id,
+        "directive.deactivated",
+        directive_id,
+        revision,
+        None,
+        actor,
+        message,
+        {"previous_version": current.active_version},
+    )
+    return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
+
+
+async def _record(
+    conn: AsyncConnection,
+    realm_id: str,
+    kind: str,
+    directive_id: str,
+    revision: int,
+    version: int | None,
+    actor: Actor,
+    message: str | None,
+    payload: dict[str, int | None],
+) -> None:
+    below = directives.owners(await directives.subtree(conn, realm_id, directive_id))
+    event = NewEvent(
+        type=kind,
+        directive_id=directive_id,
+        revision=revision,
+        version=version,
+        actor=actor.key_id,
+        occurred_at=utcnow(),
+        affected_agents=sorted(below),
+        payload=dict(payload),
+        message=message,
+    )
+    await events.append(conn, realm_id, [event])

@@ -1,0 +1,435 @@
+"""Directive writes: create, CAS update (content, attributes, move, status), rollback, deactivate.
+
+Every write takes the realm lock first, checks the expected revision, and writes the row, the
+version and the events in the caller's transaction. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from msgspec import UNSET, UnsetType
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.domain import tree
+from charter.domain.metadata import validate_metadata
+from charter.domain.tree import InjectionMode, Level, Priority, Status
+from charter.domain.versions import Content, validate_body, validate_title
+from charter.errors import InvalidHierarchy, InvalidRequest, NotFound, StaleRevision
+from charter.ids import new_directive_id
+from charter.store import directives, events, realms, versions
+from charter.store._time import utcnow
+from charter.store.directives import Directive, Node
+from charter.store.events import NewEvent
+from charter.store.versions import Version
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change: the caller's key id (and name, when known)."""
+
+    key_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDirective:
+    level: Level
+    title: str
+    body: str
+    parent_id: str | None = None
+    key: str | None = None
+    status: Status = Status.ACTIVE
+    priority: Priority = Priority.NORMAL
+    owner_agent_id: str | None = None
+    injection_mode: InjectionMode = InjectionMode.SYSTEM_FIRST
+    metadata: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A PATCH: UNSET leaves a field alone; `parent_id=None` moves the node to the root."""
+
+    title: str | UnsetType = UNSET
+    body: str | UnsetType = UNSET
+    message: str | None = None
+    status: Status | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
+    owner_agent_id: str | None | UnsetType = UNSET
+    parent_id: str | None | UnsetType = UNSET
+    injection_mode: InjectionMode | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+    key: str | None | UnsetType = UNSET
+    reopen: bool = False
+    cascade: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """The caller's expected revision and where it came from (header: 412, body: 409)."""
+
+    revision: int
+    via_header: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    directive: Directive
+    changed: bool
+
+
+async def create(
+    conn: AsyncConnection, realm_id: str, actor: Actor, new: NewDirective, max_depth: int
+) -> Directive:
+    validate_title(new.title)
+    validate_body(new.body)
+    validate_metadata(new.metadata)
+    if new.status.terminal:
+        raise InvalidRequest("a directive is created active or paused")
+    await realms.lock(conn, realm_id)
+    if new.parent_id is None:
+        tree.check_parent_level(new.level, None)
+    else:
+        chain = await _parent_chain(conn, realm_id, new.parent_id)
+        tree.check_parent_level(new.level, chain[0].level)
+        tree.check_depth(len(chain), 1, max_depth)
+    now = utcnow()
+    directive_id = new_directive_id()
+    await directives.insert_row(
+        conn,
+        {
+            "realm_id": realm_id,
+            "id": directive_id,
+            "key": new.key,
+            "level": new.level.value,
+            "parent_id": new.parent_id,
+            "status": new.status.value,
+            "priority": new.priority.value,
+            "owner_agent_id": new.owner_agent_id,
+            "injection_mode": new.injection_mode.value,
+            "metadata": new.metadata,
+            "revision": 1,
+            "active_version": 1,
+            "latest_version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    content = Content(new.title, new.body)
+    await versions.add(conn, realm_id, _version(directive_id, 1, content, actor, new, None, now))
+    owners = [new.owner_agent_id] if new.owner_agent_id else []
+    await events.append(
+        conn,
+        realm_id,
+        [
+            NewEvent(
+                type="directive.created",
+                directive_id=directive_id,
+                revision=1,
+                version=1,
+                actor=actor.key_id,
+                occurred_at=now,
+                affected_agents=owners,
+                payload={"level": new.level.value, "parent_id": new.parent_id},
+                message=new.message,
+            )
+        ],
+    )
+    return await directives.get(conn, realm_id, directive_id)
+
+
+def _version(
+    directive_id: str,
+    number: int,
+    content: Content,
+    actor: Actor,
+    new: NewDirective | Patch,
+    based_on: int | None,
+    now: datetime,
+) -> Version:
+    return Version(
+        directive_id=directive_id,
+        version=number,
+        title=content.title,
+        body=content.body,
+        content_hash=content.hash,
+        author=actor.key_id,
+        message=new.message,
+        based_on=based_on,
+        created_at=now,
+    )
+
+
+async def _parent_chain(conn: AsyncConnection, realm_id: str, parent_id: str) -> list[Directive]:
+    try:
+        return await directives.ancestry(conn, realm_id, parent_id)
+    except NotFound as exc:
+        raise InvalidHierarchy(f"parent {parent_id!r} is not a directive of this realm") from exc
+
+
+async def read_for_write(
+    conn: AsyncConnection, realm_id: str, directive_id: str, expected: Expected
+) -> Directive:
+    """Lock the realm, read the node, and refuse early if the expected revision is stale."""
+    await realms.lock(conn, realm_id)
+    current = await directives.get(conn, realm_id, directive_id)
+    if current.revision != expected.revision:
+        raise StaleRevision(current.revision, via_header=expected.via_header)
+    return current
+
+
+async def swap_revision(
+    conn: AsyncConnection,
+    current: Directive,
+    expected: Expected,
+    values: dict[str, Any],
+) -> int:
+    """The CAS statement; returns the new revision."""
+    row = await directives.compare_and_swap(
+        conn, current.realm_id, current.id, expected.revision, values
+    )
+    if row is None:
+        now_at = await directives.revision_of(conn, current.realm_id, current.id)
+        raise StaleRevision(now_at or 0, via_header=expected.via_header)
+    return int(row.revision)
+
+
+async def update(
+    conn: AsyncConnection,
+    realm_id: str,
+    actor: Actor,
+    directive_id: str,
+    expected: Expected,
+    patch: Patch,
+    max_depth: int,
+) -> Outcome:
+    current = await read_for_write(conn, realm_id, directive_id, expected)
+    now = utcnow()
+    plan = _Plan(current)
+
+    content = _new_content(current, patch)
+    if content is not None:
+        plan.values["latest_version"] = current.latest_version + 1
+        plan.values["active_version"] = current.latest_version + 1
+        plan.content = content
+
+    for name in ("priority", "owner_agent_id", "injection_mode", "metadata", "key"):
+        value = getattr(patch, name)
+        if value is not UNSET and _raw(value) != _raw(getattr(current, name)):
+            if name == "metadata":
+                validate_metadata(value)
+            plan.values[name] = _raw(value)
+            plan.attributes.append(name)
+
+    subtree: list[Node] | None = None
+    if plan.needs_subtree(patch):
+        subtree = await directives.subtree(conn, realm_id, directive_id)
+
+    if patch.parent_id is not UNSET and patch.parent_id != current.parent_id:
+        assert subtree is not None
+        await _check_move(conn, current, patch.parent_id, subtree, max_depth)
+        plan.values["parent_id"] = patch.parent_id
+        plan.moved = True
+
+    cascade_ids: list[str] = []
+    if patch.status is not UNSET and patch.status is not current.status:
+        assert subtree is not None
+        tree.check_transition(current.status, patch.status, reopen=patch.reopen)
+        open_below = [n.id for n in subtree if n.id != directive_id and not n.status.terminal]
+        tree.check_children_closed(patch.status, len(open_below), cascade=patch.cascade)
+        if patch.status.terminal:
+            cascade_ids = open_below
+        plan.values["status"] = patch.status.value
+
+    if not plan.values:
+        return Outcome(current, changed=False)
+
+    plan.values["updated_at"] = now
+    revision = await swap_revision(conn, current, expected, plan.values)
+    if plan.content is not None:
+        number = plan.values["latest_version"]
+        version = _version(
+            directive_id, number, plan.content, actor, patch, current.active_version, now
+        )
+        await versions.add(conn, realm_id, version)
+    new_events = plan.events(revision, actor, now, patch.message, subtree or [])
+    if cascade_ids:
+        assert subtree is not None and patch.status is not UNSET
+        new_events += await _cascade(conn, realm_id, cascade_ids, patch.status, subtree, actor, now, patch.message, directive_id)
+    await events.append(conn, realm_id, new_events)
+    return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
+
+
+def _raw(value: Any) -> Any:
+    """Enum members compare and store as their values."""
+    return value.value if isinstance(value, Priority | InjectionMode | Status | Level) else value
+
+
+def _new_content(current: Directive, patch: Patch) -> Content | None:
+    """The content a PATCH makes live, or None when it makes no new version."""
+    if patch.title is UNSET and patch.body is UNSET:
+        return None
+    title = current.title if patch.title is UNSET else patch.title
+    body = current.body if patch.body is UNSET else patch.body
+    validate_title(title)
+    validate_body(body)
+    proposed = Content(title, body)
+    # A deactivated node has no live text: new text always makes (and activates) a version.
+    if current.active_version is not None and proposed == Content(current.title, current.body):
+        return None
+    return proposed
+
+
+async def _check_move(
+    conn: AsyncConnection,
+    current: Directive,
+    new_parent: str | None,
+    subtree: list[Node],
+    max_depth: int,
+) -> None:
+    height = max(node.depth for node in subtree) + 1
+    if new_parent is None:
+        tree.check_parent_level(current.level, None)
+        tree.check_depth(0, height, max_depth)
+        return
+    chain = await _parent_chain(conn, current.realm_id, new_parent)
+    parents = {node.id: node.parent_id for node in chain}
+    tree.check_move(current.id, new_parent, parents, directives.WALK_CAP)
+    tree.check_parent_level(current.level, chain[0].level)
+    tree.check_depth(len(chain), height, max_depth)
+
+
+class _Plan:
+    """What one PATCH changes, and the events that say so."""
+
+    def __init__(self, current: Directive) -> None:
+        self.current = current
+        self.values: dict[str, Any] = {}
+        self.content: Content | None = None
+        self.attributes: list[str] = []
+        self.moved = False
+
+    def needs_subtree(self, patch: Patch) -> bool:
+        """Owners below, the height for a move, open children for a status: one query."""
+        current = self.current
+        return (
+            self.content is not None
+            or "priority" in self.values
+            or (patch.parent_id is not UNSET and patch.parent_id != current.parent_id)
+            or (patch.status is not UNSET and patch.status is not current.status)
+        )
+
+    def events(
+        self, revision: int, actor: Actor, now: datetime, message: str | None, subtree: list[Node]
+    ) -> list[NewEvent]:
+        current = self.current
+        below = directives.owners(subtree)
+        version = self.values.get("active_version", current.active_version)
+
+        def event(kind: str, affected: set[str], payload: dict[str, Any]) -> NewEvent:
+            return NewEvent(
+                type=kind,
+                directive_id=current.id,
+                revision=revision,
+                version=version,
+                actor=actor.key_id,
+                occurred_at=now,
+                affected_agents=sorted(affected),
+                payload=payload,
+                message=message,
+            )
+
+        out: list[NewEvent] = []
+        if self.content is not None:
+            out.append(
+                event(
+                    "directive.version_created",
+                    below,
+                    {"version": version, "based_on": current.active_version},
+                )
+            )
+        if self.attributes:
+            out.append(event("directive.updated", _attribute_audience(current, self.values, below), _attribute_payload(current, self.values, self.attributes)))
+        if self.moved:
+            out.append(
+                event(
+                    "directive.moved",
+                    below,
+                    {"from_parent_id": current.parent_id, "to_parent_id": self.values["parent_id"]},
+                )
+            )
+        if "status" in self.values:
+            out.append(
+                event(
+                    "directive.status_changed",
+                    below,
+                    {"from": current.status.value, "to": self.values["status"]},
+                )
+            )
+        return out
+
+
+def _attribute_audience(current: Directive, values: dict[str, Any], below: set[str]) -> set[str]:
+    """Exactly the agents whose composition an attribute change can alter."""
+    affected: set[str] = set()
+    if "priority" in values:
+        affected |= below  # ordering of this layer for everyone who sees it
+    if "owner_agent_id" in values:
+        affected |= {a for a in (current.owner_agent_id, values["owner_agent_id"]) if a}
+    if "injection_mode" in values:
+        owner = values.get("owner_agent_id", current.owner_agent_id)
+        if owner:
+            affected.add(owner)
+    # metadata and key are not part of any composition.
+    return affected
+
+
+def _attribute_payload(
+    current: Directive, values: dict[str, Any], names: list[str]
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"changed": names}
+    for name in ("priority", "owner_agent_id", "injection_mode"):
+        if name in values:
+            payload[name] = {"from": _raw(getattr(current, name)), "to": values[name]}
+    return payload
+
+
+async def _cascade(
+    conn: AsyncConnection,
+    realm_id: str,
+    ids: list[str],
+    status: Status,
+    subtree: list[Node],
+    actor: Actor,
+    now: datetime,
+    message: str | None,
+    root_id: str,
+) -> list[NewEvent]:
+    before = {node.id: node for node in subtree}
+    children = tree.children_index(tree.Link(n.id, n.parent_id) for n in subtree)
+    out: list[NewEvent] = []
+    for row in await directives.set_status(conn, realm_id, ids, status, now):
+        below = {
+            owner
+            for node_id, _ in tree.walk_down(row.id, children, directives.WALK_CAP)
+            if (owner := before[node_id].owner_agent_id) is not None
+        }
+        out.append(
+            NewEvent(
+                type="directive.status_changed",
+                directive_id=row.id,
+                revision=row.revision,
+                version=row.active_version,
+                actor=actor.key_id,
+                occurred_at=now,
+                affected_agents=sorted(below),
+                payload={"from": before[row.id].status.value, "to": status.value, "cascade_from": root_id},
+                message=message,
+            )
+        )
+    position = {node_id: i for i, node_id in enumerate(ids)}
+    out.sort(key=lambda ev: position[ev.directive_id])
+    return out

@@ -1,0 +1,45 @@
+"""Settings, read once from the environment and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from charter.domain.tree import DEFAULT_MAX_DEPTH
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./charter.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_database_url: str | None = None
+    redis_url: str | None = None
+    bootstrap_key: str | None = None
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_request_bytes: int = 256 * 1024
+    allow_rls_bypass: bool = False
+    database_pool_size: int = 10
+
+    @property
+    def migration_url(self) -> str:
+        return self.admin_database_url or self.database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("CHARTER_DATABASE_URL", DEFAULT_DATABASE_URL),
+            admin_database_url=env.get("CHARTER_ADMIN_DATABASE_URL") or None,
+            redis_url=env.get("CHARTER_REDIS_URL") or None,
+            bootstrap_key=env.get("CHARTER_BOOTSTRAP_KEY") or None,
+            max_depth=int(env.get("CHARTER_MAX_DEPTH", DEFAULT_MAX_DEPTH)),
+            max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),
+            allow_rls_bypass=env.get("CHARTER_ALLOW_RLS_BYPASS") == "1",
+            database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 10)),
+        )

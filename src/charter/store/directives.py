@@ -1,0 +1,292 @@
+"""Directive rows: reads with their active content, CAS writes, and guarded tree walks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.db.tables import directive_versions as versions
+from charter.db.tables import directives as d
+from charter.domain.tree import InjectionMode, Level, Priority, Status, walk_up
+from charter.errors import AlreadyExists, NotFound
+from charter.store._time import aware
+
+# A hard bound on every recursive walk, whatever the configured depth limit: corrupt rows
+# (a cycle written straight into the table) can never make a query or a loop run unbounded.
+WALK_CAP = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """A directive with the title and body of its active version (the latest if deactivated)."""
+
+    realm_id: str
+    id: str
+    key: str | None
+    level: Level
+    parent_id: str | None
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    metadata: dict[str, Any]
+    revision: int
+    active_version: int | None
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+    title: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node's place in the tree, without its text."""
+
+    id: str
+    parent_id: str | None
+    level: Level
+    status: Status
+    owner_agent_id: str | None
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    level: Level | None = None
+    status: Status | None = None
+    parent_id: str | None = None
+    owner_agent_id: str | None = None
+    priority: Priority | None = None
+    key: str | None = None
+    roots: bool = False
+
+
+_content_version = func.coalesce(d.c.active_version, d.c.latest_version)
+_WITH_CONTENT = select(d, versions.c.title, versions.c.body).join(
+    versions,
+    and_(
+        versions.c.realm_id == d.c.realm_id,
+        versions.c.directive_id == d.c.id,
+        versions.c.version == _content_version,
+    ),
+)
+
+
+def _directive(row: Row[Any] | Mapping[str, Any], title: str, body: str) -> Directive:
+    m = row._mapping if isinstance(row, Row) else row
+    return Directive(
+        realm_id=m["realm_id"],
+        id=m["id"],
+        key=m["key"],
+        level=Level(m["level"]),
+        parent_id=m["parent_id"],
+        status=Status(m["status"]),
+        priority=Priority(m["priority"]),
+        owner_agent_id=m["owner_agent_id"],
+        injection_mode=InjectionMode(m["injection_mode"]),
+        metadata=dict(m["metadata"]),
+        revision=m["revision"],
+        active_version=m["active_version"],
+        latest_version=m["latest_version"],
+        created_at=aware(m["created_at"]),
+        updated_at=aware(m["updated_at"]),
+        title=title,
+        body=body,
+    )
+
+
+async def get(conn: AsyncConnection, realm_id: str, directive_id: str) -> Directive:
+    query = _WITH_CONTENT.where(d.c.realm_id == realm_id, d.c.id == directive_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"directive {directive_id!r} not found")
+    return _directive(row, row.title, row.body)
+
+
+async def revision_of(conn: AsyncConnection, realm_id: str, directive_id: str) -> int | None:
+    query = select(d.c.revision).where(d.c.realm_id == realm_id, d.c.id == directive_id)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def revision_or_404(conn: AsyncConnection, realm_id: str, directive_id: str) -> int:
+    revision = await revision_of(conn, realm_id, directive_id)
+    if revision is None:
+        raise NotFound(f"directive {directive_id!r} not found")
+    return revision
+
+
+async def insert_row(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(d).values(**values))
+    except IntegrityError as exc:
+        if "uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig):
+            raise AlreadyExists(f"key {values['key']!r} is already used in this realm") from exc
+        raise
+
+
+async def compare_and_swap(
+    conn: AsyncConnection,
+    realm_id: str,
+    directive_id: str,
+    expected_revision: int,
+    values: Mapping[str, Any],
+) -> Row[Any] | None:
+    """The CAS write: one statement that checks the revision and raises it. None: stale."""
+    query = (
+        update(d)
+        .where(d.c.realm_id == realm_id, d.c.id == directive_id, d.c.revision == expected_revision)
+        .values(**values, revision=d.c.revision + 1)
+        .returning(*d.c)
+    )
+    try:
+        async with conn.begin_nested():
+            return (await conn.execute(query)).first()
+    except IntegrityError as exc:
+        if "key" in values and ("uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig)):
+            raise AlreadyExists(f"key {values['key']!r} is already used in this realm") from exc
+        raise
+
+
+def with_content(row: Row[Any], title: str, body: str) -> Directive:
+    return _directive(row, title, body)
+
+
+async def page(
+    conn: AsyncConnection, realm_id: str, filters: ListFilters, limit: int, after: str | None
+) -> list[Directive]:
+    query = _WITH_CONTENT.where(d.c.realm_id == realm_id).order_by(d.c.id).limit(limit)
+    conditions: list[ColumnElement[bool]] = []
+    if filters.level is not None:
+        conditions.append(d.c.level == filters.level.value)
+    if filters.status is not None:
+        conditions.append(d.c.status == filters.status.value)
+    if filters.priority is not None:
+        conditions.append(d.c.priority == filters.priority.value)
+    if filters.parent_id is not None:
+        conditions.append(d.c.parent_id == filters.parent_id)
+    if filters.owner_agent_id is not None:
+        conditions.append(d.c.owner_agent_id == filters.owner_agent_id)
+    if filters.key is not None:
+        conditions.append(d.c.key == filters.key)
+    if filters.roots:
+        conditions.append(d.c.parent_id.is_(None))
+    if after is not None:
+        conditions.append(d.c.id > after)
+    rows = await conn.execute(query.where(*conditions))
+    return [_directive(row, row.title, row.body) for row in rows]
+
+
+async def ancestry(conn: AsyncConnection, realm_id: str, directive_id: str) -> list[Directive]:
+    """[self, parent, …, root], in one recursive query, cycle- and depth-guarded."""
+    base = (
+        select(d.c.id, d.c.parent_id, literal(1).label("step"))
+        .where(d.c.realm_id == realm_id, d.c.id == directive_id)
+        .cte("chain", recursive=True)
+    )
+    up = (
+        select(d.c.id, d.c.parent_id, (base.c.step + 1).label("step"))
+        .join(base, and_(d.c.realm_id == realm_id, d.c.id == base.c.parent_id))
+        .where(base.c.step < WALK_CAP)
+    )
+    chain = base.union_all(up)
+    query = _WITH_CONTENT.where(
+        d.c.realm_id == realm_id, d.c.id.in_(select(chain.c.id).scalar_subquery())
+    )
+    by_id = {row.id: _directive(row, row.title, row.body) for row in await conn.execute(query)}
+    if directive_id not in by_id:
+        raise NotFound(f"directive {directive_id!r} not found")
+    parents = {node.id: node.parent_id for node in by_id.values()}
+    return [by_id[node] for node in walk_up(directive_id, parents, WALK_CAP)]
+
+
+def _below(realm_id: str, directive_id: str) -> Any:
+    """A recursive CTE of the node and its descendants, depth-capped against corrupt cycles."""
+    columns = (d.c.id, d.c.parent_id, d.c.level, d.c.status, d.c.owner_agent_id)
+    base = (
+        select(*columns, literal(0).label("depth"))
+        .where(d.c.realm_id == realm_id, d.c.id == directive_id)
+        .cte("below", recursive=True)
+    )
+    down = (
+        select(*columns, (base.c.depth + 1).label("depth"))
+        .join(base, and_(d.c.realm_id == realm_id, d.c.parent_id == base.c.id))
+        .where(base.c.depth < WALK_CAP)
+    )
+    return base.union_all(down)
+
+
+async def subtree(conn: AsyncConnection, realm_id: str, directive_id: str) -> list[Node]:
+    """The node and its descendants, without text; `depth` counts from the node (0)."""
+    nodes: dict[str, Node] = {}
+    for row in await conn.execute(select(_below(realm_id, directive_id))):
+        # Corrupt data (a cycle) repeats nodes at growing depths: keep each node once.
+        if row.id not in nodes:
+            nodes[row.id] = Node(
+                id=row.id,
+                parent_id=row.parent_id,
+                level=Level(row.level),
+                status=Status(row.status),
+                owner_agent_id=row.owner_agent_id,
+                depth=row.depth,
+            )
+    return list(nodes.values())
+
+
+async def subtree_with_content(
+    conn: AsyncConnection, realm_id: str, directive_id: str
+) -> list[Directive]:
+    below = _below(realm_id, directive_id)
+    query = _WITH_CONTENT.where(
+        d.c.realm_id == realm_id, d.c.id.in_(select(below.c.id).scalar_subquery())
+    )
+    return [_directive(row, row.title, row.body) for row in await conn.execute(query)]
+
+
+async def all_in_realm(conn: AsyncConnection, realm_id: str) -> list[Directive]:
+    query = _WITH_CONTENT.where(d.c.realm_id == realm_id).order_by(d.c.id)
+    return [_directive(row, row.title, row.body) for row in await conn.execute(query)]
+
+
+async def set_status(
+    conn: AsyncConnection,
+    realm_id: str,
+    ids: Sequence[str],
+    status: Status,
+    now: datetime,
+) -> list[Row[Any]]:
+    """Cascade a status onto open nodes; each one's revision rises."""
+    if not ids:
+        return []
+    query = (
+        update(d)
+        .where(
+            d.c.realm_id == realm_id,
+            d.c.id.in_(ids),
+            d.c.status.in_([Status.ACTIVE.value, Status.PAUSED.value]),
+        )
+        .values(status=status.value, revision=d.c.revision + 1, updated_at=now)
+        .returning(d.c.id, d.c.revision, d.c.active_version, d.c.status)
+    )
+    return list(await conn.execute(query))
+
+
+def owners(nodes: Iterable[Node]) -> set[str]:
+    return {node.owner_agent_id for node in nodes if node.owner_agent_id is not None}
+

@@ -1,0 +1,122 @@
+"""The transactional outbox: events written in the change's own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.db.tables import events as e
+from charter.store import realms
+from charter.store._time import aware
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    type: str
+    directive_id: str
+    revision: int
+    version: int | None
+    actor: str
+    occurred_at: datetime
+    affected_agents: Sequence[str] = ()
+    payload: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    type: str
+    directive_id: str
+    revision: int
+    version: int | None
+    actor: str
+    message: str | None
+    occurred_at: datetime
+    affected_agents: list[str]
+    payload: dict[str, Any]
+
+
+async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) -> int | None:
+    """Give the events the next realm revisions, in order, and write them. Needs the realm lock."""
+    if not new:
+        return None
+    last = await realms.advance(conn, realm_id, len(new))
+    first = last - len(new) + 1
+    await conn.execute(
+        insert(e),
+        [
+            {
+                "realm_id": realm_id,
+                "seq": first + i,
+                "type": ev.type,
+                "directive_id": ev.directive_id,
+                "revision": ev.revision,
+                "version": ev.version,
+                "actor": ev.actor,
+                "message": ev.message,
+                "occurred_at": ev.occurred_at,
+                "affected_agents": sorted(ev.affected_agents),
+                "payload": ev.payload,
+            }
+            for i, ev in enumerate(new)
+        ],
+    )
+    return last
+
+
+def _event(row: object) -> Event:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Event(
+        seq=m["seq"],
+        type=m["type"],
+        directive_id=m["directive_id"],
+        revision=m["revision"],
+        version=m["version"],
+        actor=m["actor"],
+        message=m["message"],
+        occurred_at=aware(m["occurred_at"]),
+        affected_agents=list(m["affected_agents"]),
+        payload=dict(m["payload"]),
+    )
+
+
+async def feed(
+    conn: AsyncConnection,
+    realm_id: str,
+    after: int,
+    limit: int,
+    types: Sequence[str] = (),
+    directive_id: str | None = None,
+) -> list[Event]:
+    query = (
+        select(e)
+        .where(e.c.realm_id == realm_id, e.c.seq > after)
+        .order_by(e.c.seq)
+        .limit(limit)
+    )
+    if types:
+        query = query.where(e.c.type.in_(types))
+    if directive_id is not None:
+        query = query.where(e.c.directive_id == directive_id)
+    return [_event(row) for row in await conn.execute(query)]
+
+
+async def history(
+    conn: AsyncConnection, realm_id: str, directive_id: str, limit: int, before: int | None
+) -> list[Event]:
+    """One directive's events, newest first."""
+    query = (
+        select(e)
+        .where(e.c.realm_id == realm_id, e.c.directive_id == directive_id)
+        .order_by(e.c.seq.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(e.c.seq < before)
+    return [_event(row) for row in await conn.execute(query)]

@@ -1,0 +1,76 @@
+"""Realms: the tenant rows and their revision counter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.db.tables import realms
+from charter.errors import AlreadyExists, NotFound
+from charter.store._time import aware
+
+
+@dataclass(frozen=True, slots=True)
+class Realm:
+    id: str
+    name: str
+    revision: int
+    created_at: datetime
+
+
+def _realm(row: object) -> Realm:
+    id_, name, revision, created_at = row  # type: ignore[misc]
+    return Realm(id=id_, name=name, revision=revision, created_at=aware(created_at))
+
+
+async def create(conn: AsyncConnection, realm_id: str, name: str, now: datetime) -> Realm:
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                realms.insert().values(id=realm_id, name=name, revision=0, created_at=now)
+            )
+    except IntegrityError as exc:
+        raise AlreadyExists(f"realm {realm_id!r} already exists") from exc
+    return Realm(id=realm_id, name=name, revision=0, created_at=now)
+
+
+async def get(conn: AsyncConnection, realm_id: str) -> Realm:
+    row = (await conn.execute(select(realms).where(realms.c.id == realm_id))).first()
+    if row is None:
+        raise NotFound(f"realm {realm_id!r} not found")
+    return _realm(row)
+
+
+async def page(conn: AsyncConnection, limit: int, after: str | None) -> list[Realm]:
+    query = select(realms).order_by(realms.c.id).limit(limit)
+    if after is not None:
+        query = query.where(realms.c.id > after)
+    return [_realm(row) for row in await conn.execute(query)]
+
+
+async def lock(conn: AsyncConnection, realm_id: str) -> int:
+    """Take the realm's write lock, held until commit, and return its revision.
+
+    Every write in a realm takes this lock first: it is what makes the realm revision gapless
+    and in commit order, and what serialises moves so two of them can never close a cycle.
+    """
+    query = select(realms.c.revision).where(realms.c.id == realm_id).with_for_update()
+    revision = (await conn.execute(query)).scalar_one_or_none()
+    if revision is None:
+        raise NotFound(f"realm {realm_id!r} not found")
+    return int(revision)
+
+
+async def advance(conn: AsyncConnection, realm_id: str, by: int) -> int:
+    """Raise the realm revision by `by` (under the lock) and return the new value."""
+    query = (
+        update(realms)
+        .where(realms.c.id == realm_id)
+        .values(revision=realms.c.revision + by)
+        .returning(realms.c.revision)
+    )
+    return int((await conn.execute(query)).scalar_one())
