@@ -26,8 +26,12 @@ def _content_checks(dialect: str) -> list[sa.CheckConstraint]:
     body_bytes = "octet_length(body)" if dialect == "postgresql" else "length(CAST(body AS BLOB))"
     title_chars = "char_length(title)" if dialect == "postgresql" else "length(title)"
     return [
-        sa.CheckConstraint(f"{body_bytes} BETWEEN 1 AND 32768", name="ck_directive_versions_body_size"),
-        sa.CheckConstraint(f"{title_chars} BETWEEN 1 AND 256", name="ck_directive_versions_title_size"),
+        sa.CheckConstraint(
+            f"{body_bytes} BETWEEN 1 AND 32768", name="ck_directive_versions_body_size"
+        ),
+        sa.CheckConstraint(
+            f"{title_chars} BETWEEN 1 AND 256", name="ck_directive_versions_title_size"
+        ),
     ]
 
 
@@ -83,7 +87,9 @@ def upgrade() -> None:
         sa.Column("message", sa.Text),
         sa.Column("based_on", sa.Integer),
         sa.Column("created_at", _TS, nullable=False),
-        sa.PrimaryKeyConstraint("realm_id", "directive_id", "version", name="pk_directive_versions"),
+        sa.PrimaryKeyConstraint(
+            "realm_id", "directive_id", "version", name="pk_directive_versions"
+        ),
         sa.ForeignKeyConstraint(
             ["realm_id", "directive_id"],
             ["directives.realm_id", "directives.id"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from charter.db.session import Database
 from charter.services.writes import Actor
@@ -34,3 +34,6 @@ DEPENDENCIES = {
     "runtime": Provide(_runtime, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }
+
+RuntimeDep = NamedDependency[Runtime]
+ActorDep = NamedDependency[Actor]

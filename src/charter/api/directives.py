@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from charter.api import params, render, wire
-from charter.api.deps import Runtime
+from charter.api.deps import ActorDep, RuntimeDep
 from charter.domain.tree import Level, Priority, Status
 from charter.services import activation, reads, writes
-from charter.services.writes import Actor, NewDirective, Patch
+from charter.services.writes import NewDirective, Patch
 from charter.store import directives, events, realms, versions
 from charter.store.directives import Directive, ListFilters
 
-IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", required=False)]
 
 
 def _etag(d: Directive) -> dict[str, str]:
@@ -28,7 +28,11 @@ class DirectiveController(Controller):
 
     @post("/", status_code=201, summary="Create a directive (version 1)")
     async def create(
-        self, runtime: Runtime, actor: Actor, realm_id: str, data: wire.DirectiveCreate
+        self,
+        runtime: RuntimeDep,
+        actor: ActorDep,
+        realm_id: FromPath[str],
+        data: JSONBody[wire.DirectiveCreate],
     ) -> Response[wire.DirectiveOut]:
         params.realm_id(realm_id)
         new = NewDirective(
@@ -52,17 +56,17 @@ class DirectiveController(Controller):
     @get("/", summary="List directives (keyset pagination)")
     async def list_directives(
         self,
-        runtime: Runtime,
-        realm_id: str,
-        level: Level | None = None,
-        status: Status | None = None,
-        priority: Priority | None = None,
-        parent_id: str | None = None,
-        owner_agent_id: str | None = None,
-        key: str | None = None,
-        roots: bool = False,
-        limit: int | None = None,
-        cursor: str | None = None,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        level: FromQuery[Level | None] = None,
+        status: FromQuery[Status | None] = None,
+        priority: FromQuery[Priority | None] = None,
+        parent_id: FromQuery[str | None] = None,
+        owner_agent_id: FromQuery[str | None] = None,
+        key: FromQuery[str | None] = None,
+        roots: FromQuery[bool] = False,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> wire.DirectivePage:
         params.realm_id(realm_id)
         if parent_id is not None:
@@ -80,7 +84,7 @@ class DirectiveController(Controller):
 
     @get("/{directive_id:str}", summary="Show a directive with its active text")
     async def show(
-        self, runtime: Runtime, realm_id: str, directive_id: str
+        self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -90,11 +94,11 @@ class DirectiveController(Controller):
     @patch("/{directive_id:str}", summary="Compare-and-swap update")
     async def update(
         self,
-        runtime: Runtime,
-        actor: Actor,
-        realm_id: str,
-        directive_id: str,
-        data: wire.DirectivePatch,
+        runtime: RuntimeDep,
+        actor: ActorDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        data: JSONBody[wire.DirectivePatch],
         if_match: IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
@@ -123,10 +127,10 @@ class DirectiveController(Controller):
     @delete("/{directive_id:str}", status_code=204, summary="Deactivate (compare-and-swap)")
     async def deactivate(
         self,
-        runtime: Runtime,
-        actor: Actor,
-        realm_id: str,
-        directive_id: str,
+        runtime: RuntimeDep,
+        actor: ActorDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
         request: Request[Any, Any, Any],
         if_match: IfMatch = None,
     ) -> Response[None]:
@@ -142,11 +146,11 @@ class DirectiveController(Controller):
     @post("/{directive_id:str}/rollback", status_code=200, summary="Move the active version")
     async def rollback(
         self,
-        runtime: Runtime,
-        actor: Actor,
-        realm_id: str,
-        directive_id: str,
-        data: wire.RollbackIn,
+        runtime: RuntimeDep,
+        actor: ActorDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        data: JSONBody[wire.RollbackIn],
         if_match: IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
@@ -161,11 +165,11 @@ class DirectiveController(Controller):
     @get("/{directive_id:str}/versions", summary="Version history, newest first")
     async def list_versions(
         self,
-        runtime: Runtime,
-        realm_id: str,
-        directive_id: str,
-        limit: int | None = None,
-        cursor: str | None = None,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> wire.VersionPage:
         _ids(realm_id, directive_id)
         size = params.limit(limit)
@@ -180,7 +184,11 @@ class DirectiveController(Controller):
 
     @get("/{directive_id:str}/versions/{number:int}", summary="One version, in full")
     async def show_version(
-        self, runtime: Runtime, realm_id: str, directive_id: str, number: int
+        self,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        number: FromPath[int],
     ) -> wire.VersionOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -189,11 +197,11 @@ class DirectiveController(Controller):
     @get("/{directive_id:str}/diff", summary="Unified diff of two versions")
     async def diff(
         self,
-        runtime: Runtime,
-        realm_id: str,
-        directive_id: str,
-        from_version: Annotated[int, Parameter(query="from", ge=1)],
-        to_version: Annotated[int, Parameter(query="to", ge=1)],
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        from_version: Annotated[int, QueryParameter(name="from", ge=1)],
+        to_version: Annotated[int, QueryParameter(name="to", ge=1)],
     ) -> wire.DiffOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -203,11 +211,11 @@ class DirectiveController(Controller):
     @get("/{directive_id:str}/history", summary="Timeline: who changed what, when, and why")
     async def history(
         self,
-        runtime: Runtime,
-        realm_id: str,
-        directive_id: str,
-        limit: int | None = None,
-        cursor: str | None = None,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> wire.HistoryPage:
         _ids(realm_id, directive_id)
         size = params.limit(limit)
@@ -222,7 +230,7 @@ class DirectiveController(Controller):
 
     @get("/{directive_id:str}/ancestry", summary="The chain from the node up to its root")
     async def ancestry(
-        self, runtime: Runtime, realm_id: str, directive_id: str
+        self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> wire.AncestryOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -231,14 +239,13 @@ class DirectiveController(Controller):
 
     @get("/{directive_id:str}/tree", summary="The node's subtree, nested")
     async def subtree(
-        self, runtime: Runtime, realm_id: str, directive_id: str
+        self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> wire.TreeNodeOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
             return render.tree_node(await reads.subtree(conn, realm_id, directive_id))
 
 
-def _ids(realm_id: str, directive_id: str) -> None:
+def _ids(realm_id: FromPath[str], directive_id: FromPath[str]) -> None:
     params.realm_id(realm_id)
     params.directive_id(directive_id)
-

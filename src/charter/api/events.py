@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from charter.api import params, render, wire
-from charter.api.deps import Runtime
+from charter.api.deps import RuntimeDep
 from charter.store import events, realms
 
 EVENT_TYPES = frozenset(
@@ -31,12 +31,12 @@ class EventController(Controller):
     @get("/", summary="The realm's events after a cursor")
     async def feed(
         self,
-        runtime: Runtime,
-        realm_id: str,
-        after: Annotated[int, Parameter(ge=0)] = 0,
-        limit: int | None = None,
-        event_type: Annotated[list[str] | None, Parameter(query="type")] = None,
-        directive_id: str | None = None,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: FromQuery[int | None] = None,
+        event_type: Annotated[list[str] | None, QueryParameter(name="type")] = None,
+        directive_id: FromQuery[str | None] = None,
     ) -> wire.EventPage:
         params.realm_id(realm_id)
         types = event_type or []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -116,7 +116,12 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if _is_unavailable(exc):
-        log.warning("database unavailable: %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        log.warning(
+            "database unavailable: %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+        )
         return problem(
             503,
             "unavailable",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from charter.api import params, render, wire
-from charter.api.deps import Runtime
+from charter.api.deps import RuntimeDep
 from charter.store import realms
 from charter.store._time import utcnow
 
@@ -15,14 +16,17 @@ class RealmController(Controller):
     tags = ["realms"]  # noqa: RUF012
 
     @post("/", status_code=201, summary="Create a realm")
-    async def create(self, runtime: Runtime, data: wire.RealmCreate) -> wire.RealmOut:
+    async def create(self, runtime: RuntimeDep, data: JSONBody[wire.RealmCreate]) -> wire.RealmOut:
         async with runtime.db.transaction(data.id) as conn:
             created = await realms.create(conn, data.id, data.name or data.id, utcnow())
         return render.realm(created)
 
     @get("/", summary="List realms")
     async def list_realms(
-        self, runtime: Runtime, limit: int | None = None, cursor: str | None = None
+        self,
+        runtime: RuntimeDep,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> wire.RealmPage:
         size = params.limit(limit)
         async with runtime.db.transaction() as conn:
@@ -33,7 +37,7 @@ class RealmController(Controller):
         return wire.RealmPage([render.realm(r) for r in items], next_cursor)
 
     @get("/{realm_id:str}", summary="Show a realm and its revision")
-    async def show(self, runtime: Runtime, realm_id: str) -> wire.RealmOut:
+    async def show(self, runtime: RuntimeDep, realm_id: FromPath[str]) -> wire.RealmOut:
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
             return render.realm(await realms.get(conn, realm_id))

@@ -58,11 +58,11 @@ class DirectivePatch(_In):
     message: Message | None = None
     status: Status | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
-    owner_agent_id: AgentId | None | UnsetType = UNSET
-    parent_id: DirectiveId | None | UnsetType = UNSET
+    owner_agent_id: AgentId | UnsetType | None = UNSET
+    parent_id: DirectiveId | UnsetType | None = UNSET
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
-    key: Key | None | UnsetType = UNSET
+    key: Key | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
     expected_revision: Revision | UnsetType = UNSET

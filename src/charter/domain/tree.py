@@ -128,7 +128,9 @@ def would_cycle(node: str, new_parent: str, parents: Mapping[str, str | None], c
     return node in walk_up(new_parent, parents, cap)
 
 
-def check_move(node: str, new_parent: str | None, parents: Mapping[str, str | None], cap: int) -> None:
+def check_move(
+    node: str, new_parent: str | None, parents: Mapping[str, str | None], cap: int
+) -> None:
     if new_parent is not None and would_cycle(node, new_parent, parents, cap):
         raise CycleDetected("the new parent is the node itself or one of its descendants")
 
@@ -141,7 +143,9 @@ def children_index(links: Iterable[Link]) -> dict[str | None, list[str]]:
     return index
 
 
-def walk_down(root: str, children: Mapping[str | None, list[str]], max_depth: int) -> list[tuple[str, int]]:
+def walk_down(
+    root: str, children: Mapping[str | None, list[str]], max_depth: int
+) -> list[tuple[str, int]]:
     """(id, depth below root, root = 0) for the subtree, pre-order, cycle- and depth-guarded."""
     out: list[tuple[str, int]] = []
     seen: set[str] = set()

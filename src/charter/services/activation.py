@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 from charter.store import directives, events, versions
 from charter.store._time import utcnow
 from charter.store.events import NewEvent
-from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 
 
 async def rollback(
@@ -27,7 +27,9 @@ async def rollback(
     if current.active_version == version:
         return Outcome(current, changed=False)
     now = utcnow()
-    revision = await swap_revision(conn, current, expected, {"active_version": version, "updated_at": now})
+    revision = await swap_revision(
+        conn, current, expected, {"active_version": version, "updated_at": now}
+    )
     await _record(
         conn,
         realm_id,
@@ -54,7 +56,9 @@ async def deactivate(
     if current.active_version is None:
         return Outcome(current, changed=False)
     now = utcnow()
-    revision = await swap_revision(conn, current, expected, {"active_version": None, "updated_at": now})
+    revision = await swap_revision(
+        conn, current, expected, {"active_version": None, "updated_at": now}
+    )
     await _record(
         conn,
         realm_id,

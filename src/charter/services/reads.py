@@ -63,11 +63,8 @@ class Diff:
     diff: str
 
 
-async def diff(
-    conn: AsyncConnection, realm_id: str, directive_id: str, old: int, new: int
-) -> Diff:
+async def diff(conn: AsyncConnection, realm_id: str, directive_id: str, old: int, new: int) -> Diff:
     a = await versions.get(conn, realm_id, directive_id, old)
     b = await versions.get(conn, realm_id, directive_id, new)
     text = unified_diff(a.content, b.content, f"v{old}", f"v{new}")
     return Diff(old, new, text)
-

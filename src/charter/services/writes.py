@@ -58,11 +58,11 @@ class Patch:
     message: str | None = None
     status: Status | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
-    owner_agent_id: str | None | UnsetType = UNSET
-    parent_id: str | None | UnsetType = UNSET
+    owner_agent_id: str | UnsetType | None = UNSET
+    parent_id: str | UnsetType | None = UNSET
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
-    key: str | None | UnsetType = UNSET
+    key: str | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
 
@@ -257,8 +257,19 @@ async def update(
         await versions.add(conn, realm_id, version)
     new_events = plan.events(revision, actor, now, patch.message, subtree or [])
     if cascade_ids:
-        assert subtree is not None and patch.status is not UNSET
-        new_events += await _cascade(conn, realm_id, cascade_ids, patch.status, subtree, actor, now, patch.message, directive_id)
+        assert subtree is not None
+        assert patch.status is not UNSET
+        new_events += await _cascade(
+            conn,
+            realm_id,
+            cascade_ids,
+            patch.status,
+            subtree,
+            actor,
+            now,
+            patch.message,
+            directive_id,
+        )
     await events.append(conn, realm_id, new_events)
     return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
 
@@ -352,7 +363,13 @@ class _Plan:
                 )
             )
         if self.attributes:
-            out.append(event("directive.updated", _attribute_audience(current, self.values, below), _attribute_payload(current, self.values, self.attributes)))
+            out.append(
+                event(
+                    "directive.updated",
+                    _attribute_audience(current, self.values, below),
+                    _attribute_payload(current, self.values, self.attributes),
+                )
+            )
         if self.moved:
             out.append(
                 event(
@@ -426,7 +443,11 @@ async def _cascade(
                 actor=actor.key_id,
                 occurred_at=now,
                 affected_agents=sorted(below),
-                payload={"from": before[row.id].status.value, "to": status.value, "cascade_from": root_id},
+                payload={
+                    "from": before[row.id].status.value,
+                    "to": status.value,
+                    "cascade_from": root_id,
+                },
                 message=message,
             )
         )

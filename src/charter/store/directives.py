@@ -159,7 +159,9 @@ async def compare_and_swap(
         async with conn.begin_nested():
             return (await conn.execute(query)).first()
     except IntegrityError as exc:
-        if "key" in values and ("uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig)):
+        if "key" in values and (
+            "uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig)
+        ):
             raise AlreadyExists(f"key {values['key']!r} is already used in this realm") from exc
         raise
 
@@ -289,4 +291,3 @@ async def set_status(
 
 def owners(nodes: Iterable[Node]) -> set[str]:
     return {node.owner_agent_id for node in nodes if node.owner_agent_id is not None}
-

@@ -95,10 +95,7 @@ async def feed(
     directive_id: str | None = None,
 ) -> list[Event]:
     query = (
-        select(e)
-        .where(e.c.realm_id == realm_id, e.c.seq > after)
-        .order_by(e.c.seq)
-        .limit(limit)
+        select(e).where(e.c.realm_id == realm_id, e.c.seq > after).order_by(e.c.seq).limit(limit)
     )
     if types:
         query = query.where(e.c.type.in_(types))

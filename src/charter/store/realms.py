@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,9 +24,11 @@ class Realm:
     created_at: datetime
 
 
-def _realm(row: object) -> Realm:
-    id_, name, revision, created_at = row  # type: ignore[misc]
-    return Realm(id=id_, name=name, revision=revision, created_at=aware(created_at))
+def _realm(row: Row[Any]) -> Realm:
+    m = row._mapping
+    return Realm(
+        id=m["id"], name=m["name"], revision=m["revision"], created_at=aware(m["created_at"])
+    )
 
 
 async def create(conn: AsyncConnection, realm_id: str, name: str, now: datetime) -> Realm:
