@@ -46,8 +46,9 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def _settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     if backend == "postgres":
         _, app_url = request.getfixturevalue("postgres_urls")
-        return Settings(database_url=app_url)
-    return Settings(database_url=request.getfixturevalue("sqlite_url"))
+        redis_url = os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        return Settings(database_url=app_url, redis_url=redis_url, heartbeat_seconds=1.0)
+    return Settings(database_url=request.getfixturevalue("sqlite_url"), heartbeat_seconds=1.0)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -9,28 +9,33 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from charter.api.deps import DEPENDENCIES, Runtime
+from charter.api.agents import AgentController
+from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.system import healthz, readyz
-from charter.db.session import Database
+from charter.runtime import open_runtime
 from charter.settings import Settings
 
 
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
-        app.state.runtime = Runtime(settings=settings, db=db)
-        try:
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
             yield
-        finally:
-            await db.dispose()
 
     return Litestar(
-        route_handlers=[RealmController, DirectiveController, EventController, healthz, readyz],
+        route_handlers=[
+            RealmController,
+            DirectiveController,
+            AgentController,
+            EventController,
+            healthz,
+            readyz,
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -21,6 +21,7 @@ class Settings:
     max_request_bytes: int = 256 * 1024
     allow_rls_bypass: bool = False
     database_pool_size: int = 10
+    heartbeat_seconds: float = 15.0
 
     @property
     def migration_url(self) -> str:

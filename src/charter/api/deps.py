@@ -1,23 +1,12 @@
-"""What handlers are given: the database, the settings, and who is calling."""
+"""What handlers are given: the process runtime and who is calling."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from charter.db.session import Database
+from charter.runtime import Runtime
 from charter.services.writes import Actor
-from charter.settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """Live resources, opened by the app's lifespan; settings stay plain values."""
-
-    settings: Settings
-    db: Database
 
 
 def _runtime(state: State) -> Runtime:

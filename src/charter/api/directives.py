@@ -48,7 +48,7 @@ class DirectiveController(Controller):
             metadata=data.metadata,
             message=data.message,
         )
-        async with runtime.db.transaction(realm_id) as conn:
+        async with runtime.write(realm_id) as conn:
             created = await writes.create(conn, realm_id, actor, new, runtime.settings.max_depth)
         headers = {**_etag(created), "Location": f"/v1/realms/{realm_id}/directives/{created.id}"}
         return Response(render.directive(created), status_code=201, headers=headers)
@@ -62,8 +62,8 @@ class DirectiveController(Controller):
         status: FromQuery[Status | None] = None,
         priority: FromQuery[Priority | None] = None,
         parent_id: FromQuery[str | None] = None,
-        owner_agent_id: FromQuery[str | None] = None,
-        key: FromQuery[str | None] = None,
+        owner_agent_id: Annotated[str | None, QueryParameter(pattern=wire.AGENT_ID_PATTERN)] = None,
+        key: Annotated[str | None, QueryParameter(pattern=wire.KEY_PATTERN)] = None,
         roots: FromQuery[bool] = False,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
@@ -99,9 +99,11 @@ class DirectiveController(Controller):
         realm_id: FromPath[str],
         directive_id: FromPath[str],
         data: JSONBody[wire.DirectivePatch],
+        request: Request[Any, Any, Any],
         if_match: IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
+        data = params.strict_body(await request.json(), wire.DirectivePatch)
         expected = params.expected_revision(if_match, data.expected_revision)
         change = Patch(
             title=data.title,
@@ -117,7 +119,7 @@ class DirectiveController(Controller):
             reopen=data.reopen,
             cascade=data.cascade,
         )
-        async with runtime.db.transaction(realm_id) as conn:
+        async with runtime.write(realm_id) as conn:
             outcome = await writes.update(
                 conn, realm_id, actor, directive_id, expected, change, runtime.settings.max_depth
             )
@@ -137,7 +139,7 @@ class DirectiveController(Controller):
         _ids(realm_id, directive_id)
         data = params.decode_body(await request.body(), wire.DeactivateIn)
         expected = params.expected_revision(if_match, data.expected_revision)
-        async with runtime.db.transaction(realm_id) as conn:
+        async with runtime.write(realm_id) as conn:
             outcome = await activation.deactivate(
                 conn, realm_id, actor, directive_id, expected, data.message
             )
@@ -151,11 +153,13 @@ class DirectiveController(Controller):
         realm_id: FromPath[str],
         directive_id: FromPath[str],
         data: JSONBody[wire.RollbackIn],
+        request: Request[Any, Any, Any],
         if_match: IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
+        data = params.strict_body(await request.json(), wire.RollbackIn)
         expected = params.expected_revision(if_match, data.expected_revision)
-        async with runtime.db.transaction(realm_id) as conn:
+        async with runtime.write(realm_id) as conn:
             outcome = await activation.rollback(
                 conn, realm_id, actor, directive_id, expected, data.version, data.message
             )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from charter.api import params, render, wire
 from charter.api.deps import RuntimeDep
+from charter.runtime import Runtime
 from charter.store import events, realms
 
 EVENT_TYPES = frozenset(
@@ -23,6 +27,8 @@ EVENT_TYPES = frozenset(
     }
 )
 
+MAX_SEQ = 2**63 - 1  # seq is a BIGINT: a larger cursor is bad input, not a driver overflow
+
 
 class EventController(Controller):
     path = "/v1/realms/{realm_id:str}/events"
@@ -33,7 +39,7 @@ class EventController(Controller):
         self,
         runtime: RuntimeDep,
         realm_id: FromPath[str],
-        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)] = 0,
         limit: FromQuery[int | None] = None,
         event_type: Annotated[list[str] | None, QueryParameter(name="type")] = None,
         directive_id: FromQuery[str | None] = None,
@@ -51,3 +57,45 @@ class EventController(Controller):
             page = await events.feed(conn, realm_id, after, size, types, directive_id)
         next_cursor = page[-1].seq if page else None
         return wire.EventPage([render.event(e) for e in page], next_cursor)
+
+    @get("/stream", summary="The event feed as server-sent events, resumable")
+    async def stream(
+        self,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        after: Annotated[int | None, QueryParameter(ge=0)] = None,
+        last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+    ) -> ServerSentEvent:
+        """Starts after `Last-Event-ID`, else after `after`, else at the current revision."""
+        params.realm_id(realm_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            realm = await realms.get(conn, realm_id)
+        cursor = realm.revision if after is None else after
+        if last_event_id is not None:
+            if not last_event_id.strip().isdigit():
+                raise params.InvalidRequest("Last-Event-ID must be an event seq")
+            cursor = int(last_event_id.strip())
+        return ServerSentEvent(_follow(runtime, realm_id, cursor))
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def _follow(
+    runtime: Runtime, realm_id: str, cursor: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    with runtime.hub.watch_realm(realm_id) as watch:  # before reading: no change slips by
+        while True:
+            async with runtime.db.transaction(realm_id) as conn:
+                page = await events.feed(conn, realm_id, cursor, _STREAM_PAGE)
+            for event in page:
+                data = _encoder.encode(render.event(event)).decode()
+                yield ServerSentEventMessage(data=data, event=event.type, id=str(event.seq))
+                cursor = event.seq
+            if len(page) == _STREAM_PAGE:
+                continue
+            if not await watch.wait(runtime.settings.heartbeat_seconds):
+                yield ServerSentEventMessage(comment="ping")
+
+
+_STREAM_PAGE = 500

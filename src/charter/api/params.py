@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -93,4 +93,12 @@ def decode_body(raw: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise InvalidRequest(str(exc)) from exc
+
+
+def strict_body(parsed: Any, kind: type[T]) -> T:
+    """Re-check a JSON body Litestar has converted: its conversion is lax ("3" passes for 3)."""
+    try:
+        return msgspec.convert(parsed, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
         raise InvalidRequest(str(exc)) from exc

@@ -108,6 +108,15 @@ _HTTP_DETAILS = {
 }
 
 
+def undecodable_body(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # msgspec's JSON decoder raises these, not DecodeError, for bytes that are not UTF-8 and
+    # for nesting deeper than the stack allows: both are bad input, never a 500. Logged by type,
+    # so one raised by a bug instead still shows.
+    log.warning("undecodable %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    detail = "the request is not valid UTF-8 JSON, or is nested too deeply"
+    return problem(400, "invalid-request", detail)
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError):
         return True
@@ -136,5 +145,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     CharterError: charter_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    UnicodeDecodeError: undecodable_body,
+    RecursionError: undecodable_body,
     Exception: unexpected_error,
 }

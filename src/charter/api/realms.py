@@ -1,4 +1,4 @@
-"""Realm routes: create, list, show."""
+"""Realm routes: create, list, show, and the realm's whole tree."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from charter.api import params, render, wire
 from charter.api.deps import RuntimeDep
+from charter.services import reads
 from charter.store import realms
 from charter.store._time import utcnow
 
@@ -41,3 +42,11 @@ class RealmController(Controller):
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
             return render.realm(await realms.get(conn, realm_id))
+
+    @get("/{realm_id:str}/tree", summary="The realm's whole forest, nested")
+    async def tree(self, runtime: RuntimeDep, realm_id: FromPath[str]) -> wire.ForestOut:
+        params.realm_id(realm_id)
+        async with runtime.db.transaction(realm_id) as conn:
+            realm = await realms.get(conn, realm_id)
+            roots = await reads.realm_forest(conn, realm_id)
+        return wire.ForestOut(realm_id, realm.revision, [render.tree_node(r) for r in roots])

@@ -9,11 +9,16 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
-REALM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# Python's `$` also matches before a final newline, so "abc\n" would pass `^[a-z]+$`; the
+# lookahead refuses that, and is a no-op in JSON Schema's regex dialect (the OpenAPI document).
+_END = r"$(?!\n)"
+REALM_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}" + _END
+KEY_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,127}" + _END
+AGENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}" + _END
 RealmId = Annotated[str, Meta(pattern=REALM_ID_PATTERN, description="a realm slug")]
-DirectiveId = Annotated[str, Meta(pattern=r"^dir_[0-9a-hjkmnp-tv-z]{26}$")]
-Key = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._/-]{0,127}$")]
-AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")]
+DirectiveId = Annotated[str, Meta(pattern=r"^dir_[0-9a-hjkmnp-tv-z]{26}" + _END)]
+Key = Annotated[str, Meta(pattern=KEY_PATTERN)]
+AgentId = Annotated[str, Meta(pattern=AGENT_ID_PATTERN)]
 Title = Annotated[str, Meta(min_length=1, max_length=256, description="one line, ≤ 256 chars")]
 Body = Annotated[str, Meta(min_length=1, description="≤ 32 768 bytes of UTF-8")]
 Message = Annotated[str, Meta(max_length=4096, pattern=r"^[^\x00]*$")]
@@ -245,3 +250,30 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     current_revision: int | None = None
     etag: str | None = None
     errors: list[dict[str, str]] | None = None
+
+
+class AgentOut(Struct, kw_only=True):
+    agent_id: str
+    directives: int
+    active: int
+
+
+class AgentPage(Struct):
+    items: list[AgentOut]
+    next_cursor: str | None
+
+
+class ChatMessage(Struct, kw_only=True, forbid_unknown_fields=False):
+    """An OpenAI-style chat message; fields other than `role` pass through unchanged."""
+
+    role: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class InjectIn(_In):
+    messages: list[dict[str, Any]]
+
+
+class InjectOut(Struct, kw_only=True):
+    composition_id: str
+    injection_mode: InjectionMode
+    messages: list[dict[str, Any]]

@@ -56,6 +56,8 @@ APP_GRANTS = (
     # Versions are immutable: the app may add them and read them, nothing else.
     "GRANT SELECT, INSERT ON directive_versions TO {role}",
     "GRANT SELECT, INSERT ON events TO {role}",
+    "GRANT SELECT, INSERT ON compositions TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON relay_cursors TO {role}",
 )
 
 

@@ -109,4 +109,28 @@ events = Table(
     Index("ix_events_realm_id_directive_id_seq", "realm_id", "directive_id", "seq"),
 )
 
-REALM_SCOPED = ("directives", "directive_versions", "events")
+
+compositions = Table(
+    "compositions",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(68), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("renderer_version", Integer, nullable=False),
+    Column("injection_mode", String(16), nullable=False),
+    Column("layers", Json, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+)
+
+relay_cursors = Table(
+    "relay_cursors",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("delivered_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("realm_id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+)
+
+REALM_SCOPED = ("directives", "directive_versions", "events", "compositions")

@@ -29,6 +29,19 @@ class NewEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Committed:
+    """What one transaction's events change for caches: the agents, as of a realm revision."""
+
+    realm: str
+    stamp: int
+    agents: frozenset[str]
+
+
+# The transaction's connection collects what it wrote; the runtime reads it after commit.
+COMMITTED_KEY = "charter.committed"
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     seq: int
     type: str
@@ -67,6 +80,8 @@ async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) 
             for i, ev in enumerate(new)
         ],
     )
+    agents = frozenset(agent for ev in new for agent in ev.affected_agents)
+    conn.info.setdefault(COMMITTED_KEY, []).append(Committed(realm_id, last, agents))
     return last
 
 

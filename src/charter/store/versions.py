@@ -13,6 +13,10 @@ from charter.domain.versions import Content
 from charter.errors import NotFound
 from charter.store._time import aware
 
+# Version numbers are INTEGER columns: a number past this cannot exist, and sending one to the
+# driver would fail as an overflow (a 500) instead of finding nothing.
+MAX_VERSION = 2**31 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Version:
@@ -68,7 +72,7 @@ async def get(conn: AsyncConnection, realm_id: str, directive_id: str, number: i
     query = select(v).where(
         v.c.realm_id == realm_id, v.c.directive_id == directive_id, v.c.version == number
     )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(query)).first() if 1 <= number <= MAX_VERSION else None
     if row is None:
         raise NotFound(f"version {number} of directive {directive_id!r} not found")
     return _version(row)
@@ -84,6 +88,6 @@ async def page(
         .order_by(v.c.version.desc())
         .limit(limit)
     )
-    if before is not None:
+    if before is not None and before <= MAX_VERSION:  # past it, every version is before
         query = query.where(v.c.version < before)
     return [_version(row) for row in await conn.execute(query)]

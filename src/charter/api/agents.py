@@ -1,0 +1,170 @@
+"""Agent-facing routes: the composed prompt (conditional, long-poll, SSE), inject, agents."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from litestar import Controller, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from charter.api import params, wire
+from charter.api.deps import RuntimeDep
+from charter.cache.entries import Entry
+from charter.domain.composition import inject
+from charter.errors import InvalidRequest, NotFound
+from charter.runtime import Runtime
+from charter.services import prompts
+from charter.store import compositions, realms
+
+_AGENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+_COMPOSITION_ID = re.compile(r"cmp_[0-9a-f]{64}")
+_ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"|\*')
+MAX_WAIT_SECONDS = 60
+HEARTBEAT_SECONDS = 15.0
+
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", required=False)]
+
+
+def _agent(realm_id: str, agent_id: str) -> None:
+    params.realm_id(realm_id)
+    if _AGENT_ID.fullmatch(agent_id) is None:
+        raise InvalidRequest("agent ids match [A-Za-z0-9._:@-]{1,128}")
+
+
+def _tags(if_none_match: str | None) -> set[str]:
+    if not if_none_match:
+        return set()
+    return {m.group(1) or "*" for m in _ENTITY_TAG.finditer(if_none_match)}
+
+
+def _matches(entry: Entry, tags: set[str]) -> bool:
+    return "*" in tags or entry.composition_id in tags
+
+
+def _prompt(entry: Entry) -> Response[bytes]:
+    return Response(
+        entry.payload, media_type="application/json", headers={"ETag": f'"{entry.composition_id}"'}
+    )
+
+
+def _not_modified(entry: Entry) -> Response[bytes]:
+    return Response(b"", status_code=304, headers={"ETag": f'"{entry.composition_id}"'})
+
+
+async def _wait_for_change(
+    runtime: Runtime, realm_id: str, agent_id: str, tags: set[str], seconds: float
+) -> Response[bytes]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    # Watch first, then read: a change landing in between still rings the bell.
+    with runtime.hub.watch_agent(realm_id, agent_id) as watch:
+        while True:
+            entry = await runtime.prompts.current(realm_id, agent_id)
+            if not _matches(entry, tags):
+                return _prompt(entry)
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await watch.wait(remaining):
+                return _not_modified(entry)
+
+
+class AgentController(Controller):
+    path = "/v1/realms/{realm_id:str}"
+    tags = ["agents"]  # noqa: RUF012
+
+    @get("/agents", summary="Agents that own directives, with counts")
+    async def list_agents(
+        self,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> wire.AgentPage:
+        params.realm_id(realm_id)
+        size = params.limit(limit)
+        async with runtime.db.transaction(realm_id) as conn:
+            await realms.get(conn, realm_id)
+            rows = await compositions.agents(conn, realm_id, size + 1, params.decode_cursor(cursor))
+        items = [wire.AgentOut(agent_id=a, directives=n, active=k) for a, n, k in rows[:size]]
+        next_cursor = params.encode_cursor(items[-1].agent_id) if len(rows) > size else None
+        return wire.AgentPage(items, next_cursor)
+
+    @get(
+        "/agents/{agent_id:str}/prompt",
+        summary="The agent's composed prompt; If-None-Match → 304; ?wait=N long-polls",
+        responses={200: ResponseSpec(prompts.PromptDocument, description="the composition")},
+    )
+    async def prompt(
+        self,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        agent_id: FromPath[str],
+        if_none_match: IfNoneMatch = None,
+        wait: FromQuery[int | None] = None,
+    ) -> Response[bytes]:
+        _agent(realm_id, agent_id)
+        if wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise InvalidRequest(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
+        tags = _tags(if_none_match)
+        if wait and tags:
+            return await _wait_for_change(runtime, realm_id, agent_id, tags, wait)
+        entry = await runtime.prompts.current(realm_id, agent_id)
+        return _not_modified(entry) if _matches(entry, tags) else _prompt(entry)
+
+    @get("/agents/{agent_id:str}/prompt/stream", summary="Server-sent events: the prompt on change")
+    async def stream(
+        self, runtime: RuntimeDep, realm_id: FromPath[str], agent_id: FromPath[str]
+    ) -> ServerSentEvent:
+        _agent(realm_id, agent_id)
+        await runtime.prompts.current(realm_id, agent_id)  # 404 now, not mid-stream
+
+        async def changes() -> AsyncIterator[ServerSentEventMessage]:
+            sent: str | None = None
+            with runtime.hub.watch_agent(realm_id, agent_id) as watch:
+                while True:
+                    try:
+                        entry = await runtime.prompts.current(realm_id, agent_id)
+                    except NotFound:
+                        return  # the agent no longer owns anything here
+                    if entry.composition_id != sent:
+                        sent = entry.composition_id
+                        yield ServerSentEventMessage(
+                            data=entry.payload.decode(), event="prompt", id=sent
+                        )
+                    if not await watch.wait(runtime.settings.heartbeat_seconds):
+                        yield ServerSentEventMessage(comment="ping")
+
+        return ServerSentEvent(changes())
+
+    @post("/agents/{agent_id:str}/inject", status_code=200, summary="Inject into chat messages")
+    async def inject(
+        self,
+        runtime: RuntimeDep,
+        realm_id: FromPath[str],
+        agent_id: FromPath[str],
+        data: JSONBody[wire.InjectIn],
+    ) -> wire.InjectOut:
+        _agent(realm_id, agent_id)
+        for message in data.messages:
+            if not isinstance(message.get("role"), str):
+                raise InvalidRequest("every message needs a string role")
+        document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
+        messages = inject(data.messages, document.text, document.injection_mode)
+        return wire.InjectOut(
+            composition_id=document.composition_id,
+            injection_mode=document.injection_mode,
+            messages=messages,
+        )
+
+    @get("/compositions/{composition_id:str}", summary="A past or present composition, exactly")
+    async def composition(
+        self, runtime: RuntimeDep, realm_id: FromPath[str], composition_id: FromPath[str]
+    ) -> prompts.CompositionDocument:
+        params.realm_id(realm_id)
+        if _COMPOSITION_ID.fullmatch(composition_id) is None:
+            raise InvalidRequest("composition ids look like cmp_ followed by 64 hex digits")
+        return await runtime.prompts.resolve(realm_id, composition_id)

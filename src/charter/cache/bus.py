@@ -1,0 +1,93 @@
+"""How invalidations travel between server processes: Redis pub/sub, or nowhere (embedded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from charter.cache.hub import Hub
+
+log = logging.getLogger("charter.cache")
+
+CHANNEL = "charter:invalidations"
+
+
+class Invalidation(msgspec.Struct, frozen=True):
+    realm: str
+    stamp: int
+    agents: list[str]
+
+
+class Bus(Protocol):
+    async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+class LocalBus:
+    """The embedded mode: one process, so the hub already heard everything."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
+        self.hub.deliver(realm, agents, stamp)
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()
+
+
+class RedisBus:
+    """One subscription per process, fanned out by the hub to every waiter.
+
+    While the subscription is down the process cannot know what others changed, so its local
+    tier is switched off (reads go to Redis or the database) and flushed when it comes back.
+    """
+
+    def __init__(self, redis: Redis, hub: Hub, retry_seconds: float = 0.5) -> None:
+        self.redis = redis
+        self.hub = hub
+        self.retry_seconds = retry_seconds
+        self.subscribed = asyncio.Event()
+        self._decoder = msgspec.json.Decoder(Invalidation)
+
+    async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
+        message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
+        await self.redis.publish(CHANNEL, message)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except (RedisError, OSError) as exc:
+                log.warning("invalidation subscription lost (%s); retrying", type(exc).__name__)
+            finally:
+                self.subscribed.clear()
+                self.hub.local.enabled = False
+                self.hub.flush()
+            await asyncio.sleep(self.retry_seconds)
+
+    async def _listen(self) -> None:
+        async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(CHANNEL)
+            # Anything published before this point may have been missed: start clean.
+            self.hub.flush()
+            self.hub.local.enabled = True
+            self.subscribed.set()
+            while True:
+                message = await pubsub.get_message(timeout=5.0)
+                if message is None:
+                    await pubsub.ping()
+                    continue
+                try:
+                    change = self._decoder.decode(message["data"])
+                except msgspec.DecodeError:
+                    log.warning("ignoring an unreadable invalidation message")
+                    continue
+                self.hub.deliver(change.realm, change.agents, change.stamp)

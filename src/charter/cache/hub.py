@@ -1,0 +1,84 @@
+"""One process's receiving end: drops local entries and wakes the readers that wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from charter.cache.local import LocalTier
+
+K = TypeVar("K")
+
+
+class Watch:
+    """A waiting reader's doorbell; `wait` returns True when it rang, False on timeout."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), seconds)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+
+class Hub:
+    def __init__(self, local: LocalTier) -> None:
+        self.local = local
+        self._agents: dict[tuple[str, str], set[Watch]] = {}
+        self._realms: dict[str, set[Watch]] = {}
+
+    def deliver(self, realm: str, agents: Iterable[str], stamp: int) -> None:
+        """A change committed at realm revision `stamp` affects `agents`."""
+        agents = list(agents)
+        self.local.invalidate(realm, agents, stamp)
+        for agent in agents:
+            for watch in self._agents.get((realm, agent), ()):
+                watch.ring()
+        for watch in self._realms.get(realm, ()):
+            watch.ring()
+
+    def flush(self) -> None:
+        """Coherence was lost (the subscription dropped): forget everything, wake everyone."""
+        self.local.flush()
+        for watches in (*self._agents.values(), *self._realms.values()):
+            for watch in watches:
+                watch.ring()
+
+    @contextmanager
+    def watch_agent(self, realm: str, agent: str) -> Iterator[Watch]:
+        with _registered(self._agents, (realm, agent)) as watch:
+            yield watch
+
+    @contextmanager
+    def watch_realm(self, realm: str) -> Iterator[Watch]:
+        with _registered(self._realms, realm) as watch:
+            yield watch
+
+    @property
+    def watchers(self) -> int:
+        return sum(map(len, self._agents.values())) + sum(map(len, self._realms.values()))
+
+
+@contextmanager
+def _registered(registry: dict[K, set[Watch]], key: K) -> Iterator[Watch]:
+    watch = Watch()
+    registry.setdefault(key, set()).add(watch)
+    try:
+        yield watch
+    finally:
+        watches = registry.get(key)
+        if watches is not None:
+            watches.discard(watch)
+            if not watches:
+                del registry[key]

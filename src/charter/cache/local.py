@@ -1,0 +1,85 @@
+"""The process-local tier: a bounded dict of entries plus short-lived tombstones."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from charter.cache.entries import Entry
+
+Key = tuple[str, str]  # (realm, agent)
+
+# A tombstone only has to outlive reads that were already in flight when it was laid.
+TOMBSTONE_SECONDS = 120.0
+
+
+@dataclass(slots=True)
+class _Tomb:
+    stamp: int
+    expires: float
+
+
+class LocalTier:
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[Key, Entry] = {}
+        self._tombs: dict[Key, _Tomb] = {}
+        self._realm_floor: dict[str, int] = {}
+        self.enabled = True
+
+    def get(self, key: Key) -> Entry | None:
+        if not self.enabled:
+            return None
+        return self._entries.get(key)
+
+    def put(self, key: Key, entry: Entry) -> bool:
+        """Store unless an invalidation newer than the entry has been seen."""
+        if not self.enabled or entry.stamp < self._floor(key):
+            return False
+        current = self._entries.get(key)
+        if current is not None and current.stamp > entry.stamp:
+            return False
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            self._entries.pop(next(iter(self._entries)))  # evict the oldest insertion
+        self._entries[key] = entry
+        return True
+
+    def invalidate(self, realm: str, agents: list[str], stamp: int) -> None:
+        expires = time.monotonic() + TOMBSTONE_SECONDS
+        if len(self._tombs) > 4 * self.max_entries:
+            self._expire_tombs()
+        for agent in agents:
+            key = (realm, agent)
+            entry = self._entries.get(key)
+            if entry is not None and entry.stamp < stamp:
+                del self._entries[key]
+            tomb = self._tombs.get(key)
+            if tomb is None or tomb.stamp < stamp:
+                self._tombs[key] = _Tomb(stamp, expires)
+
+    def drop_realm(self, realm: str, stamp: int) -> None:
+        """Forget every entry of a realm older than `stamp`, and refuse older ones after."""
+        self._realm_floor[realm] = max(stamp, self._realm_floor.get(realm, 0))
+        for key in [k for k, e in self._entries.items() if k[0] == realm and e.stamp < stamp]:
+            del self._entries[key]
+
+    def flush(self) -> None:
+        self._entries.clear()
+
+    def _floor(self, key: Key) -> int:
+        tomb = self._tombs.get(key)
+        floor = self._realm_floor.get(key[0], 0)
+        if tomb is not None:
+            if tomb.expires < time.monotonic():
+                del self._tombs[key]
+            else:
+                floor = max(floor, tomb.stamp)
+        return floor
+
+    def _expire_tombs(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, t in self._tombs.items() if t.expires < now]:
+            del self._tombs[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)

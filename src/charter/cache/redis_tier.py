@@ -1,0 +1,107 @@
+"""The shared tier in Redis: stamped entries written only by atomic compare-and-set scripts.
+
+Keys hash-tag the realm (`charter:{realm}:prompt:<agent>`) so one realm's keys share a Redis
+Cluster slot and one script call can invalidate many agents at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from charter.cache.entries import Entry, decode, encode, tombstone
+
+log = logging.getLogger("charter.cache")
+
+ENTRY_SECONDS = 24 * 3600
+TOMBSTONE_SECONDS = 3600
+
+# Store ARGV[2] unless the key holds an envelope stamped newer than ARGV[1].
+_PUT = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stamp = string.match(current, '^c1|(%d+)|')
+  if stamp and tonumber(stamp) > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# Lay a tombstone stamped ARGV[1] on every key whose entry is older (or absent).
+_INVALIDATE = """
+local stamp = tonumber(ARGV[1])
+local laid = 0
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  local older = true
+  if current then
+    local s = string.match(current, '^c1|(%d+)|')
+    if s and tonumber(s) >= stamp then older = false end
+  end
+  if older then
+    redis.call('SET', key, ARGV[2], 'EX', ARGV[3])
+    laid = laid + 1
+  end
+end
+return laid
+"""
+
+_BATCH = 1000
+
+
+def entry_key(realm: str, agent: str) -> str:
+    return f"charter:{{{realm}}}:prompt:{agent}"
+
+
+class RedisTier:
+    """Reads fail fast and open a short circuit breaker, so a Redis outage costs reads little."""
+
+    def __init__(self, redis: Redis, breaker_seconds: float = 1.0) -> None:
+        self.redis = redis
+        self._put = redis.register_script(_PUT)
+        self._invalidate = redis.register_script(_INVALIDATE)
+        self._breaker_seconds = breaker_seconds
+        self._open_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def _trip(self, exc: BaseException) -> None:
+        if self.available:
+            log.warning("redis unavailable (%s); reading from the database", type(exc).__name__)
+        self._open_until = time.monotonic() + self._breaker_seconds
+
+    async def get(self, realm: str, agent: str) -> Entry | None:
+        if not self.available:
+            return None
+        try:
+            raw = await self.redis.get(entry_key(realm, agent))
+        except (RedisError, OSError) as exc:
+            self._trip(exc)
+            return None
+        return decode(raw if isinstance(raw, bytes) else None)
+
+    async def put(self, realm: str, agent: str, entry: Entry) -> bool:
+        if not self.available:
+            return False
+        try:
+            stored = await self._put(
+                keys=[entry_key(realm, agent)], args=[entry.stamp, encode(entry), ENTRY_SECONDS]
+            )
+        except (RedisError, OSError) as exc:
+            self._trip(exc)
+            return False
+        return bool(stored)
+
+    async def invalidate(self, realm: str, agents: Sequence[str], stamp: int) -> None:
+        """Raises on failure: the relay must know, to keep the change pending."""
+        args: list[Any] = [stamp, tombstone(stamp), TOMBSTONE_SECONDS]
+        for start in range(0, len(agents), _BATCH):
+            keys = [entry_key(realm, agent) for agent in agents[start : start + _BATCH]]
+            await self._invalidate(keys=keys, args=args)

@@ -1,0 +1,118 @@
+"""The outbox relay: turns committed events into invalidations, and never loses one.
+
+Fast path: right after a write commits, its process drops its own local entries and tells the
+others. Safety net: a loop in every process delivers whatever events lie past each realm's
+relay cursor, then advances the cursor, so a crash between commit and delivery (or a Redis
+outage) only delays an invalidation. Delivery is idempotent: an invalidation never removes
+an entry stamped at or after its own revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.cache.bus import Bus
+from charter.cache.hub import Hub
+from charter.cache.redis_tier import RedisTier
+from charter.db.session import Database
+from charter.db.tables import events, realms, relay_cursors
+from charter.store.events import Committed
+
+log = logging.getLogger("charter.relay")
+
+_PAGE = 1000
+
+
+class Relay:
+    def __init__(self, db: Database, hub: Hub, bus: Bus, tier: RedisTier | None) -> None:
+        self.db = db
+        self.hub = hub
+        self.bus = bus
+        self.tier = tier
+
+    async def committed(self, changes: Sequence[Committed]) -> None:
+        """The fast path, after commit. Failures are left to the loop."""
+        for change in changes:
+            agents = sorted(change.agents)
+            self.hub.deliver(change.realm, agents, change.stamp)
+            if self.tier is None:
+                continue
+            try:
+                await self._send(change.realm, agents, change.stamp)
+            except Exception as exc:
+                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+
+    async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
+        if self.tier is not None and agents:
+            await self.tier.invalidate(realm, agents, stamp)
+        await self.bus.publish(realm, agents, stamp)
+
+    async def run(self, interval: float = 0.5) -> None:
+        while True:
+            try:
+                await self.drain()
+            except Exception as exc:
+                log.warning("relay pass failed (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    async def drain(self) -> int:
+        """Deliver every event past its realm's cursor; returns how many were delivered."""
+        delivered = 0
+        async with self.db.transaction() as conn:
+            pending = await _pending_realms(conn)
+        for realm, cursor in pending:
+            delivered += await self._drain_realm(realm, cursor)
+        return delivered
+
+    async def _drain_realm(self, realm: str, cursor: int) -> int:
+        delivered = 0
+        while True:
+            async with self.db.transaction(realm) as conn:
+                rows = list(
+                    await conn.execute(
+                        select(events.c.seq, events.c.affected_agents)
+                        .where(events.c.realm_id == realm, events.c.seq > cursor)
+                        .order_by(events.c.seq)
+                        .limit(_PAGE)
+                    )
+                )
+            if not rows:
+                return delivered
+            agents = sorted({agent for row in rows for agent in row.affected_agents})
+            stamp = int(rows[-1].seq)
+            await self._send(realm, agents, stamp)
+            async with self.db.transaction(realm) as conn:
+                await _advance(conn, realm, stamp)
+            self.hub.deliver(realm, agents, stamp)
+            delivered += len(rows)
+            cursor = stamp
+
+
+async def _pending_realms(conn: AsyncConnection) -> list[tuple[str, int]]:
+    delivered = func.coalesce(relay_cursors.c.delivered_seq, 0)
+    query = (
+        select(realms.c.id, delivered)
+        .select_from(realms)
+        .outerjoin(relay_cursors, relay_cursors.c.realm_id == realms.c.id)
+        .where(realms.c.revision > delivered)
+    )
+    return [(row[0], int(row[1])) for row in await conn.execute(query)]
+
+
+async def _advance(conn: AsyncConnection, realm: str, stamp: int) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(relay_cursors).values(realm_id=realm, delivered_seq=stamp)
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[relay_cursors.c.realm_id],
+            set_={"delivered_seq": func.max(relay_cursors.c.delivered_seq, stamp)}
+            if conn.dialect.name == "sqlite"
+            else {"delivered_seq": func.greatest(relay_cursors.c.delivered_seq, stamp)},
+        )
+    )

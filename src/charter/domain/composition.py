@@ -1,0 +1,182 @@
+"""Composition: an agent's owned nodes and their ancestry, folded into one system prompt.
+
+Pure: given the nodes (with their active text), decide the layers, the text, the injection
+mode and the composition id, and inject the text into chat messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from charter.domain.tree import InjectionMode, Level, Priority, Status
+
+RENDERER_VERSION = 1
+# Independent of the configured depth limit: a corrupt cycle can never make a chain endless.
+CHAIN_CAP = 256
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """What composition needs of a node: its place, its state and its active text."""
+
+    id: str
+    parent_id: str | None
+    level: Level
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    created_at: datetime
+    revision: int
+    version: int | None  # the active version; None when deactivated
+    title: str | None
+    body: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    directive_id: str
+    level: Level
+    depth: int
+    title: str | None
+    version: int | None
+    revision: int
+
+    @property
+    def contributes(self) -> bool:
+        return self.version is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Composition:
+    composition_id: str
+    injection_mode: InjectionMode
+    layers: tuple[Layer, ...]
+    text: str
+
+
+def chain_of(start: str, nodes: Mapping[str, TreeNode]) -> list[TreeNode]:
+    """[start, parent, …, root]: stops at a missing parent, a repeat, or CHAIN_CAP nodes."""
+    chain: list[TreeNode] = []
+    seen: set[str] = set()
+    current: str | None = start
+    while current is not None and current in nodes and current not in seen:
+        if len(chain) >= CHAIN_CAP:
+            break
+        seen.add(current)
+        node = nodes[current]
+        chain.append(node)
+        current = node.parent_id
+    return chain
+
+
+def compose(agent_id: str, nodes: Iterable[TreeNode], bodies: Mapping[str, str]) -> Composition:
+    """The composition of `agent_id` over `nodes` (its owned nodes and their ancestors).
+
+    `bodies` maps directive id -> active body; text comes only from nodes with a version.
+    """
+    by_id = {node.id: node for node in nodes}
+    layers: dict[str, tuple[int, TreeNode]] = {}  # id -> (depth, node)
+    owned_contributing: list[tuple[int, TreeNode]] = []
+    for node in by_id.values():
+        if node.owner_agent_id != agent_id:
+            continue
+        chain = chain_of(node.id, by_id)
+        if chain[-1].parent_id is not None:
+            continue  # the chain never reached a root: corrupt data, so it does not qualify
+        if any(link.status is not Status.ACTIVE for link in chain):
+            continue
+        for steps_up, link in enumerate(chain):
+            layers.setdefault(link.id, (len(chain) - steps_up, link))
+        if node.version is not None:
+            owned_contributing.append((len(chain), node))
+
+    ordered = sorted(layers.values(), key=lambda item: _layer_order(item[0], item[1]))
+    result = tuple(
+        Layer(
+            directive_id=node.id,
+            level=node.level,
+            depth=depth,
+            title=node.title if node.version is not None else None,
+            version=node.version,
+            revision=node.revision,
+        )
+        for depth, node in ordered
+    )
+    mode = _injection_mode(owned_contributing)
+    text = render(result, bodies)
+    return Composition(composition_id(mode, result), mode, result, text)
+
+
+def _layer_order(depth: int, node: TreeNode) -> tuple[int, int, datetime, str]:
+    return (depth, node.priority.rank, node.created_at, node.id)
+
+
+def _injection_mode(owned: Sequence[tuple[int, TreeNode]]) -> InjectionMode:
+    """The deepest owned contributing node's mode (first in layer order on ties)."""
+    if not owned:
+        return InjectionMode.SYSTEM_FIRST
+    deepest = max(depth for depth, _ in owned)
+    first = min((n for d, n in owned if d == deepest), key=lambda n: _layer_order(deepest, n))
+    return first.injection_mode
+
+
+def render(layers: Iterable[Layer], bodies: Mapping[str, str]) -> str:
+    """`#` * min(depth, 6), the title, a blank line, the body; layers joined by a blank line."""
+    parts = [
+        f"{'#' * min(layer.depth, 6)} {layer.title}\n\n{bodies[layer.directive_id]}"
+        for layer in layers
+        if layer.contributes
+    ]
+    return "\n\n".join(parts)
+
+
+def composition_id(mode: InjectionMode, layers: Iterable[Layer]) -> str:
+    """`cmp_` + sha256 of the canonical JSON of what the text depends on.
+
+    DESIGN §1 names `[renderer_version, injection_mode, [[directive_id, version], …]]`; the
+    depth joins each pair because the heading level depends on it (a move changes the text
+    without changing any version). Non-contributing layers add no text and are left out.
+    """
+    key = [
+        RENDERER_VERSION,
+        mode.value,
+        [[layer.directive_id, layer.version, layer.depth] for layer in layers if layer.contributes],
+    ]
+    canonical = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
+    return "cmp_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def inject(
+    messages: Sequence[Mapping[str, Any]], text: str, mode: InjectionMode
+) -> list[dict[str, Any]]:
+    """The messages with `text` placed per `mode`; nothing else in them changes."""
+    out = [dict(message) for message in messages]
+    if not text:
+        return out
+    if mode is InjectionMode.SYSTEM_FIRST:
+        return [{"role": "system", "content": text}, *out]
+    role = "system" if mode is InjectionMode.SYSTEM_APPEND else "user"
+    for message in out:
+        if message.get("role") == role:
+            message["content"] = _join(message.get("content"), text, append=role == "system")
+            return out
+    if mode is InjectionMode.SYSTEM_APPEND:
+        return [{"role": "system", "content": text}, *out]
+    # user_prepend with no user message: the text becomes the first user message's content.
+    return [*out, {"role": "user", "content": text}]
+
+
+def _join(content: Any, text: str, *, append: bool) -> Any:
+    if isinstance(content, list):
+        part = {"type": "text", "text": text}
+        return [*content, part] if append else [part, *content]
+    existing = "" if content is None else str(content)
+    if not existing:
+        return text
+    return f"{existing}\n\n{text}" if append else f"{text}\n\n{existing}"

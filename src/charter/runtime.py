@@ -1,0 +1,84 @@
+"""The live resources of one server process, opened and closed by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.cache.bus import Bus, LocalBus, RedisBus
+from charter.cache.hub import Hub
+from charter.cache.local import LocalTier
+from charter.cache.redis_tier import RedisTier
+from charter.cache.relay import Relay
+from charter.db.session import Database
+from charter.services.prompts import Prompts
+from charter.settings import Settings
+from charter.store.events import COMMITTED_KEY, Committed
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    hub: Hub
+    bus: Bus
+    relay: Relay
+    prompts: Prompts
+    redis: Redis | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def write(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; once it commits, its events invalidate caches and wake waiters."""
+        async with self.db.transaction(realm_id) as conn:
+            conn.info.pop(COMMITTED_KEY, None)
+            try:
+                yield conn
+            finally:
+                committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
+        if committed:
+            await self.relay.committed(committed)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+    local = LocalTier()
+    hub = Hub(local)
+    redis: Redis | None = None
+    tier: RedisTier | None = None
+    bus: Bus
+    if settings.redis_url:
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=0.25,
+            socket_timeout=1.0,
+            health_check_interval=10,
+        )
+        tier = RedisTier(redis)
+        local.enabled = False  # until the invalidation subscription is up
+        bus = RedisBus(redis, hub)
+    else:
+        bus = LocalBus(hub)
+    relay = Relay(db, hub, bus, tier)
+    runtime = Runtime(settings, db, hub, bus, relay, Prompts(db, local, tier), redis)
+    if redis is not None:
+        runtime.tasks.append(asyncio.create_task(bus.run(), name="charter-subscription"))
+        runtime.tasks.append(asyncio.create_task(relay.run(), name="charter-relay"))
+    try:
+        yield runtime
+    finally:
+        for task in runtime.tasks:
+            task.cancel()
+        for task in runtime.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if redis is not None:
+            await redis.aclose()
+        await db.dispose()

@@ -1,0 +1,168 @@
+"""Composition reads: an agent's owned nodes and their ancestry in one query; records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.db.tables import compositions as c
+from charter.db.tables import directive_versions as v
+from charter.db.tables import directives as d
+from charter.db.tables import realms
+from charter.domain.composition import TreeNode
+from charter.domain.tree import InjectionMode, Level, Priority, Status
+from charter.errors import NotFound
+from charter.store._time import aware
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything composition needs, read in one statement (so from one snapshot)."""
+
+    realm_revision: int
+    nodes: list[TreeNode]
+    bodies: dict[str, str]
+
+
+def _owned_and_ancestors(realm_id: str, agent_id: str) -> Any:
+    # UNION (not UNION ALL) keeps each (id, parent_id) once, so the recursion ends even on
+    # rows corrupted into a cycle.
+    base = (
+        select(d.c.id, d.c.parent_id)
+        .where(d.c.realm_id == realm_id, d.c.owner_agent_id == agent_id)
+        .cte("chain", recursive=True)
+    )
+    up = select(d.c.id, d.c.parent_id).join(
+        base, and_(d.c.realm_id == realm_id, d.c.id == base.c.parent_id)
+    )
+    return base.union(up)
+
+
+async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snapshot:
+    """The agent's owned nodes, their ancestors, and their active text: one round trip."""
+    chain = _owned_and_ancestors(realm_id, agent_id)
+    realm_revision = select(realms.c.revision).where(realms.c.id == realm_id).scalar_subquery()
+    query = (
+        select(
+            d.c.id,
+            d.c.parent_id,
+            d.c.level,
+            d.c.status,
+            d.c.priority,
+            d.c.owner_agent_id,
+            d.c.injection_mode,
+            d.c.created_at,
+            d.c.revision,
+            d.c.active_version,
+            v.c.title,
+            v.c.body,
+            realm_revision.label("realm_revision"),
+        )
+        .select_from(d)
+        .outerjoin(
+            v,
+            and_(
+                v.c.realm_id == d.c.realm_id,
+                v.c.directive_id == d.c.id,
+                v.c.version == d.c.active_version,
+            ),
+        )
+        .where(d.c.realm_id == realm_id, d.c.id.in_(select(chain.c.id).scalar_subquery()))
+    )
+    rows = list(await conn.execute(query))
+    if not any(row.owner_agent_id == agent_id for row in rows):
+        raise NotFound(f"agent {agent_id!r} owns no directive in realm {realm_id!r}")
+    nodes = [
+        TreeNode(
+            id=row.id,
+            parent_id=row.parent_id,
+            level=Level(row.level),
+            status=Status(row.status),
+            priority=Priority(row.priority),
+            owner_agent_id=row.owner_agent_id,
+            injection_mode=InjectionMode(row.injection_mode),
+            created_at=aware(row.created_at),
+            revision=row.revision,
+            version=row.active_version,
+            title=row.title,
+            body=row.body,
+        )
+        for row in rows
+    ]
+    bodies = {row.id: row.body for row in rows if row.body is not None}
+    return Snapshot(int(rows[0].realm_revision), nodes, bodies)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: str
+    agent_id: str
+    renderer_version: int
+    injection_mode: InjectionMode
+    layers: list[dict[str, Any]]
+    created_at: datetime
+
+
+async def record(conn: AsyncConnection, realm_id: str, rec: Record) -> None:
+    """Keep a composition resolvable forever; the first record of an id wins."""
+    values = {
+        "realm_id": realm_id,
+        "id": rec.id,
+        "agent_id": rec.agent_id,
+        "renderer_version": rec.renderer_version,
+        "injection_mode": rec.injection_mode.value,
+        "layers": rec.layers,
+        "created_at": rec.created_at,
+    }
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(dialect.insert(c).values(**values).on_conflict_do_nothing())
+
+
+async def get(conn: AsyncConnection, realm_id: str, composition_id: str) -> Record:
+    query = select(c).where(c.c.realm_id == realm_id, c.c.id == composition_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"composition {composition_id!r} not found")
+    return Record(
+        id=row.id,
+        agent_id=row.agent_id,
+        renderer_version=row.renderer_version,
+        injection_mode=InjectionMode(row.injection_mode),
+        layers=list(row.layers),
+        created_at=aware(row.created_at),
+    )
+
+
+async def texts(
+    conn: AsyncConnection, realm_id: str, pairs: list[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[str, str]]:
+    """(directive_id, version) -> (title, body) for the given immutable versions."""
+    if not pairs:
+        return {}
+    query = select(v.c.directive_id, v.c.version, v.c.title, v.c.body).where(
+        v.c.realm_id == realm_id, tuple_(v.c.directive_id, v.c.version).in_(pairs)
+    )
+    rows = await conn.execute(query)
+    return {(row.directive_id, row.version): (row.title, row.body) for row in rows}
+
+
+async def agents(
+    conn: AsyncConnection, realm_id: str, limit: int, after: str | None
+) -> list[tuple[str, int, int]]:
+    """(agent_id, owned directives, owned active directives), by agent id."""
+    active = func.count().filter(d.c.status == Status.ACTIVE.value)
+    query = (
+        select(d.c.owner_agent_id, func.count(), active)
+        .where(d.c.realm_id == realm_id, d.c.owner_agent_id.is_not(None))
+        .group_by(d.c.owner_agent_id)
+        .order_by(d.c.owner_agent_id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(d.c.owner_agent_id > after)
+    return [(row[0], int(row[1]), int(row[2] or 0)) for row in await conn.execute(query)]
