@@ -140,7 +140,7 @@ async def test_malformed_if_match_is_400(api: Api, header: str) -> None:
     await assert_unchanged(api, before)
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, None, [1]])
+@pytest.mark.parametrize("value", [0, -1, 1.5, "1", True, None, [1]])
 async def test_bad_expected_revision_in_body_is_400(api: Api, value: object) -> None:
     node = await api.create()
     before = await snapshot(api, node["id"])

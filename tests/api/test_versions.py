@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,10 @@ from tests.api._support import (
     versions_of,
 )
 from tests.conftest import Api
+
+
+def _instant(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
 
 
 async def _rollback(
@@ -100,7 +105,7 @@ async def test_content_change_makes_a_new_version(api: Api) -> None:
     assert result["title"] == "Old title"
     assert result["body"] == "New body"
     assert result["created_at"] == node["created_at"]
-    assert result["updated_at"] > node["updated_at"]
+    assert _instant(result["updated_at"]) > _instant(node["updated_at"])
     assert (await api.get(node["id"]))["body"] == "New body"
 
     listed = await versions_of(api, node["id"])

@@ -63,7 +63,7 @@ class EventController(Controller):
         self,
         runtime: RuntimeDep,
         realm_id: FromPath[str],
-        after: Annotated[int | None, QueryParameter(ge=0)] = None,
+        after: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
     ) -> ServerSentEvent:
         """Starts after `Last-Event-ID`, else after `after`, else at the current revision."""
@@ -72,9 +72,10 @@ class EventController(Controller):
             realm = await realms.get(conn, realm_id)
         cursor = realm.revision if after is None else after
         if last_event_id is not None:
-            if not last_event_id.strip().isdigit():
+            seq = last_event_id.strip()
+            if not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
                 raise params.InvalidRequest("Last-Event-ID must be an event seq")
-            cursor = int(last_event_id.strip())
+            cursor = int(seq)
         return ServerSentEvent(_follow(runtime, realm_id, cursor))
 
 

@@ -224,19 +224,17 @@ async def update(
             plan.values[name] = _raw(value)
             plan.attributes.append(name)
 
-    subtree: list[Node] | None = None
-    if plan.needs_subtree(patch):
-        subtree = await directives.subtree(conn, realm_id, directive_id)
+    # Owners below (the audience of any change), the height for a move, open descendants for
+    # a status change: one query, whatever the PATCH holds.
+    subtree = await directives.subtree(conn, realm_id, directive_id)
 
     if patch.parent_id is not UNSET and patch.parent_id != current.parent_id:
-        assert subtree is not None
         await _check_move(conn, current, patch.parent_id, subtree, max_depth)
         plan.values["parent_id"] = patch.parent_id
         plan.moved = True
 
     cascade_ids: list[str] = []
     if patch.status is not UNSET and patch.status is not current.status:
-        assert subtree is not None
         tree.check_transition(current.status, patch.status, reopen=patch.reopen)
         open_below = [n.id for n in subtree if n.id != directive_id and not n.status.terminal]
         tree.check_children_closed(patch.status, len(open_below), cascade=patch.cascade)
@@ -255,9 +253,8 @@ async def update(
             directive_id, number, plan.content, actor, patch, current.active_version, now
         )
         await versions.add(conn, realm_id, version)
-    new_events = plan.events(revision, actor, now, patch.message, subtree or [])
+    new_events = plan.events(revision, actor, now, patch.message, subtree)
     if cascade_ids:
-        assert subtree is not None
         assert patch.status is not UNSET
         new_events += await _cascade(
             conn,
@@ -323,16 +320,6 @@ class _Plan:
         self.attributes: list[str] = []
         self.moved = False
 
-    def needs_subtree(self, patch: Patch) -> bool:
-        """Owners below, the height for a move, open children for a status: one query."""
-        current = self.current
-        return (
-            self.content is not None
-            or "priority" in self.values
-            or (patch.parent_id is not UNSET and patch.parent_id != current.parent_id)
-            or (patch.status is not UNSET and patch.status is not current.status)
-        )
-
     def events(
         self, revision: int, actor: Actor, now: datetime, message: str | None, subtree: list[Node]
     ) -> list[NewEvent]:
@@ -390,17 +377,11 @@ class _Plan:
 
 
 def _attribute_audience(current: Directive, values: dict[str, Any], below: set[str]) -> set[str]:
-    """Exactly the agents whose composition an attribute change can alter."""
-    affected: set[str] = set()
-    if "priority" in values:
-        affected |= below  # ordering of this layer for everyone who sees it
+    """Everyone whose composition shows this node (its layer carries the revision), plus the
+    old and the new owner when ownership moves."""
+    affected = set(below)
     if "owner_agent_id" in values:
         affected |= {a for a in (current.owner_agent_id, values["owner_agent_id"]) if a}
-    if "injection_mode" in values:
-        owner = values.get("owner_agent_id", current.owner_agent_id)
-        if owner:
-            affected.add(owner)
-    # metadata and key are not part of any composition.
     return affected
 
 
