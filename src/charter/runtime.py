@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.cache.bus import Bus, LocalBus, RedisBus
@@ -55,11 +57,14 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     tier: RedisTier | None = None
     bus: Bus
     if settings.redis_url:
+        # No client-side retries: a read falls back to the database at once, and the relay
+        # and the subscription loop do their own retrying.
         redis = Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=0.25,
             socket_timeout=1.0,
             health_check_interval=10,
+            retry=Retry(NoBackoff(), 0),
         )
         tier = RedisTier(redis)
         local.enabled = False  # until the invalidation subscription is up

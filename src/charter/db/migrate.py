@@ -58,6 +58,8 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT ON events TO {role}",
     "GRANT SELECT, INSERT ON compositions TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON relay_cursors TO {role}",
+    # The server's preflight reads the schema revision as the app role.
+    "GRANT SELECT ON alembic_version TO {role}",
 )
 
 

@@ -1,0 +1,114 @@
+"""The tiers' stamp rules, on the local dict and on real Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from charter.cache.entries import Entry, decode, encode, tombstone
+from charter.cache.local import LocalTier
+from charter.cache.redis_tier import RedisTier, entry_key
+
+CID = "cmp_" + "a" * 64
+
+
+def entry(stamp: int, payload: bytes = b'{"x":1}') -> Entry:
+    return Entry(stamp, CID, payload)
+
+
+def test_envelope_round_trips_and_rejects_garbage() -> None:
+    assert decode(encode(entry(7))) == entry(7)
+    assert decode(tombstone(7)) is None
+    assert decode(None) is None
+    for garbage in (b"", b"c2|7|" + CID.encode() + b"|{}", b"c1|x|-|", b"c1|7|cmp_zz|{}", b"\xff"):
+        assert decode(garbage) is None
+
+
+@given(st.lists(st.tuples(st.sampled_from(["put", "inv"]), st.integers(0, 20)), max_size=40))
+def test_local_tier_never_holds_an_entry_older_than_an_invalidation(
+    steps: list[tuple[str, int]],
+) -> None:
+    tier = LocalTier()
+    newest_invalidation = -1
+    for op, stamp in steps:
+        if op == "put":
+            tier.put(("r", "a"), entry(stamp))
+        else:
+            tier.invalidate("r", ["a"], stamp)
+            newest_invalidation = max(newest_invalidation, stamp)
+        held = tier.get(("r", "a"))
+        assert held is None or held.stamp >= newest_invalidation
+
+
+def test_local_tier_keeps_entries_of_unaffected_agents() -> None:
+    tier = LocalTier()
+    tier.put(("r", "a"), entry(3))
+    tier.put(("r", "b"), entry(3))
+    tier.invalidate("r", ["a"], 4)
+    assert tier.get(("r", "a")) is None
+    assert tier.get(("r", "b")) == entry(3)
+    assert not tier.put(("r", "a"), entry(3))
+    assert tier.put(("r", "a"), entry(4))
+
+
+def test_a_disabled_local_tier_neither_serves_nor_stores() -> None:
+    tier = LocalTier()
+    tier.put(("r", "a"), entry(1))
+    tier.enabled = False
+    assert tier.get(("r", "a")) is None
+    assert not tier.put(("r", "b"), entry(1))
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    yield client
+    await client.aclose()
+
+
+async def test_redis_tier_refuses_writes_older_than_its_tombstone(redis: Redis) -> None:
+    tier = RedisTier(redis)
+    realm = "t-" + uuid.uuid4().hex[:12]
+    assert await tier.put(realm, "a", entry(5))
+    assert await tier.get(realm, "a") == entry(5)
+    await tier.invalidate(realm, ["a"], 7)
+    assert await tier.get(realm, "a") is None
+    assert await redis.get(entry_key(realm, "a")) == tombstone(7)
+    assert not await tier.put(realm, "a", entry(6))
+    assert await tier.put(realm, "a", entry(7))
+    # A late, duplicate invalidation never removes an entry that already saw the change.
+    await tier.invalidate(realm, ["a"], 7)
+    assert await tier.get(realm, "a") == entry(7)
+    await redis.delete(entry_key(realm, "a"))
+
+
+async def test_redis_tier_treats_unreadable_values_as_misses(redis: Redis) -> None:
+    tier = RedisTier(redis)
+    realm = "t-" + uuid.uuid4().hex[:12]
+    await redis.set(entry_key(realm, "a"), b"c9|1|whatever")
+    assert await tier.get(realm, "a") is None
+    assert await tier.put(realm, "a", entry(1))
+    assert await tier.get(realm, "a") == entry(1)
+    await redis.delete(entry_key(realm, "a"))
+
+
+async def test_redis_tier_fails_open_when_redis_is_unreachable() -> None:
+    unreachable = Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    tier = RedisTier(unreachable)
+    assert await tier.get("r", "a") is None
+    assert not tier.available  # the breaker is open: the next reads skip Redis at once
+    assert not await tier.put("r", "a", entry(1))
+    with pytest.raises((RedisError, OSError)):  # the relay must hear of the failure
+        await tier.invalidate("r", ["a"], 2)
+    await unreachable.aclose()
