@@ -23,6 +23,8 @@ from charter.db.session import Database
 from charter.settings import Settings
 
 BACKENDS = ["postgres", "sqlite"]
+# Accepted as an admin key by every app the tests build (CHARTER_BOOTSTRAP_KEY).
+ADMIN_KEY = "chk_test-admin-key"
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +49,18 @@ def _settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     if backend == "postgres":
         _, app_url = request.getfixturevalue("postgres_urls")
         redis_url = os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-        return Settings(database_url=app_url, redis_url=redis_url, heartbeat_seconds=1.0)
-    return Settings(database_url=request.getfixturevalue("sqlite_url"), heartbeat_seconds=1.0)
+        return Settings(
+            database_url=app_url,
+            redis_url=redis_url,
+            heartbeat_seconds=1.0,
+            bootstrap_key=ADMIN_KEY,
+            rate_limit_per_second=0,
+        )
+    return Settings(
+        database_url=request.getfixturevalue("sqlite_url"),
+        heartbeat_seconds=1.0,
+        bootstrap_key=ADMIN_KEY,
+    )
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -70,6 +82,7 @@ def app(settings: Settings) -> Litestar:
 @pytest.fixture(scope="session")
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
         yield test_client
 
 

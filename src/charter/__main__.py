@@ -1,4 +1,4 @@
-"""The `charter` command: serve, migrate."""
+"""The `charter` command: serve, migrate, keys."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         for warning in warnings:
             print(warning, file=sys.stderr)
+    secret = asyncio.run(_first_key(settings))
+    if secret is not None:
+        print(
+            "charter: no API key existed, so an admin key was created. It is shown this once:\n"
+            f"  {secret}\n"
+            "Use it as `Authorization: Bearer <key>`; make others with POST /v1/keys.",
+            file=sys.stderr,
+        )
 
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
@@ -43,6 +51,49 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_access=args.access_log,
         log_level=LogLevels.info,
     ).serve()
+    return 0
+
+
+async def _first_key(settings: Settings) -> str | None:
+    from charter.db.session import Database
+    from charter.services.keys import ensure_first_key
+
+    db = Database.connect(settings.database_url, pool_size=1)
+    try:
+        return await ensure_first_key(db, settings.bootstrap_key)
+    finally:
+        await db.dispose()
+
+
+async def _create_key(args: argparse.Namespace, settings: Settings) -> str:
+    from charter.db.session import Database
+    from charter.domain.access import Role
+    from charter.services.keys import mint
+
+    db = Database.connect(settings.database_url, pool_size=1)
+    try:
+        async with db.transaction() as conn:
+            key, secret = await mint(
+                conn, Role(args.role), args.realm or ["*"], args.agent_id, args.name
+            )
+    finally:
+        await db.dispose()
+    print(f"created {key.role} key {key.id}; the secret is shown this once:", file=sys.stderr)
+    return secret
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from charter.errors import CharterError
+
+    if settings.is_sqlite:
+        from charter.db.migrate import upgrade
+
+        upgrade(settings.migration_url)
+    try:
+        print(asyncio.run(_create_key(args, settings)))
+    except CharterError as exc:
+        print(f"charter: {exc.detail}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -67,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="migrate the schema (as its owner)")
     migrate.set_defaults(run=_migrate)
+
+    keys = commands.add_parser("keys", help="API keys, straight in the database")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="mint a key and print its secret once")
+    create.add_argument("--role", required=True, choices=["admin", "operator", "reader", "agent"])
+    create.add_argument("--realm", action="append", help="a realm it may use (repeat); default *")
+    create.add_argument("--agent-id", help="the agent an agent key stands for")
+    create.add_argument("--name", help="who or what holds it")
+    create.set_defaults(run=_keys_create)
     return parser
 
 

@@ -10,9 +10,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from charter.api.agents import AgentController
+from charter.api.auth import OPENAPI_PATH, authorize
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
+from charter.api.keys import KeyController
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.system import healthz, readyz
@@ -33,17 +35,19 @@ def create_app(settings: Settings) -> Litestar:
             DirectiveController,
             AgentController,
             EventController,
+            KeyController,
             healthz,
             readyz,
         ],
         dependencies=DEPENDENCIES,
+        guards=[authorize],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="Charter",
             version="1",
-            path="/schema",
+            path=OPENAPI_PATH,
             render_plugins=[SwaggerRenderPlugin()],
         ),
         logging_config=None,

@@ -69,3 +69,27 @@ class InvalidHierarchy(CharterError):
 
 class Unavailable(CharterError):
     code = "unavailable"
+
+
+class Unauthenticated(CharterError):
+    code = "unauthenticated"
+
+
+class Forbidden(CharterError):
+    code = "forbidden"
+
+
+class RateLimited(CharterError):
+    code = "rate-limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many requests for this key; slow down")
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class IdempotencyKeyInUse(CharterError):
+    code = "idempotency-key-in-use"
+
+
+class IdempotencyKeyReused(CharterError):
+    code = "idempotency-key-reused"

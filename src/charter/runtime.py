@@ -19,6 +19,9 @@ from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier
 from charter.cache.relay import Relay
 from charter.db.session import Database
+from charter.ratelimit import RateLimiter
+from charter.services.idempotency import purge_idempotency_records
+from charter.services.keys import Keyring
 from charter.services.prompts import Prompts
 from charter.settings import Settings
 from charter.store.events import COMMITTED_KEY, Committed
@@ -32,6 +35,8 @@ class Runtime:
     bus: Bus
     relay: Relay
     prompts: Prompts
+    keyring: Keyring
+    limiter: RateLimiter
     redis: Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -52,7 +57,8 @@ class Runtime:
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
     local = LocalTier()
-    hub = Hub(local)
+    keyring = Keyring(db, settings.bootstrap_key)
+    hub = Hub(local, keyring)
     redis: Redis | None = None
     tier: RedisTier | None = None
     bus: Bus
@@ -67,12 +73,27 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             retry=Retry(NoBackoff(), 0),
         )
         tier = RedisTier(redis)
-        local.enabled = False  # until the invalidation subscription is up
+        hub.set_coherent(False)  # until the invalidation subscription is up
         bus = RedisBus(redis, hub)
     else:
         bus = LocalBus(hub)
     relay = Relay(db, hub, bus, tier)
-    runtime = Runtime(settings, db, hub, bus, relay, Prompts(db, local, tier), redis)
+    runtime = Runtime(
+        settings,
+        db,
+        hub,
+        bus,
+        relay,
+        Prompts(db, local, tier),
+        keyring,
+        RateLimiter(settings.rate_limit),
+        redis,
+    )
+    runtime.tasks.append(
+        asyncio.create_task(
+            purge_idempotency_records(db, settings.idempotency_hours), name="charter-purge"
+        )
+    )
     if redis is not None:
         runtime.tasks.append(asyncio.create_task(bus.run(), name="charter-subscription"))
         runtime.tasks.append(asyncio.create_task(relay.run(), name="charter-relay"))

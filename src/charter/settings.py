@@ -22,6 +22,15 @@ class Settings:
     allow_rls_bypass: bool = False
     database_pool_size: int = 10
     heartbeat_seconds: float = 15.0
+    # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
+    rate_limit_per_second: float | None = None
+    idempotency_hours: float = 24.0
+
+    @property
+    def rate_limit(self) -> float:
+        if self.rate_limit_per_second is not None:
+            return self.rate_limit_per_second
+        return 0.0 if self.is_sqlite else 200.0
 
     @property
     def migration_url(self) -> str:
@@ -43,4 +52,8 @@ class Settings:
             max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),
             allow_rls_bypass=env.get("CHARTER_ALLOW_RLS_BYPASS") == "1",
             database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 10)),
+            rate_limit_per_second=(
+                float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
+            ),
+            idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
         )

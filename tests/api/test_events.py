@@ -43,7 +43,7 @@ async def test_create_writes_exactly_one_created_event_with_version_1(api: Api) 
     assert event["type"] == "directive.created"
     assert event["directive_id"] == node["id"]
     assert (event["seq"], event["revision"], event["version"]) == (1, 1, 1)
-    assert event["actor"] == "anonymous"
+    assert event["actor"] == "bootstrap"
     assert event["affected_agents"] == ["bot"]
     assert event["payload"] == {"level": "realm", "parent_id": None}
     assert event["occurred_at"]

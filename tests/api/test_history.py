@@ -58,7 +58,7 @@ async def test_history_has_one_entry_per_change_newest_first(api: Api) -> None:
         ("directive.version_created", 2, "reword"),
         ("directive.created", 1, "start"),
     ]
-    assert all(e["actor"] == "anonymous" for e in items)
+    assert all(e["actor"] == "bootstrap" for e in items)
     assert all(e["occurred_at"] for e in items)
     seqs = [e["seq"] for e in items]
     assert seqs == sorted(seqs, reverse=True)

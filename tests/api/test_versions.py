@@ -258,7 +258,7 @@ async def test_single_version_is_returned_in_full(api: Api) -> None:
     assert (v1["version"], v1["title"], v1["body"]) == (1, "T1", "B1")
     assert v1["message"] == "first"
     assert v1["based_on"] is None
-    assert v1["author"] == "anonymous"
+    assert v1["author"] == "bootstrap"
     assert v1["content_hash"].startswith("sha256:")
     assert len(v1["content_hash"]) == len("sha256:") + 64
     v2 = (await api.client.get(f"{api.base}/{node['id']}/versions/2")).json()

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from charter.api import params, wire
-from charter.api.deps import RuntimeDep
+from charter.api.auth import ACCESS
+from charter.api.deps import CallerDep, RuntimeDep
+from charter.api.idempotent import HEADER as IDEMPOTENCY_HEADER
+from charter.api.idempotent import write_once
 from charter.cache.entries import Entry
+from charter.domain.access import Access, Role
 from charter.domain.composition import inject
-from charter.errors import InvalidRequest, NotFound
+from charter.errors import Forbidden, InvalidRequest, NotFound
 from charter.runtime import Runtime
 from charter.services import prompts
 from charter.store import compositions, realms
@@ -76,7 +80,7 @@ class AgentController(Controller):
     path = "/v1/realms/{realm_id:str}"
     tags = ["agents"]  # noqa: RUF012
 
-    @get("/agents", summary="Agents that own directives, with counts")
+    @get("/agents", summary="Agents that own directives, with counts", opt={ACCESS: Access.READ})
     async def list_agents(
         self,
         runtime: RuntimeDep,
@@ -97,6 +101,7 @@ class AgentController(Controller):
         "/agents/{agent_id:str}/prompt",
         summary="The agent's composed prompt; If-None-Match → 304; ?wait=N long-polls",
         responses={200: ResponseSpec(prompts.PromptDocument, description="the composition")},
+        opt={ACCESS: Access.PROMPT},
     )
     async def prompt(
         self,
@@ -115,7 +120,11 @@ class AgentController(Controller):
         entry = await runtime.prompts.current(realm_id, agent_id)
         return _not_modified(entry) if _matches(entry, tags) else _prompt(entry)
 
-    @get("/agents/{agent_id:str}/prompt/stream", summary="Server-sent events: the prompt on change")
+    @get(
+        "/agents/{agent_id:str}/prompt/stream",
+        summary="Server-sent events: the prompt on change",
+        opt={ACCESS: Access.PROMPT},
+    )
     async def stream(
         self, runtime: RuntimeDep, realm_id: FromPath[str], agent_id: FromPath[str]
     ) -> ServerSentEvent:
@@ -140,31 +149,56 @@ class AgentController(Controller):
 
         return ServerSentEvent(changes())
 
-    @post("/agents/{agent_id:str}/inject", status_code=200, summary="Inject into chat messages")
+    @post(
+        "/agents/{agent_id:str}/inject",
+        status_code=200,
+        summary="Inject into chat messages",
+        opt={ACCESS: Access.PROMPT},
+    )
     async def inject(
         self,
         runtime: RuntimeDep,
         realm_id: FromPath[str],
         agent_id: FromPath[str],
         data: JSONBody[wire.InjectIn],
-    ) -> wire.InjectOut:
+        request: Request[Any, Any, Any],
+    ) -> Response[wire.InjectOut]:
         _agent(realm_id, agent_id)
         for message in data.messages:
             if not isinstance(message.get("role"), str):
                 raise InvalidRequest("every message needs a string role")
-        document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
-        messages = inject(data.messages, document.text, document.injection_mode)
-        return wire.InjectOut(
-            composition_id=document.composition_id,
-            injection_mode=document.injection_mode,
-            messages=messages,
-        )
 
-    @get("/compositions/{composition_id:str}", summary="A past or present composition, exactly")
+        async def run(_: object = None) -> Response[wire.InjectOut]:
+            document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
+            messages = inject(data.messages, document.text, document.injection_mode)
+            out = wire.InjectOut(
+                composition_id=document.composition_id,
+                injection_mode=document.injection_mode,
+                messages=messages,
+            )
+            return Response(out)
+
+        # Inject changes nothing; only a keyed call is recorded, to replay its first answer.
+        if request.headers.get(IDEMPOTENCY_HEADER) is None:
+            return await run()
+        return await write_once(runtime, request, realm_id, run)
+
+    @get(
+        "/compositions/{composition_id:str}",
+        summary="A past or present composition, exactly",
+        opt={ACCESS: Access.ANY},
+    )
     async def composition(
-        self, runtime: RuntimeDep, realm_id: FromPath[str], composition_id: FromPath[str]
+        self,
+        runtime: RuntimeDep,
+        caller: CallerDep,
+        realm_id: FromPath[str],
+        composition_id: FromPath[str],
     ) -> prompts.CompositionDocument:
         params.realm_id(realm_id)
         if _COMPOSITION_ID.fullmatch(composition_id) is None:
             raise InvalidRequest("composition ids look like cmp_ followed by 64 hex digits")
-        return await runtime.prompts.resolve(realm_id, composition_id)
+        document = await runtime.prompts.resolve(realm_id, composition_id)
+        if caller.role is Role.AGENT and document.agent_id != caller.agent_id:
+            raise Forbidden("an agent key resolves only its own compositions")
+        return document

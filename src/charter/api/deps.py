@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
+from charter.domain.access import Caller
 from charter.runtime import Runtime
 from charter.services.writes import Actor
 
@@ -14,15 +18,22 @@ def _runtime(state: State) -> Runtime:
     return runtime
 
 
-def _actor() -> Actor:
-    # Authentication (API keys) replaces this with the caller's key id.
-    return Actor(key_id="anonymous")
+def _caller(request: Request[Any, Any, Any]) -> Caller:
+    caller: Caller = request.state.caller  # set by the authorize guard
+    return caller
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    caller = _caller(request)
+    return Actor(key_id=caller.key_id, name=caller.name)
 
 
 DEPENDENCIES = {
     "runtime": Provide(_runtime, sync_to_thread=False),
+    "caller": Provide(_caller, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }
 
 RuntimeDep = NamedDependency[Runtime]
+CallerDep = NamedDependency[Caller]
 ActorDep = NamedDependency[Actor]

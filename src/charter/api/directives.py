@@ -6,9 +6,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, render, wire
+from charter.api.auth import ACCESS
 from charter.api.deps import ActorDep, RuntimeDep
+from charter.api.idempotent import write_once
+from charter.domain.access import Access
 from charter.domain.tree import Level, Priority, Status
 from charter.services import activation, reads, writes
 from charter.services.writes import NewDirective, Patch
@@ -26,13 +30,16 @@ class DirectiveController(Controller):
     path = "/v1/realms/{realm_id:str}/directives"
     tags = ["directives"]  # noqa: RUF012
 
-    @post("/", status_code=201, summary="Create a directive (version 1)")
+    @post(
+        "/", status_code=201, summary="Create a directive (version 1)", opt={ACCESS: Access.WRITE}
+    )
     async def create(
         self,
         runtime: RuntimeDep,
         actor: ActorDep,
         realm_id: FromPath[str],
         data: JSONBody[wire.DirectiveCreate],
+        request: Request[Any, Any, Any],
     ) -> Response[wire.DirectiveOut]:
         params.realm_id(realm_id)
         new = NewDirective(
@@ -48,12 +55,16 @@ class DirectiveController(Controller):
             metadata=data.metadata,
             message=data.message,
         )
-        async with runtime.write(realm_id) as conn:
-            created = await writes.create(conn, realm_id, actor, new, runtime.settings.max_depth)
-        headers = {**_etag(created), "Location": f"/v1/realms/{realm_id}/directives/{created.id}"}
-        return Response(render.directive(created), status_code=201, headers=headers)
 
-    @get("/", summary="List directives (keyset pagination)")
+        async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
+            created = await writes.create(conn, realm_id, actor, new, runtime.settings.max_depth)
+            location = f"/v1/realms/{realm_id}/directives/{created.id}"
+            headers = {**_etag(created), "Location": location}
+            return Response(render.directive(created), status_code=201, headers=headers)
+
+        return await write_once(runtime, request, realm_id, run)
+
+    @get("/", summary="List directives (keyset pagination)", opt={ACCESS: Access.READ})
     async def list_directives(
         self,
         runtime: RuntimeDep,
@@ -82,7 +93,11 @@ class DirectiveController(Controller):
         next_cursor = params.encode_cursor(items[-1].id) if len(page) > size else None
         return wire.DirectivePage([render.summary(d) for d in items], next_cursor)
 
-    @get("/{directive_id:str}", summary="Show a directive with its active text")
+    @get(
+        "/{directive_id:str}",
+        summary="Show a directive with its active text",
+        opt={ACCESS: Access.READ},
+    )
     async def show(
         self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> Response[wire.DirectiveOut]:
@@ -91,7 +106,7 @@ class DirectiveController(Controller):
             found = await directives.get(conn, realm_id, directive_id)
         return Response(render.directive(found), headers=_etag(found))
 
-    @patch("/{directive_id:str}", summary="Compare-and-swap update")
+    @patch("/{directive_id:str}", summary="Compare-and-swap update", opt={ACCESS: Access.WRITE})
     async def update(
         self,
         runtime: RuntimeDep,
@@ -119,14 +134,22 @@ class DirectiveController(Controller):
             reopen=data.reopen,
             cascade=data.cascade,
         )
-        async with runtime.write(realm_id) as conn:
+
+        async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
             outcome = await writes.update(
                 conn, realm_id, actor, directive_id, expected, change, runtime.settings.max_depth
             )
-        body = render.directive(outcome.directive, changed=outcome.changed)
-        return Response(body, headers=_etag(outcome.directive))
+            body = render.directive(outcome.directive, changed=outcome.changed)
+            return Response(body, headers=_etag(outcome.directive))
 
-    @delete("/{directive_id:str}", status_code=204, summary="Deactivate (compare-and-swap)")
+        return await write_once(runtime, request, realm_id, run)
+
+    @delete(
+        "/{directive_id:str}",
+        status_code=204,
+        summary="Deactivate (compare-and-swap)",
+        opt={ACCESS: Access.WRITE},
+    )
     async def deactivate(
         self,
         runtime: RuntimeDep,
@@ -139,13 +162,21 @@ class DirectiveController(Controller):
         _ids(realm_id, directive_id)
         data = params.decode_body(await request.body(), wire.DeactivateIn)
         expected = params.expected_revision(if_match, data.expected_revision)
-        async with runtime.write(realm_id) as conn:
+
+        async def run(conn: AsyncConnection) -> Response[None]:
             outcome = await activation.deactivate(
                 conn, realm_id, actor, directive_id, expected, data.message
             )
-        return Response(None, status_code=204, headers=_etag(outcome.directive))
+            return Response(None, status_code=204, headers=_etag(outcome.directive))
 
-    @post("/{directive_id:str}/rollback", status_code=200, summary="Move the active version")
+        return await write_once(runtime, request, realm_id, run)
+
+    @post(
+        "/{directive_id:str}/rollback",
+        status_code=200,
+        summary="Move the active version",
+        opt={ACCESS: Access.WRITE},
+    )
     async def rollback(
         self,
         runtime: RuntimeDep,
@@ -159,14 +190,22 @@ class DirectiveController(Controller):
         _ids(realm_id, directive_id)
         data = params.strict_body(await request.json(), wire.RollbackIn)
         expected = params.expected_revision(if_match, data.expected_revision)
-        async with runtime.write(realm_id) as conn:
-            outcome = await activation.rollback(
-                conn, realm_id, actor, directive_id, expected, data.version, data.message
-            )
-        body = render.directive(outcome.directive, changed=outcome.changed)
-        return Response(body, headers=_etag(outcome.directive))
+        version, message = data.version, data.message
 
-    @get("/{directive_id:str}/versions", summary="Version history, newest first")
+        async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
+            outcome = await activation.rollback(
+                conn, realm_id, actor, directive_id, expected, version, message
+            )
+            body = render.directive(outcome.directive, changed=outcome.changed)
+            return Response(body, headers=_etag(outcome.directive))
+
+        return await write_once(runtime, request, realm_id, run)
+
+    @get(
+        "/{directive_id:str}/versions",
+        summary="Version history, newest first",
+        opt={ACCESS: Access.READ},
+    )
     async def list_versions(
         self,
         runtime: RuntimeDep,
@@ -186,7 +225,11 @@ class DirectiveController(Controller):
         next_cursor = params.encode_cursor(items[-1].version) if len(page) > size else None
         return wire.VersionPage([render.version_summary(v) for v in items], next_cursor)
 
-    @get("/{directive_id:str}/versions/{number:int}", summary="One version, in full")
+    @get(
+        "/{directive_id:str}/versions/{number:int}",
+        summary="One version, in full",
+        opt={ACCESS: Access.READ},
+    )
     async def show_version(
         self,
         runtime: RuntimeDep,
@@ -198,7 +241,11 @@ class DirectiveController(Controller):
         async with runtime.db.transaction(realm_id) as conn:
             return render.version(await versions.get(conn, realm_id, directive_id, number))
 
-    @get("/{directive_id:str}/diff", summary="Unified diff of two versions")
+    @get(
+        "/{directive_id:str}/diff",
+        summary="Unified diff of two versions",
+        opt={ACCESS: Access.READ},
+    )
     async def diff(
         self,
         runtime: RuntimeDep,
@@ -212,7 +259,11 @@ class DirectiveController(Controller):
             result = await reads.diff(conn, realm_id, directive_id, from_version, to_version)
         return wire.DiffOut(from_=result.from_version, to=result.to_version, diff=result.diff)
 
-    @get("/{directive_id:str}/history", summary="Timeline: who changed what, when, and why")
+    @get(
+        "/{directive_id:str}/history",
+        summary="Timeline: who changed what, when, and why",
+        opt={ACCESS: Access.READ},
+    )
     async def history(
         self,
         runtime: RuntimeDep,
@@ -232,7 +283,11 @@ class DirectiveController(Controller):
         next_cursor = params.encode_cursor(items[-1].seq) if len(page) > size else None
         return wire.HistoryPage([render.history_entry(e) for e in items], next_cursor)
 
-    @get("/{directive_id:str}/ancestry", summary="The chain from the node up to its root")
+    @get(
+        "/{directive_id:str}/ancestry",
+        summary="The chain from the node up to its root",
+        opt={ACCESS: Access.READ},
+    )
     async def ancestry(
         self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> wire.AncestryOut:
@@ -241,7 +296,9 @@ class DirectiveController(Controller):
             chain = await directives.ancestry(conn, realm_id, directive_id)
         return wire.AncestryOut([render.ancestor(d) for d in chain], depth=len(chain))
 
-    @get("/{directive_id:str}/tree", summary="The node's subtree, nested")
+    @get(
+        "/{directive_id:str}/tree", summary="The node's subtree, nested", opt={ACCESS: Access.READ}
+    )
     async def subtree(
         self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> wire.TreeNodeOut:

@@ -11,7 +11,9 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from charter.api import params, render, wire
+from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
+from charter.domain.access import Access
 from charter.runtime import Runtime
 from charter.store import events, realms
 
@@ -34,7 +36,7 @@ class EventController(Controller):
     path = "/v1/realms/{realm_id:str}/events"
     tags = ["events"]  # noqa: RUF012
 
-    @get("/", summary="The realm's events after a cursor")
+    @get("/", summary="The realm's events after a cursor", opt={ACCESS: Access.READ})
     async def feed(
         self,
         runtime: RuntimeDep,
@@ -58,7 +60,11 @@ class EventController(Controller):
         next_cursor = page[-1].seq if page else None
         return wire.EventPage([render.event(e) for e in page], next_cursor)
 
-    @get("/stream", summary="The event feed as server-sent events, resumable")
+    @get(
+        "/stream",
+        summary="The event feed as server-sent events, resumable",
+        opt={ACCESS: Access.READ},
+    )
     async def stream(
         self,
         runtime: RuntimeDep,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from charter.api.wire import Problem
-from charter.errors import CharterError, StaleRevision
+from charter.errors import CharterError, RateLimited, StaleRevision
 
 log = logging.getLogger("charter.api")
 
@@ -77,6 +77,8 @@ def charter_error(_: Request[Any, Any, Any], exc: CharterError) -> Response[Prob
         headers["ETag"] = f'"{exc.current_revision}"'
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
     extra = {k: v for k, v in exc.extra.items() if k in ("current_revision", "etag")}
     return problem(status, exc.code, exc.detail, headers or None, **extra)
 

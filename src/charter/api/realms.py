@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, render, wire
-from charter.api.deps import RuntimeDep
+from charter.api.auth import ACCESS
+from charter.api.deps import CallerDep, RuntimeDep
+from charter.api.idempotent import write_once
+from charter.domain.access import ALL_REALMS, Access
 from charter.services import reads
 from charter.store import realms
 from charter.store._time import utcnow
@@ -16,34 +22,48 @@ class RealmController(Controller):
     path = "/v1/realms"
     tags = ["realms"]  # noqa: RUF012
 
-    @post("/", status_code=201, summary="Create a realm")
-    async def create(self, runtime: RuntimeDep, data: JSONBody[wire.RealmCreate]) -> wire.RealmOut:
-        async with runtime.db.transaction(data.id) as conn:
+    @post("/", status_code=201, summary="Create a realm", opt={ACCESS: Access.ADMIN})
+    async def create(
+        self,
+        runtime: RuntimeDep,
+        data: JSONBody[wire.RealmCreate],
+        request: Request[Any, Any, Any],
+    ) -> Response[wire.RealmOut]:
+        async def run(conn: AsyncConnection) -> Response[wire.RealmOut]:
             created = await realms.create(conn, data.id, data.name or data.id, utcnow())
-        return render.realm(created)
+            headers = {"Location": f"/v1/realms/{created.id}"}
+            return Response(render.realm(created), status_code=201, headers=headers)
 
-    @get("/", summary="List realms")
+        return await write_once(runtime, request, "", run)
+
+    @get("/", summary="List realms", opt={ACCESS: Access.ANY})
     async def list_realms(
         self,
         runtime: RuntimeDep,
+        caller: CallerDep,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> wire.RealmPage:
         size = params.limit(limit)
+        only = None if caller.sees_realm(ALL_REALMS) else caller.realms
         async with runtime.db.transaction() as conn:
-            page = await realms.page(conn, size + 1, params.decode_cursor(cursor))
+            page = await realms.page(conn, size + 1, params.decode_cursor(cursor), only)
         more = len(page) > size
         items = page[:size]
         next_cursor = params.encode_cursor(items[-1].id) if more else None
         return wire.RealmPage([render.realm(r) for r in items], next_cursor)
 
-    @get("/{realm_id:str}", summary="Show a realm and its revision")
+    @get("/{realm_id:str}", summary="Show a realm and its revision", opt={ACCESS: Access.ANY})
     async def show(self, runtime: RuntimeDep, realm_id: FromPath[str]) -> wire.RealmOut:
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
             return render.realm(await realms.get(conn, realm_id))
 
-    @get("/{realm_id:str}/tree", summary="The realm's whole forest, nested")
+    @get(
+        "/{realm_id:str}/tree",
+        summary="The realm's whole forest, nested",
+        opt={ACCESS: Access.READ},
+    )
     async def tree(self, runtime: RuntimeDep, realm_id: FromPath[str]) -> wire.ForestOut:
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:

@@ -7,16 +7,23 @@ from typing import Any
 from litestar import Response, get
 from sqlalchemy import text
 
+from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
 from charter.api.problems import problem
+from charter.domain.access import Access
 
 
-@get("/healthz", tags=["system"], summary="The process is alive")
+@get("/healthz", tags=["system"], summary="The process is alive", opt={ACCESS: Access.PUBLIC})
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["system"], summary="The database (and cache) answer")
+@get(
+    "/readyz",
+    tags=["system"],
+    summary="The database (and cache) answer",
+    opt={ACCESS: Access.PUBLIC},
+)
 async def readyz(runtime: RuntimeDep) -> Response[Any]:
     try:
         async with runtime.db.engine.connect() as conn:

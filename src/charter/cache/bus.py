@@ -16,6 +16,7 @@ from charter.cache.hub import Hub
 log = logging.getLogger("charter.cache")
 
 CHANNEL = "charter:invalidations"
+KEYS_CHANNEL = "charter:revocations"
 
 
 class Invalidation(msgspec.Struct, frozen=True):
@@ -26,6 +27,8 @@ class Invalidation(msgspec.Struct, frozen=True):
 
 class Bus(Protocol):
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None: ...
+
+    async def revoke_key(self, key_id: str) -> None: ...
 
     async def run(self) -> None: ...
 
@@ -38,6 +41,9 @@ class LocalBus:
 
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         self.hub.deliver(realm, agents, stamp)
+
+    async def revoke_key(self, key_id: str) -> None:
+        self.hub.revoke_key(key_id)
 
     async def run(self) -> None:
         await asyncio.Event().wait()
@@ -61,6 +67,10 @@ class RedisBus:
         message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
         await self.redis.publish(CHANNEL, message)
 
+    async def revoke_key(self, key_id: str) -> None:
+        self.hub.revoke_key(key_id)
+        await self.redis.publish(KEYS_CHANNEL, key_id)
+
     async def run(self) -> None:
         while True:
             try:
@@ -69,21 +79,24 @@ class RedisBus:
                 log.warning("invalidation subscription lost (%s); retrying", type(exc).__name__)
             finally:
                 self.subscribed.clear()
-                self.hub.local.enabled = False
+                self.hub.set_coherent(False)
                 self.hub.flush()
             await asyncio.sleep(self.retry_seconds)
 
     async def _listen(self) -> None:
         async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(CHANNEL, KEYS_CHANNEL)
             # Anything published before this point may have been missed: start clean.
             self.hub.flush()
-            self.hub.local.enabled = True
+            self.hub.set_coherent(True)
             self.subscribed.set()
             while True:
                 message = await pubsub.get_message(timeout=5.0)
                 if message is None:
                     await pubsub.ping()
+                    continue
+                if message["channel"] in (KEYS_CHANNEL, KEYS_CHANNEL.encode()):
+                    self.hub.revoke_key(bytes(message["data"]).decode())
                     continue
                 try:
                     change = self._decoder.decode(message["data"])

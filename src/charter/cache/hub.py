@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from charter.cache.local import LocalTier
 
@@ -32,11 +32,30 @@ class Watch:
         return True
 
 
+class Keyring(Protocol):
+    coherent: bool
+
+    def revoke(self, key_id: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 class Hub:
-    def __init__(self, local: LocalTier) -> None:
+    def __init__(self, local: LocalTier, keyring: Keyring | None = None) -> None:
         self.local = local
+        self.keyring = keyring
         self._agents: dict[tuple[str, str], set[Watch]] = {}
         self._realms: dict[str, set[Watch]] = {}
+
+    def set_coherent(self, coherent: bool) -> None:
+        """Whether this process hears every change; process-local caches serve only if so."""
+        self.local.enabled = coherent
+        if self.keyring is not None:
+            self.keyring.coherent = coherent
+
+    def revoke_key(self, key_id: str) -> None:
+        if self.keyring is not None:
+            self.keyring.revoke(key_id)
 
     def deliver(self, realm: str, agents: Iterable[str], stamp: int) -> None:
         """A change committed at realm revision `stamp` affects `agents`."""
@@ -51,6 +70,8 @@ class Hub:
     def flush(self) -> None:
         """Coherence was lost (the subscription dropped): forget everything, wake everyone."""
         self.local.flush()
+        if self.keyring is not None:
+            self.keyring.flush()
         for watches in (*self._agents.values(), *self._realms.values()):
             for watch in watches:
                 watch.ring()

@@ -67,18 +67,28 @@ class RedisTier:
         self._invalidate = redis.register_script(_INVALIDATE)
         self._breaker_seconds = breaker_seconds
         self._open_until = 0.0
+        # After a failure Redis may hold entries whose invalidation is still pending in the
+        # outbox (or that it reloads from disk when it returns): reads skip Redis until a relay
+        # pass that began after the last failure has delivered everything pending.
+        self.failures = 0
+        self._relayed = 0
 
     @property
     def available(self) -> bool:
         return time.monotonic() >= self._open_until
 
+    def relayed(self, failures: int) -> None:
+        """A relay pass that began when `failures` had been seen delivered all pending work."""
+        self._relayed = failures
+
     def _trip(self, exc: BaseException) -> None:
+        self.failures += 1
         if self.available:
             log.warning("redis unavailable (%s); reading from the database", type(exc).__name__)
         self._open_until = time.monotonic() + self._breaker_seconds
 
     async def get(self, realm: str, agent: str) -> Entry | None:
-        if not self.available:
+        if not self.available or self._relayed != self.failures:
             return None
         try:
             raw = await self.redis.get(entry_key(realm, agent))
@@ -104,4 +114,8 @@ class RedisTier:
         args: list[Any] = [stamp, tombstone(stamp), TOMBSTONE_SECONDS]
         for start in range(0, len(agents), _BATCH):
             keys = [entry_key(realm, agent) for agent in agents[start : start + _BATCH]]
-            await self._invalidate(keys=keys, args=args)
+            try:
+                await self._invalidate(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+                raise

@@ -64,10 +64,13 @@ class Relay:
     async def drain(self) -> int:
         """Deliver every event past its realm's cursor; returns how many were delivered."""
         delivered = 0
+        failures = self.tier.failures if self.tier is not None else 0
         async with self.db.transaction() as conn:
             pending = await _pending_realms(conn)
         for realm, cursor in pending:
             delivered += await self._drain_realm(realm, cursor)
+        if self.tier is not None:
+            self.tier.relayed(failures)
         return delivered
 
     async def _drain_realm(self, realm: str, cursor: int) -> int:
@@ -84,12 +87,24 @@ class Relay:
                 )
             if not rows:
                 return delivered
-            agents = sorted({agent for row in rows for agent in row.affected_agents})
+            # Each agent is invalidated as of the last event that affects it: an entry it
+            # refilled after that event is current and must survive.
+            last_seen: dict[str, int] = {}
+            for row in rows:
+                for agent in row.affected_agents:
+                    last_seen[agent] = int(row.seq)
+            by_stamp: dict[int, list[str]] = {}
+            for agent, seq in last_seen.items():
+                by_stamp.setdefault(seq, []).append(agent)
             stamp = int(rows[-1].seq)
-            await self._send(realm, agents, stamp)
+            for seq, agents in sorted(by_stamp.items()):
+                await self._send(realm, sorted(agents), seq)
+            if stamp not in by_stamp:
+                await self._send(realm, [], stamp)  # realm watchers still hear of it
             async with self.db.transaction(realm) as conn:
                 await _advance(conn, realm, stamp)
-            self.hub.deliver(realm, agents, stamp)
+            for seq, agents in sorted(by_stamp.items()):
+                self.hub.deliver(realm, agents, seq)
             delivered += len(rows)
             cursor = stamp
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -133,4 +134,43 @@ relay_cursors = Table(
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
 )
 
-REALM_SCOPED = ("directives", "directive_versions", "events", "compositions")
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("realms", Json, nullable=False),
+    Column("agent_id", String(128)),
+    Column("name", String(256)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("secret_hash"),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("caller", String(40), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("headers", Json, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "caller", "method", "path", "key"),
+    Index("ix_idempotency_records_realm_id_created_at", "realm_id", "created_at"),
+)
+
+REALM_SCOPED = (
+    "directives",
+    "directive_versions",
+    "events",
+    "compositions",
+    "idempotency_records",
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,10 +49,15 @@ async def get(conn: AsyncConnection, realm_id: str) -> Realm:
     return _realm(row)
 
 
-async def page(conn: AsyncConnection, limit: int, after: str | None) -> list[Realm]:
+async def page(
+    conn: AsyncConnection, limit: int, after: str | None, only: Collection[str] | None = None
+) -> list[Realm]:
+    """Realms by id; `only` restricts to those ids (a key's realms)."""
     query = select(realms).order_by(realms.c.id).limit(limit)
     if after is not None:
         query = query.where(realms.c.id > after)
+    if only is not None:
+        query = query.where(realms.c.id.in_(sorted(only)))
     return [_realm(row) for row in await conn.execute(query)]
 
 

@@ -1,0 +1,63 @@
+"""Authentication and authorisation: one guard, and every route declares its access.
+
+Order of refusals: no or unknown key → 401; a realm outside the key's realms → 404 (a key
+never learns that another tenant's realm exists); a role without the right → 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from charter.domain.access import Access, Caller
+from charter.errors import Forbidden, NotFound, RateLimited, Unauthenticated
+from charter.runtime import Runtime
+
+ACCESS = "access"
+
+
+OPENAPI_PATH = "/schema"
+
+
+def route_access(handler: BaseRouteHandler) -> Access:
+    access = handler.opt.get(ACCESS)
+    if access is None and all(path.startswith(OPENAPI_PATH) for path in handler.paths):
+        return Access.PUBLIC  # the OpenAPI document and its pages
+    if not isinstance(access, Access):
+        # A route without a declared access is a programming error, refused loudly.
+        raise RuntimeError(f"route {handler.handler_name} declares no access")
+    return access
+
+
+async def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    access = route_access(handler)
+    if access is Access.PUBLIC:
+        return
+    runtime: Runtime = connection.app.state.runtime
+    caller = await _authenticate(runtime, connection.headers.get("authorization"))
+    realm_id = connection.path_params.get("realm_id")
+    if isinstance(realm_id, str) and not caller.sees_realm(realm_id):
+        raise NotFound(f"realm {realm_id!r} not found")
+    agent_id = connection.path_params.get("agent_id")
+    if not caller.may(access, agent_id if isinstance(agent_id, str) else None):
+        raise Forbidden(f"a {caller.role} key may not do this")
+    wait = runtime.limiter.take(caller.key_id)
+    if wait:
+        raise RateLimited(wait)
+    connection.state.caller = caller
+
+
+async def _authenticate(runtime: Runtime, header: str | None) -> Caller:
+    if not header:
+        raise Unauthenticated("send Authorization: Bearer <key>")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("send Authorization: Bearer <key>")
+    caller = await runtime.keyring.authenticate(secret.strip())
+    if caller is None:
+        raise Unauthenticated("the key is unknown or revoked")
+    return caller

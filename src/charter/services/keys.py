@@ -1,0 +1,114 @@
+"""API keys: minting, revoking, and the per-process keyring that checks them.
+
+A key check must not cost a database round trip on the hot read path, so the keyring caches
+what it has looked up. Revocation drops the key here at once and, through the bus, in every
+other process; while the bus is not coherent (Redis unreachable) the keyring asks the
+database every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.db.session import Database
+from charter.domain.access import ALL_REALMS, Caller, Role
+from charter.errors import InvalidRequest
+from charter.ids import new_id
+from charter.store import keys
+from charter.store._time import utcnow
+from charter.store.keys import Key
+
+SECRET_PREFIX = "chk_"
+BOOTSTRAP_KEY_ID = "bootstrap"
+_NEGATIVE_SECONDS = 5.0
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+async def mint(
+    conn: AsyncConnection,
+    role: Role,
+    realms: Sequence[str],
+    agent_id: str | None = None,
+    name: str | None = None,
+) -> tuple[Key, str]:
+    """A new key and its secret; the secret is returned here once and never stored."""
+    if role is Role.AGENT and not agent_id:
+        raise InvalidRequest("an agent key needs agent_id")
+    if role is not Role.AGENT and agent_id:
+        raise InvalidRequest("only agent keys carry an agent_id")
+    if not realms:
+        raise InvalidRequest('realms must name at least one realm, or be ["*"]')
+    if ALL_REALMS in realms and len(realms) > 1:
+        raise InvalidRequest('"*" stands alone: it means every realm')
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    key = Key(
+        id=new_id("key"),
+        role=role,
+        realms=sorted(set(realms)),
+        agent_id=agent_id,
+        name=name,
+        created_at=utcnow(),
+        revoked_at=None,
+    )
+    await keys.add(conn, key, hash_secret(secret))
+    return key, secret
+
+
+async def ensure_first_key(db: Database, bootstrap_key: str | None) -> str | None:
+    """On first start with no key anywhere, mint an admin key and return its secret."""
+    if bootstrap_key:
+        return None
+    async with db.transaction() as conn:
+        if await keys.count(conn):
+            return None
+        _, secret = await mint(conn, Role.ADMIN, [ALL_REALMS], name="first admin")
+    return secret
+
+
+class Keyring:
+    def __init__(self, db: Database, bootstrap_key: str | None) -> None:
+        self.db = db
+        self._bootstrap = hash_secret(bootstrap_key) if bootstrap_key else None
+        self._known: dict[str, Caller] = {}
+        self._unknown: dict[str, float] = {}
+        self.coherent = True
+
+    async def authenticate(self, secret: str) -> Caller | None:
+        digest = hash_secret(secret)
+        if self._bootstrap is not None and hmac.compare_digest(digest, self._bootstrap):
+            return Caller(BOOTSTRAP_KEY_ID, Role.ADMIN, frozenset({ALL_REALMS}), name="bootstrap")
+        if self.coherent:
+            caller = self._known.get(digest)
+            if caller is not None:
+                return caller
+            refused_until = self._unknown.get(digest)
+            if refused_until is not None and refused_until > time.monotonic():
+                return None
+        async with self.db.transaction() as conn:
+            key = await keys.by_secret_hash(conn, digest)
+        if key is None:
+            if len(self._unknown) > 100_000:
+                self._unknown.clear()
+            self._unknown[digest] = time.monotonic() + _NEGATIVE_SECONDS
+            return None
+        caller = key.caller()
+        if self.coherent:
+            self._known[digest] = caller
+        return caller
+
+    def revoke(self, key_id: str) -> None:
+        for digest in [d for d, c in self._known.items() if c.key_id == key_id]:
+            del self._known[digest]
+
+    def flush(self) -> None:
+        self._known.clear()
+        self._unknown.clear()
