@@ -16,7 +16,7 @@ from charter.domain.access import Access
 from charter.domain.tree import Level, Priority, Status
 from charter.services import activation, reads, writes
 from charter.services.writes import NewDirective, Patch
-from charter.store import directives, events, realms, versions
+from charter.store import directives, events, keys, realms, versions
 from charter.store.directives import Directive, ListFilters
 
 IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", required=False)]
@@ -221,9 +221,11 @@ class DirectiveController(Controller):
             page = await versions.page(
                 conn, realm_id, directive_id, size + 1, params.decode_int_cursor(cursor)
             )
-        items = page[:size]
+            items = page[:size]
+            names = await keys.names(conn, {v.author for v in items})
         next_cursor = params.encode_cursor(items[-1].version) if len(page) > size else None
-        return wire.VersionPage([render.version_summary(v) for v in items], next_cursor)
+        summaries = [render.version_summary(v, names.get(v.author)) for v in items]
+        return wire.VersionPage(summaries, next_cursor)
 
     @get(
         "/{directive_id:str}/versions/{number:int}",
@@ -239,7 +241,9 @@ class DirectiveController(Controller):
     ) -> wire.VersionOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
-            return render.version(await versions.get(conn, realm_id, directive_id, number))
+            found = await versions.get(conn, realm_id, directive_id, number)
+            names = await keys.names(conn, {found.author})
+        return render.version(found, names.get(found.author))
 
     @get(
         "/{directive_id:str}/diff",
@@ -279,9 +283,11 @@ class DirectiveController(Controller):
             page = await events.history(
                 conn, realm_id, directive_id, size + 1, params.decode_int_cursor(cursor)
             )
-        items = page[:size]
+            items = page[:size]
+            names = await keys.names(conn, {e.actor for e in items})
         next_cursor = params.encode_cursor(items[-1].seq) if len(page) > size else None
-        return wire.HistoryPage([render.history_entry(e) for e in items], next_cursor)
+        entries = [render.history_entry(e, names.get(e.actor)) for e in items]
+        return wire.HistoryPage(entries, next_cursor)
 
     @get(
         "/{directive_id:str}/ancestry",

@@ -59,7 +59,7 @@ def summary(d: Directive) -> wire.DirectiveSummary:
     )
 
 
-def version(v: Version) -> wire.VersionOut:
+def version(v: Version, author_name: str | None) -> wire.VersionOut:
     return wire.VersionOut(
         directive_id=v.directive_id,
         version=v.version,
@@ -67,18 +67,20 @@ def version(v: Version) -> wire.VersionOut:
         body=v.body,
         content_hash=v.content_hash,
         author=v.author,
+        author_name=author_name,
         message=v.message,
         based_on=v.based_on,
         created_at=v.created_at,
     )
 
 
-def version_summary(v: Version) -> wire.VersionSummary:
+def version_summary(v: Version, author_name: str | None) -> wire.VersionSummary:
     return wire.VersionSummary(
         version=v.version,
         title=v.title,
         content_hash=v.content_hash,
         author=v.author,
+        author_name=author_name,
         message=v.message,
         based_on=v.based_on,
         created_at=v.created_at,
@@ -117,10 +119,11 @@ def tree_node(node: TreeNode) -> wire.TreeNodeOut:
     )
 
 
-def history_entry(e: Event) -> wire.HistoryEntry:
+def history_entry(e: Event, actor_name: str | None) -> wire.HistoryEntry:
     return wire.HistoryEntry(
         seq=e.seq,
         type=e.type,
+        actor_name=actor_name,
         revision=e.revision,
         version=e.version,
         actor=e.actor,

@@ -137,6 +137,7 @@ class VersionSummary(Struct, kw_only=True):
     title: str
     content_hash: str
     author: str
+    author_name: str | None
     message: str | None
     based_on: int | None
     created_at: datetime
@@ -149,6 +150,7 @@ class VersionOut(Struct, kw_only=True):
     body: str
     content_hash: str
     author: str
+    author_name: str | None
     message: str | None
     based_on: int | None
     created_at: datetime
@@ -204,11 +206,14 @@ class ForestOut(Struct):
 
 
 class HistoryEntry(Struct, kw_only=True):
+    """One change: what, who (key id and name), when, and why (the message)."""
+
     seq: int
     type: str
     revision: int
     version: int | None
     actor: str
+    actor_name: str | None
     message: str | None
     occurred_at: datetime
     payload: dict[str, Any]

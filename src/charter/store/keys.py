@@ -82,7 +82,10 @@ async def count(conn: AsyncConnection) -> int:
 
 
 async def names(conn: AsyncConnection, ids: set[str]) -> dict[str, str | None]:
-    if not ids:
-        return {}
-    rows = await conn.execute(select(k.c.id, k.c.name).where(k.c.id.in_(sorted(ids))))
-    return {row.id: row.name for row in rows}
+    """Key id -> name, for showing who made a change; the bootstrap key names itself."""
+    found: dict[str, str | None] = {"bootstrap": "bootstrap"} if "bootstrap" in ids else {}
+    wanted = sorted(ids - found.keys())
+    if wanted:
+        rows = await conn.execute(select(k.c.id, k.c.name).where(k.c.id.in_(wanted)))
+        found.update({row.id: row.name for row in rows})
+    return found
