@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, wire
 from charter.api.auth import ACCESS
@@ -168,19 +169,24 @@ class AgentController(Controller):
             if not isinstance(message.get("role"), str):
                 raise InvalidRequest("every message needs a string role")
 
-        async def run(_: object = None) -> Response[wire.InjectOut]:
-            document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
-            messages = inject(data.messages, document.text, document.injection_mode)
-            out = wire.InjectOut(
+        # Read the prompt before any write transaction opens: on SQLite that transaction holds
+        # the one connection, and the read needs it too.
+        document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
+        messages = inject(data.messages, document.text, document.injection_mode)
+        answer = Response(
+            wire.InjectOut(
                 composition_id=document.composition_id,
                 injection_mode=document.injection_mode,
                 messages=messages,
             )
-            return Response(out)
+        )
+
+        async def run(_: AsyncConnection) -> Response[wire.InjectOut]:
+            return answer
 
         # Inject changes nothing; only a keyed call is recorded, to replay its first answer.
         if request.headers.get(IDEMPOTENCY_HEADER) is None:
-            return await run()
+            return answer
         return await write_once(runtime, request, realm_id, run)
 
     @get(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 
 from charter.domain.access import Access, Caller
@@ -25,10 +27,16 @@ def route_access(handler: BaseRouteHandler) -> Access:
     access = handler.opt.get(ACCESS)
     if access is None and all(path.startswith(OPENAPI_PATH) for path in handler.paths):
         return Access.PUBLIC  # the OpenAPI document and its pages
+    if access is None and _is_automatic_options(handler):
+        return Access.PUBLIC  # Litestar's own OPTIONS answer: an Allow header, no data
     if not isinstance(access, Access):
         # A route without a declared access is a programming error, refused loudly.
         raise RuntimeError(f"route {handler.handler_name} declares no access")
     return access
+
+
+def _is_automatic_options(handler: BaseRouteHandler) -> bool:
+    return isinstance(handler, HTTPRouteHandler) and handler.http_methods == {HttpMethod.OPTIONS}
 
 
 async def authorize(

@@ -137,7 +137,7 @@ class VersionSummary(Struct, kw_only=True):
     title: str
     content_hash: str
     author: str
-    author_name: str | None
+    author_name: str | None = None
     message: str | None
     based_on: int | None
     created_at: datetime
@@ -150,7 +150,7 @@ class VersionOut(Struct, kw_only=True):
     body: str
     content_hash: str
     author: str
-    author_name: str | None
+    author_name: str | None = None
     message: str | None
     based_on: int | None
     created_at: datetime
@@ -196,7 +196,7 @@ class TreeNodeOut(Struct, kw_only=True):
     revision: int
     active_version: int | None
     latest_version: int
-    children: list[TreeNodeOut]
+    children: list[TreeNodeOut] = []
 
 
 class ForestOut(Struct):
@@ -213,7 +213,7 @@ class HistoryEntry(Struct, kw_only=True):
     revision: int
     version: int | None
     actor: str
-    actor_name: str | None
+    actor_name: str | None = None
     message: str | None
     occurred_at: datetime
     payload: dict[str, Any]

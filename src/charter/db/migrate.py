@@ -58,6 +58,9 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT ON events TO {role}",
     "GRANT SELECT, INSERT ON compositions TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON relay_cursors TO {role}",
+    # Keys are revoked by UPDATE; idempotency records are purged by DELETE after retention.
+    "GRANT SELECT, INSERT, UPDATE ON api_keys TO {role}",
+    "GRANT SELECT, INSERT, DELETE ON idempotency_records TO {role}",
     # The server's preflight reads the schema revision as the app role.
     "GRANT SELECT ON alembic_version TO {role}",
 )
