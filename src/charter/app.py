@@ -17,7 +17,7 @@ from charter.api.events import EventController
 from charter.api.keys import KeyController
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
-from charter.api.system import healthz, readyz
+from charter.api.system import healthz, metrics, readyz
 from charter.runtime import open_runtime
 from charter.settings import Settings
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> Litestar:
             KeyController,
             healthz,
             readyz,
+            metrics,
         ],
         dependencies=DEPENDENCIES,
         guards=[authorize],

@@ -19,6 +19,7 @@ from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier
 from charter.cache.relay import Relay
 from charter.db.session import Database
+from charter.metrics import Metrics
 from charter.ratelimit import RateLimiter
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring
@@ -37,6 +38,7 @@ class Runtime:
     prompts: Prompts
     keyring: Keyring
     limiter: RateLimiter
+    metrics: Metrics
     redis: Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -78,15 +80,20 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     else:
         bus = LocalBus(hub)
     relay = Relay(db, hub, bus, tier)
+    metrics = Metrics()
+    metrics.gauges["watchers"] = lambda: hub.watchers
+    metrics.gauges["local_cache_entries"] = lambda: len(local)
+    metrics.gauges["local_cache_enabled"] = lambda: int(local.enabled)
     runtime = Runtime(
         settings,
         db,
         hub,
         bus,
         relay,
-        Prompts(db, local, tier),
+        Prompts(db, local, tier, metrics=metrics),
         keyring,
         RateLimiter(settings.rate_limit),
+        metrics,
         redis,
     )
     runtime.tasks.append(

@@ -30,4 +30,22 @@ async def readyz(runtime: RuntimeDep) -> Response[Any]:
             await conn.execute(text("SELECT 1"))
     except Exception:
         return problem(503, "unavailable", "the database does not answer", {"Retry-After": "1"})
-    return Response({"status": "ready", "database": "ok"})
+    status = {"status": "ready", "database": "ok", "cache": "in-process"}
+    if runtime.redis is not None:
+        try:
+            await runtime.redis.ping()
+        except Exception:
+            return problem(503, "unavailable", "Redis does not answer", {"Retry-After": "1"})
+        status["cache"] = "ok" if runtime.hub.local.enabled else "resubscribing"
+    return Response(status)
+
+
+@get(
+    "/metrics",
+    tags=["system"],
+    summary="Process counters, Prometheus text format",
+    opt={ACCESS: Access.PUBLIC},
+    media_type="text/plain; version=0.0.4",
+)
+async def metrics(runtime: RuntimeDep) -> str:
+    return runtime.metrics.render()

@@ -20,6 +20,7 @@ from charter.domain.composition import (
     render,
 )
 from charter.domain.tree import InjectionMode, Level
+from charter.metrics import Metrics
 from charter.store import compositions
 from charter.store._time import utcnow
 
@@ -89,7 +90,9 @@ class Prompts:
         local: LocalTier,
         tier: RedisTier | None,
         known_ids: int = 100_000,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.db = db
         self.local = local
         self.tier = tier
@@ -101,12 +104,15 @@ class Prompts:
         key = (realm, agent)
         entry = self.local.get(key)
         if entry is not None:
+            self.metrics.count("prompt_reads", "local")
             return entry
         if self.tier is not None:
             entry = await self.tier.get(realm, agent)
             if entry is not None:
+                self.metrics.count("prompt_reads", "redis")
                 self.local.put(key, entry)
                 return entry
+        self.metrics.count("prompt_reads", "database")
         entry = await self.compute(realm, agent)
         if self.before_store is not None:
             await self.before_store()
