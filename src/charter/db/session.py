@@ -43,6 +43,17 @@ class Database:
                 await conn.execute(select(func.set_config("charter.realm", realm_id or "", True)))
             yield conn
 
+    @asynccontextmanager
+    async def one_statement(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
+        """For a read that is a single statement setting the realm itself (PostgreSQL): no
+        BEGIN, no COMMIT, one round trip. Elsewhere, an ordinary transaction."""
+        if not self.is_postgres:
+            async with self.transaction(realm_id) as conn:
+                yield conn
+            return
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

@@ -123,7 +123,7 @@ class Prompts:
 
     async def compute(self, realm: str, agent: str) -> Entry:
         """Bypass the cache: one query, then the composition record if it is new."""
-        async with self.db.transaction(realm) as conn:
+        async with self.db.one_statement(realm) as conn:
             snap = await compositions.snapshot(conn, realm, agent)
         composition = compose(agent, snap.nodes, snap.bodies)
         await self._record(realm, agent, composition)

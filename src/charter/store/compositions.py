@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import Row, and_, column, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,8 +43,36 @@ def _owned_and_ancestors(realm_id: str, agent_id: str) -> Any:
     return base.union(up)
 
 
+_ROWS_FUNCTION = text("SELECT * FROM charter_composition_rows(:realm, :agent)").columns(
+    column("id"),
+    column("parent_id"),
+    column("level"),
+    column("status"),
+    column("priority"),
+    column("owner_agent_id"),
+    column("injection_mode"),
+    column("created_at"),
+    column("revision"),
+    column("active_version"),
+    column("title"),
+    column("body"),
+    column("realm_revision"),
+)
+
+
 async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snapshot:
-    """The agent's owned nodes, their ancestors, and their active text: one round trip."""
+    """The agent's owned nodes, their ancestors, and their active text: one statement.
+
+    On PostgreSQL a function (migration 0004) sets the realm and runs the same query, so a
+    connection outside any transaction reads it in one round trip.
+    """
+    if conn.dialect.name == "postgresql":
+        params = {"realm": realm_id, "agent": agent_id}
+        return _snapshot(agent_id, list(await conn.execute(_ROWS_FUNCTION, params)))
+    return _snapshot(agent_id, list(await conn.execute(_snapshot_query(realm_id, agent_id))))
+
+
+def _snapshot_query(realm_id: str, agent_id: str) -> Any:
     chain = _owned_and_ancestors(realm_id, agent_id)
     realm_revision = select(realms.c.revision).where(realms.c.id == realm_id).scalar_subquery()
     query = (
@@ -74,9 +102,12 @@ async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snaps
         )
         .where(d.c.realm_id == realm_id, d.c.id.in_(select(chain.c.id).scalar_subquery()))
     )
-    rows = list(await conn.execute(query))
+    return query
+
+
+def _snapshot(agent_id: str, rows: list[Row[Any]]) -> Snapshot:
     if not any(row.owner_agent_id == agent_id for row in rows):
-        raise NotFound(f"agent {agent_id!r} owns no directive in realm {realm_id!r}")
+        raise NotFound(f"agent {agent_id!r} owns no directive in this realm")
     nodes = [
         TreeNode(
             id=row.id,

@@ -1,0 +1,297 @@
+"""What the API answers, as the client sees it: msgspec structs that mirror `charter.api.wire`.
+
+Defined here rather than imported so that the client needs no server dependency. Responses
+accept unknown fields, so a newer server does not break an older client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from msgspec import UNSET, Struct, UnsetType, field
+
+Level = Literal["realm", "team", "agent"]
+Status = Literal["active", "paused", "completed", "cancelled"]
+Priority = Literal["critical", "high", "normal", "low"]
+InjectionMode = Literal["system_first", "system_append", "user_prepend"]
+Role = Literal["admin", "operator", "reader", "agent"]
+
+TERMINAL: frozenset[str] = frozenset({"completed", "cancelled"})
+
+
+class Realm(Struct, kw_only=True):
+    id: str
+    name: str
+    revision: int
+    created_at: datetime
+
+
+class RealmPage(Struct, kw_only=True):
+    items: list[Realm]
+    next_cursor: str | None
+
+
+class Directive(Struct, kw_only=True):
+    id: str
+    realm_id: str
+    key: str | None
+    level: Level
+    parent_id: str | None
+    title: str
+    body: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    metadata: dict[str, Any]
+    revision: int
+    active_version: int | None
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+    changed: bool | None = None
+
+
+class DirectiveSummary(Struct, kw_only=True):
+    id: str
+    key: str | None
+    level: Level
+    parent_id: str | None
+    title: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    metadata: dict[str, Any]
+    revision: int
+    active_version: int | None
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DirectivePage(Struct, kw_only=True):
+    items: list[DirectiveSummary]
+    next_cursor: str | None
+
+
+class NewDirective(Struct, kw_only=True, omit_defaults=True):
+    """The body of a create."""
+
+    level: Level
+    title: str
+    body: str
+    parent_id: str | None = None
+    key: str | None = None
+    status: Status = "active"
+    priority: Priority = "normal"
+    owner_agent_id: str | None = None
+    injection_mode: InjectionMode = "system_first"
+    metadata: dict[str, Any] = {}
+    message: str | None = None
+
+
+class Patch(Struct, kw_only=True, omit_defaults=True):
+    """A PATCH: only the fields that are set are sent (`None` clears owner, parent or key)."""
+
+    title: str | UnsetType = UNSET
+    body: str | UnsetType = UNSET
+    message: str | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
+    owner_agent_id: str | None | UnsetType = UNSET
+    parent_id: str | None | UnsetType = UNSET
+    injection_mode: InjectionMode | UnsetType = UNSET
+    metadata: dict[str, Any] | UnsetType = UNSET
+    key: str | None | UnsetType = UNSET
+    reopen: bool = False
+    cascade: bool = False
+
+
+class VersionSummary(Struct, kw_only=True):
+    version: int
+    title: str
+    content_hash: str
+    author: str
+    author_name: str | None
+    message: str | None
+    based_on: int | None
+    created_at: datetime
+
+
+class Version(Struct, kw_only=True):
+    directive_id: str
+    version: int
+    title: str
+    body: str
+    content_hash: str
+    author: str
+    author_name: str | None
+    message: str | None
+    based_on: int | None
+    created_at: datetime
+
+
+class VersionPage(Struct, kw_only=True):
+    items: list[VersionSummary]
+    next_cursor: str | None
+
+
+class Diff(Struct, kw_only=True):
+    from_: int = field(name="from")
+    to: int
+    diff: str
+
+
+class Ancestor(Struct, kw_only=True):
+    id: str
+    key: str | None
+    level: Level
+    title: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    revision: int
+    active_version: int | None
+
+
+class Ancestry(Struct, kw_only=True):
+    ancestry: list[Ancestor]
+    depth: int
+
+
+class TreeNode(Struct, kw_only=True):
+    id: str
+    key: str | None
+    level: Level
+    title: str
+    status: Status
+    priority: Priority
+    owner_agent_id: str | None
+    injection_mode: InjectionMode
+    revision: int
+    active_version: int | None
+    latest_version: int
+    children: list[TreeNode]
+
+
+class Forest(Struct, kw_only=True):
+    realm_id: str
+    revision: int
+    roots: list[TreeNode]
+
+
+class HistoryEntry(Struct, kw_only=True):
+    seq: int
+    type: str
+    revision: int
+    version: int | None
+    actor: str
+    actor_name: str | None
+    message: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class HistoryPage(Struct, kw_only=True):
+    items: list[HistoryEntry]
+    next_cursor: str | None
+
+
+class Event(Struct, kw_only=True):
+    seq: int
+    type: str
+    directive_id: str
+    revision: int
+    version: int | None
+    actor: str
+    occurred_at: datetime
+    affected_agents: list[str]
+    payload: dict[str, Any]
+
+
+class EventPage(Struct, kw_only=True):
+    items: list[Event]
+    next_cursor: int | None
+
+
+class Agent(Struct, kw_only=True):
+    agent_id: str
+    directives: int
+    active: int
+
+
+class AgentPage(Struct, kw_only=True):
+    items: list[Agent]
+    next_cursor: str | None
+
+
+class Layer(Struct, kw_only=True):
+    directive_id: str
+    level: Level
+    depth: int
+    title: str | None
+    version: int | None
+    revision: int
+
+
+class Prompt(Struct, kw_only=True):
+    """An agent's composed prompt. `stale` is the client's: True when served from its copy
+    because the server could not be reached."""
+
+    composition_id: str
+    realm_id: str
+    agent_id: str
+    injection_mode: InjectionMode
+    text: str
+    layers: list[Layer]
+    realm_revision: int
+    stale: bool = False
+
+
+class Composition(Struct, kw_only=True):
+    composition_id: str
+    realm_id: str
+    agent_id: str
+    renderer_version: int
+    injection_mode: InjectionMode
+    text: str
+    layers: list[Layer]
+    created_at: datetime
+
+
+class Injected(Struct, kw_only=True):
+    composition_id: str
+    injection_mode: InjectionMode
+    messages: list[dict[str, Any]]
+
+
+class ApiKey(Struct, kw_only=True):
+    id: str
+    role: Role
+    realms: list[str]
+    agent_id: str | None
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CreatedKey(ApiKey, kw_only=True):
+    key: str  # the secret, shown once
+
+
+class KeyPage(Struct, kw_only=True):
+    items: list[ApiKey]
+    next_cursor: str | None
+
+
+class Problem(Struct, kw_only=True):
+    type: str = "about:blank"
+    title: str = ""
+    status: int = 0
+    code: str = "unknown"
+    detail: str | None = None
+    current_revision: int | None = None
+    etag: str | None = None
+    errors: list[dict[str, str]] | None = None
