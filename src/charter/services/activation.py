@@ -23,13 +23,13 @@ async def rollback(
     message: str | None,
 ) -> Outcome:
     current = await read_for_write(conn, realm_id, directive_id, expected)
-    await versions.get(conn, realm_id, directive_id, version)  # 404 for a version never made
+    target = await versions.get(conn, realm_id, directive_id, version)  # 404 if never made
     if current.active_version == version:
         return Outcome(current, changed=False)
     now = utcnow()
-    revision = await swap_revision(
-        conn, current, expected, {"active_version": version, "updated_at": now}
-    )
+    values = {"active_version": version, "updated_at": now}
+    written = await swap_revision(conn, current, expected, values, target.content)
+    revision = written.revision
     await _record(
         conn,
         realm_id,
@@ -41,7 +41,7 @@ async def rollback(
         message,
         {"from_version": current.active_version, "to_version": version},
     )
-    return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
+    return Outcome(written, changed=True)
 
 
 async def deactivate(
@@ -56,9 +56,11 @@ async def deactivate(
     if current.active_version is None:
         return Outcome(current, changed=False)
     now = utcnow()
-    revision = await swap_revision(
-        conn, current, expected, {"active_version": None, "updated_at": now}
-    )
+    # A deactivated node shows its latest version's text.
+    latest = await versions.get(conn, realm_id, directive_id, current.latest_version)
+    values = {"active_version": None, "updated_at": now}
+    written = await swap_revision(conn, current, expected, values, latest.content)
+    revision = written.revision
     await _record(
         conn,
         realm_id,
@@ -70,7 +72,7 @@ async def deactivate(
         message,
         {"previous_version": current.active_version},
     )
-    return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
+    return Outcome(written, changed=True)
 
 
 async def _record(

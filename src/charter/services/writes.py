@@ -186,15 +186,16 @@ async def swap_revision(
     current: Directive,
     expected: Expected,
     values: dict[str, Any],
-) -> int:
-    """The CAS statement; returns the new revision."""
+    content: Content,
+) -> Directive:
+    """The CAS statement; returns the node as written, showing `content`."""
     row = await directives.compare_and_swap(
         conn, current.realm_id, current.id, expected.revision, values
     )
     if row is None:
         now_at = await directives.revision_of(conn, current.realm_id, current.id)
         raise StaleRevision(now_at or 0, via_header=expected.via_header)
-    return int(row.revision)
+    return directives.with_content(row, content.title, content.body)
 
 
 async def update(
@@ -246,7 +247,9 @@ async def update(
         return Outcome(current, changed=False)
 
     plan.values["updated_at"] = now
-    revision = await swap_revision(conn, current, expected, plan.values)
+    shown = plan.content or Content(current.title, current.body)
+    written = await swap_revision(conn, current, expected, plan.values, shown)
+    revision = written.revision
     if plan.content is not None:
         number = plan.values["latest_version"]
         version = _version(
@@ -268,7 +271,7 @@ async def update(
             directive_id,
         )
     await events.append(conn, realm_id, new_events)
-    return Outcome(await directives.get(conn, realm_id, directive_id), changed=True)
+    return Outcome(written, changed=True)
 
 
 def _raw(value: Any) -> Any:
