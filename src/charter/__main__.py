@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="migrate the schema (as its owner)")
     migrate.set_defaults(run=_migrate)
 
-    keys = commands.add_parser("keys", help="API keys, straight in the database")
+    keys = commands.add_parser("keys", help="API keys: create (in the database), list, revoke")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="mint a key and print its secret once")
     create.add_argument("--role", required=True, choices=["admin", "operator", "reader", "agent"])
@@ -127,11 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--agent-id", help="the agent an agent key stands for")
     create.add_argument("--name", help="who or what holds it")
     create.set_defaults(run=_keys_create)
+
+    from charter.cli import register
+
+    register(commands, key_commands, create)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from charter.cli import dispatch
+
+    client_code = dispatch(args)
+    if client_code is not None:
+        return client_code
     code: int = args.run(args, Settings.from_env())
     return code
 

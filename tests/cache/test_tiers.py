@@ -112,3 +112,20 @@ async def test_redis_tier_fails_open_when_redis_is_unreachable() -> None:
     with pytest.raises((RedisError, OSError)):  # the relay must hear of the failure
         await tier.invalidate("r", ["a"], 2)
     await unreachable.aclose()
+
+
+async def test_redis_tier_skips_reads_after_a_failure_until_a_later_relay_pass(
+    redis: Redis,
+) -> None:
+    # Redis may come back holding entries whose invalidation is still pending in the outbox.
+    tier = RedisTier(redis, breaker_seconds=0)
+    realm = "t-" + uuid.uuid4().hex[:12]
+    assert await tier.put(realm, "a", entry(1))
+    before = tier.failures
+    tier.failures += 1  # what any Redis error counts
+    assert await tier.get(realm, "a") is None
+    tier.relayed(before)  # a pass that began before the failure proves nothing
+    assert await tier.get(realm, "a") is None
+    tier.relayed(tier.failures)
+    assert await tier.get(realm, "a") == entry(1)
+    await redis.delete(entry_key(realm, "a"))

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from tests.conftest import new_realm_id
 
@@ -91,19 +94,28 @@ def _spawn_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen
         )
 
 
-async def _wait_healthy(server: Server) -> None:
+async def _wait_ready(server: Server) -> None:
+    """Alive (/healthz), then subscribed to invalidations (/readyz: cache ok) — bounded."""
     deadline = time.monotonic() + STARTUP_SECONDS
     async with server.client(timeout=1.0) as http:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                pytest.fail(f"charter serve exited early:\n{_tail(server.log)}")
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail(f"charter serve not healthy within {STARTUP_SECONDS} s:\n{_tail(server.log)}")
+        for path in ("/healthz", "/readyz"):
+            while True:
+                if server.process.poll() is not None:
+                    pytest.fail(f"charter serve exited early:\n{_tail(server.log)}")
+                try:
+                    response = await http.get(path)
+                    if (
+                        response.status_code == 200
+                        and response.json().get("cache") != "resubscribing"
+                    ):
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"charter serve not {path} in {STARTUP_SECONDS} s:\n{_tail(server.log)}"
+                    )
+                await asyncio.sleep(0.05)
 
 
 StartServer = Callable[..., Awaitable[Server]]
@@ -133,7 +145,7 @@ async def start_server(
         log = logs / f"charter-{len(started)}-{port}.log"
         server = Server(f"http://127.0.0.1:{port}", key, _spawn_server(port, env, log), log)
         started.append(server)
-        await _wait_healthy(server)
+        await _wait_ready(server)
         return server
 
     try:
@@ -172,9 +184,9 @@ class OwnRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"redis-server exited:\n{_tail(self.directory / 'redis.log')}")
-            if await self._cli("PING") == "PONG":
+            if await self._ping():
                 return
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
         pytest.fail("redis-server did not answer PING within 10 s")
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -199,6 +211,15 @@ class OwnRedis:
                 pytest.fail("redis-server did not shut down within 10 s")
             await asyncio.sleep(0.02)
         assert (self.directory / "dump.rdb").exists()
+
+    async def _ping(self) -> bool:
+        redis = Redis(host="127.0.0.1", port=self.port, retry=Retry(NoBackoff(), 0))
+        try:
+            return bool(await redis.ping())
+        except (RedisError, OSError):
+            return False
+        finally:
+            await redis.aclose()
 
     async def get(self, key: str) -> bytes | None:
         # A client per call: the server comes and goes under this test.
@@ -301,6 +322,14 @@ def realm_id() -> str:
     return new_realm_id()
 
 
+async def metrics(http: httpx.AsyncClient) -> dict[str, float]:
+    """The server's /metrics samples by name (labels included), e.g. `charter_watchers`."""
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    samples = (line.rpartition(" ") for line in response.text.splitlines() if line[:1] != "#")
+    return {name: float(value) for name, _, value in samples if name}
+
+
 # --- server-sent events --------------------------------------------------------------------
 
 
@@ -311,7 +340,7 @@ class Event:
     data: list[str]
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
+async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[Event, None]:
     """Events in arrival order; comments (heartbeats) are skipped."""
     fields: dict[str, list[str]] = {}
     async for line in lines:

@@ -93,7 +93,7 @@ def decode_body(raw: bytes, kind: type[T]) -> T:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise InvalidRequest(str(exc)) from exc
+        raise InvalidRequest(without_values(str(exc))) from exc
 
 
 def strict_body(parsed: Any, kind: type[T]) -> T:
@@ -101,4 +101,15 @@ def strict_body(parsed: Any, kind: type[T]) -> T:
     try:
         return msgspec.convert(parsed, type=kind, strict=True)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(str(exc)) from exc
+        raise InvalidRequest(without_values(str(exc))) from exc
+
+
+_ENUM = "Invalid enum value"
+
+
+def without_values(message: str) -> str:
+    """msgspec's message without the value it quotes for a bad enum: that may be any text."""
+    if not message.startswith(_ENUM):
+        return message
+    _, at, path = message.rpartition(" - at `")
+    return f"{_ENUM} - at `{path}" if at else _ENUM

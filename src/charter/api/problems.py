@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from charter.api.params import without_values
 from charter.api.wire import Problem
 from charter.errors import CharterError, RateLimited, StaleRevision
 
@@ -88,7 +89,10 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
     if isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
-                errors.append({k: str(item[k]) for k in ("message", "key", "source") if k in item})
+                error = {k: str(item[k]) for k in ("message", "key", "source") if k in item}
+                if "message" in error:
+                    error["message"] = without_values(error["message"])
+                errors.append(error)
     detail = errors[0]["message"] if errors and "message" in errors[0] else "the request is invalid"
     return problem(400, "invalid-request", detail, errors=errors or None)
 

@@ -95,6 +95,8 @@ class RedisBus:
                 if message is None:
                     await pubsub.ping()
                     continue
+                if message["type"] != "message":
+                    continue  # the reply to our ping
                 if message["channel"] in (KEYS_CHANNEL, KEYS_CHANNEL.encode()):
                     self.hub.revoke_key(bytes(message["data"]).decode())
                     continue

@@ -100,11 +100,11 @@ class Patch(Struct, kw_only=True, omit_defaults=True):
     message: str | UnsetType = UNSET
     status: Status | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
-    owner_agent_id: str | None | UnsetType = UNSET
-    parent_id: str | None | UnsetType = UNSET
+    owner_agent_id: str | UnsetType | None = UNSET
+    parent_id: str | UnsetType | None = UNSET
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
-    key: str | None | UnsetType = UNSET
+    key: str | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
+        _keep_text_out_of_logs()
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Database:
@@ -56,6 +58,21 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _NoRowsOrParameters(logging.Filter):
+    """Drops DEBUG records: there the engine logs result rows and aiosqlite each call with its
+    parameters, i.e. directive text, which must never reach a log, whatever the log level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+def _keep_text_out_of_logs() -> None:
+    for name in ("sqlalchemy.engine.Engine", "aiosqlite"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoRowsOrParameters) for f in logger.filters):
+            logger.addFilter(_NoRowsOrParameters())
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:

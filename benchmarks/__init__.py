@@ -1,0 +1,1 @@
+"""The benchmark suite behind `scripts/bench` (DESIGN §5): scenarios, baselines, report."""

@@ -1,0 +1,296 @@
+"""Scenario 3: CAS updates through Charter's HTTP API against the same SQL in raw asyncpg.
+
+Each writer loops until the deadline: it picks a directive (always the first, or one of all),
+sends a new body with the revision it last heard of, and learns the current revision from
+the answer (the ETag of a 200 or of a 412). Writers share what they learn, as clients of one
+service would. The baseline issues the transaction that `services/writes.py` issues for a
+body change, statement for statement, minus what is Charter's own (savepoints, the re-read
+for the response, the cache invalidation after commit):
+set the realm, lock the realm row, read the directive with its text, read its subtree (the
+event's audience), UPDATE … WHERE revision, INSERT the version, raise the realm revision,
+INSERT the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import make_url
+
+from benchmarks.load import Http1
+from benchmarks.roundtrips import proxied, statement_log
+from charter.db.session import Database
+from charter.services import writes
+
+SET_REALM = "SELECT set_config('charter.realm', $1, true)"
+LOCK = "SELECT revision FROM realms WHERE id = $1 FOR UPDATE"
+READ = """
+SELECT d.revision, d.active_version, d.latest_version, v.title, v.body
+FROM directives d JOIN directive_versions v
+  ON v.realm_id = d.realm_id AND v.directive_id = d.id
+ AND v.version = coalesce(d.active_version, d.latest_version)
+WHERE d.realm_id = $1 AND d.id = $2
+"""
+SUBTREE = """
+WITH RECURSIVE below(id, owner_agent_id, depth) AS (
+    SELECT id, owner_agent_id, 0 FROM directives WHERE realm_id = $1 AND id = $2
+    UNION ALL
+    SELECT d.id, d.owner_agent_id, b.depth + 1 FROM directives d
+    JOIN below b ON d.realm_id = $1 AND d.parent_id = b.id WHERE b.depth < 256
+)
+SELECT id, owner_agent_id FROM below
+"""
+CAS = """
+UPDATE directives SET latest_version = $4, active_version = $4, updated_at = $5,
+       revision = revision + 1
+WHERE realm_id = $1 AND id = $2 AND revision = $3
+RETURNING revision
+"""
+INSERT_VERSION = """
+INSERT INTO directive_versions (realm_id, directive_id, version, title, body, content_hash,
+                                author, message, based_on, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)
+"""
+ADVANCE = "UPDATE realms SET revision = revision + 1 WHERE id = $1 RETURNING revision"
+INSERT_EVENT = """
+INSERT INTO events (realm_id, seq, type, directive_id, revision, version, actor, message,
+                    occurred_at, affected_agents, payload)
+VALUES ($1, $2, 'directive.version_created', $3, $4, $5, $6, NULL, $7, $8::jsonb, $9::jsonb)
+"""
+
+_bodies = itertools.count()
+Attempt = Callable[[str, int, str], Awaitable[tuple[bool, int]]]
+Writer = tuple[Attempt, Callable[[], Awaitable[None]]]  # an attempt and how to close it
+
+
+def _content_hash(title: str, body: str) -> str:
+    canonical = json.dumps(
+        {"body": body, "title": title}, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def revisions(pool: asyncpg.Pool, realm: str, ids: list[str]) -> dict[str, int]:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(SET_REALM, realm)
+        rows = await conn.fetch(
+            "SELECT id, revision FROM directives WHERE realm_id = $1 AND id = ANY($2)", realm, ids
+        )
+    return {row["id"]: row["revision"] for row in rows}
+
+
+def raw_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
+    async def attempt(directive_id: str, expected: int, body: str) -> tuple[bool, int]:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(SET_REALM, realm)
+            await conn.fetchval(LOCK, realm)
+            row = await conn.fetchrow(READ, realm, directive_id)
+            if row["revision"] != expected:
+                return False, row["revision"]
+            owners = sorted(
+                {r["owner_agent_id"] for r in await conn.fetch(SUBTREE, realm, directive_id)}
+                - {None}
+            )
+            number = row["latest_version"] + 1
+            now = datetime.now(UTC)
+            revision = await conn.fetchval(CAS, realm, directive_id, expected, number, now)
+            title = row["title"]
+            await conn.execute(
+                INSERT_VERSION,
+                realm,
+                directive_id,
+                number,
+                title,
+                body,
+                _content_hash(title, body),
+                "bench",
+                row["active_version"],
+                now,
+            )
+            seq = await conn.fetchval(ADVANCE, realm)
+            await conn.execute(
+                INSERT_EVENT,
+                realm,
+                seq,
+                directive_id,
+                revision,
+                number,
+                "bench",
+                now,
+                json.dumps(owners),
+                json.dumps({"version": number, "based_on": row["active_version"]}),
+            )
+            return True, revision
+
+    return attempt
+
+
+def http_attempt(port: int, realm: str, key: str) -> Callable[[], Writer]:
+    """One connection per writer: a factory of attempts."""
+
+    def make() -> Writer:
+        client = Http1("127.0.0.1", port)
+
+        async def attempt(directive_id: str, expected: int, body: str) -> tuple[bool, int]:
+            status, headers, answer = await client.request(
+                "PATCH",
+                f"/v1/realms/{realm}/directives/{directive_id}",
+                {
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": "application/json",
+                    "If-Match": f'"{expected}"',
+                },
+                json.dumps({"body": body}).encode(),
+            )
+            if status not in (200, 412):
+                raise RuntimeError(f"PATCH answered {status}: {answer[:300]!r}")
+            return status == 200, int(headers["etag"].strip('"'))
+
+        return attempt, client.close
+
+    return make
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def load(
+    make: Callable[[], Writer],
+    ids: list[str],
+    known: dict[str, int],
+    writers: int,
+    seconds: float,
+) -> dict[str, float]:
+    wins: list[float] = []
+    losses: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def writer() -> None:
+        attempt, close = make()
+        try:
+            while time.perf_counter() < deadline:
+                directive_id = ids[0] if len(ids) == 1 else random.choice(ids)
+                body = f"b{next(_bodies)}"
+                start = time.perf_counter()
+                won, revision = await attempt(directive_id, known[directive_id], body)
+                (wins if won else losses).append((time.perf_counter() - start) * 1000)
+                known[directive_id] = max(known[directive_id], revision)
+        finally:
+            await close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    elapsed = time.perf_counter() - started
+    every = sorted(wins + losses)
+    return {
+        "cas_per_s": len(wins) / elapsed,
+        "attempts_per_s": len(every) / elapsed,
+        "conflicts": len(losses),
+        "p50_ms": statistics.median(every) if every else 0.0,
+        "p99_ms": every[min(len(every) - 1, int(len(every) * 0.99))] if every else 0.0,
+        "win_p99_ms": sorted(wins)[int(len(wins) * 0.99)] if wins else 0.0,
+    }
+
+
+async def run(
+    app_dsn: str,
+    port: int,
+    realm: str,
+    key: str,
+    cas_ids: list[str],
+    *,
+    rounds: int,
+    seconds: float,
+) -> dict[str, Any]:
+    # The pool Charter runs with by default: 10 connections plus 10 overflow.
+    pool = await asyncpg.create_pool(app_dsn, min_size=10, max_size=20)
+    results: dict[str, Any] = {}
+    try:
+        for writers, spread in ((8, 1), (32, 1), (8, len(cas_ids)), (32, len(cas_ids))):
+            ids = cas_ids[:spread]
+            runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": []}
+            sides: dict[str, Callable[[], Writer]] = {
+                "charter": http_attempt(port, realm, key),
+                "bare": lambda: (raw_attempt(pool, realm), _nothing),
+            }
+            for i in range(rounds):
+                order = ("charter", "bare") if i % 2 == 0 else ("bare", "charter")
+                for side in order:
+                    known = await revisions(pool, realm, ids)
+                    result = await load(sides[side], ids, known, writers, seconds)
+                    runs[side].append(result)
+                    print(
+                        f"  cas {writers:>2} writers x {spread:>4} directives round {i + 1} "
+                        f"{side:<8} {result['cas_per_s']:7.0f} CAS/s "
+                        f"({result['attempts_per_s']:6.0f} tries/s)  "
+                        f"p99 {result['p99_ms']:6.1f} ms",
+                        flush=True,
+                    )
+                    await asyncio.sleep(0.3)  # let the relay settle between runs
+            results[f"cas_{writers}w_{spread}d"] = {
+                "writers": writers,
+                "directives": spread,
+                **runs,
+            }
+    finally:
+        await pool.close()
+    return results
+
+
+async def round_trips(app_url: str, realm: str, directive_id: str, calls: int = 10) -> Any:
+    """Round trips of one successful body change, counted by a proxy: the transaction a PATCH
+    runs in Charter (without HTTP and the cache invalidation after commit) and the baseline's."""
+    u = make_url(app_url)
+    async with proxied(u.host or "127.0.0.1", u.port or 5432) as proxy:
+        db = Database.connect(u.set(port=proxy.port).render_as_string(False), pool_size=1)
+        dsn = u.set(drivername="postgresql", port=proxy.port).render_as_string(False)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        attempt = raw_attempt(pool, realm)
+
+        async def charter(known: int) -> None:
+            async with db.transaction(realm) as conn:
+                await writes.update(
+                    conn,
+                    realm,
+                    writes.Actor("bench"),
+                    directive_id,
+                    writes.Expected(known, via_header=True),
+                    writes.Patch(body=f"b{next(_bodies)}"),
+                    16,
+                )
+
+        async def bare(known: int) -> None:
+            won, _ = await attempt(directive_id, known, f"b{next(_bodies)}")
+            assert won
+
+        counts: dict[str, float] = {}
+        try:
+            for name, write in (("charter", charter), ("bare", bare)):
+                total = 0
+                for i in range(3 + calls):  # 3 to warm connections and prepared statements
+                    known = (await revisions(pool, realm, [directive_id]))[directive_id]
+                    before = proxy.turns
+                    await write(known)
+                    total += (proxy.turns - before) if i >= 3 else 0
+                counts[name] = total / calls
+            with statement_log(db.engine) as log:
+                await charter((await revisions(pool, realm, [directive_id]))[directive_id])
+        finally:
+            await pool.close()
+            await db.dispose()
+    return {
+        "round_trips": counts["charter"],
+        "bare_round_trips": counts["bare"],
+        "statements": [st[:120] for st in log],
+    }

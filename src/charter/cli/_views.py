@@ -1,0 +1,89 @@
+"""How the CLI shows things to people: trees, directives, histories, prompts, events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from charter.cli._style import PRIORITY_COLOUR, STATUS_COLOUR, Style
+from charter.client import models as m
+
+
+def node_line(node: m.TreeNode | m.Directive, style: Style) -> str:
+    """`Team: Engineering (Active) · high · owner lead · v3`."""
+    head = f"{node.level.capitalize()}: {style(node.title, 'bold')}"
+    status = style(f"({node.status.capitalize()})", STATUS_COLOUR[node.status])
+    parts = [f"{head} {status}", style(node.priority, PRIORITY_COLOUR[node.priority])]
+    if node.owner_agent_id:
+        parts.append(f"owner {style(node.owner_agent_id, 'magenta')}")
+    if node.active_version is None:
+        parts.append(style("deactivated", "red"))
+    else:
+        latest = f"/{node.latest_version}" if node.latest_version != node.active_version else ""
+        parts.append(f"v{node.active_version}{latest}")
+    line = " · ".join(parts)
+    if node.key:
+        line += "  " + style(node.key, "dim")
+    return line
+
+
+def tree_lines(forest: m.Forest, style: Style) -> Iterable[str]:
+    for root in forest.roots:
+        yield node_line(root, style)
+        yield from _children(root, "", style)
+
+
+def _children(node: m.TreeNode, prefix: str, style: Style) -> Iterable[str]:
+    for index, child in enumerate(node.children):
+        last = index == len(node.children) - 1
+        branch, extend = ("└── ", "    ") if last else ("├── ", "│   ")
+        yield style(prefix + branch, "dim") + node_line(child, style)
+        yield from _children(child, prefix + extend, style)
+
+
+def directive_lines(d: m.Directive, style: Style) -> Iterable[str]:
+    yield node_line(d, style)
+    fields = [
+        ("id", d.id),
+        ("key", d.key or "-"),
+        ("parent", d.parent_id or "-"),
+        ("revision", str(d.revision)),
+        ("versions", f"active {d.active_version or '-'}, latest {d.latest_version}"),
+        ("mode", d.injection_mode),
+        ("updated", d.updated_at.isoformat(timespec="seconds")),
+    ]
+    if d.metadata:
+        fields.append(("metadata", ", ".join(f"{k}={v!r}" for k, v in d.metadata.items())))
+    for name, value in fields:
+        yield f"  {style(name.ljust(9), 'dim')}{value}"
+    yield ""
+    yield d.body
+
+
+def history_lines(page: m.HistoryPage, style: Style) -> Iterable[str]:
+    for e in page.items:
+        who = e.actor_name or e.actor
+        version = f" v{e.version}" if e.version is not None else ""
+        when = e.occurred_at.isoformat(timespec="seconds")
+        why = f" — {e.message}" if e.message else ""
+        kind = e.type.removeprefix("directive.")
+        yield f"{style(f'#{e.seq}', 'dim')} {when} {style(kind, 'cyan')}{version} by {who}{why}"
+
+
+def event_line(e: m.Event, style: Style) -> str:
+    when = e.occurred_at.isoformat(timespec="seconds")
+    version = f" v{e.version}" if e.version is not None else ""
+    agents = f" → {', '.join(e.affected_agents)}" if e.affected_agents else ""
+    kind = style(e.type, "cyan")
+    return (
+        f"{style(f'#{e.seq}', 'dim')} {when} {kind} {e.directive_id}{version} by {e.actor}{agents}"
+    )
+
+
+def prompt_lines(p: m.Prompt, style: Style) -> Iterable[str]:
+    stale = style(" (stale: the server could not be reached)", "yellow") if p.stale else ""
+    yield style(f"{p.agent_id} · {p.composition_id} · {p.injection_mode}", "dim") + stale
+    for layer in p.layers:
+        version = f"v{layer.version}" if layer.version is not None else "no text"
+        yield style(f"  {'  ' * (layer.depth - 1)}{layer.level}: {layer.title} ({version})", "dim")
+    yield ""
+    yield p.text

@@ -1,0 +1,274 @@
+"""`charter export` and `charter apply`: a realm's goal tree as a YAML file in git."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from charter.cli import Context, UsageError, exits, treefile
+from charter.cli._style import Style
+from charter.cli.plan import Plan, RealmState, Step, make_plan
+from charter.client import Charter, errors
+from charter.client import models as m
+
+PROGRESS_FROM = 20  # steps: smaller applies print one line per step instead
+
+
+def add(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    conn: argparse.ArgumentParser,
+    realm: argparse.ArgumentParser,
+) -> None:
+    p = commands.add_parser("export", help="write the realm's tree as YAML", parents=[conn, realm])
+    p.add_argument("realm_arg", nargs="?", metavar="REALM")
+    p.add_argument("-o", "--output", help="write to this file, not stdout")
+    p.set_defaults(client_run=export)
+
+    p = commands.add_parser(
+        "apply", help="make the realm match a YAML tree file", parents=[conn, realm]
+    )
+    p.add_argument("-f", "--file", required=True, help="the tree file ('-': stdin)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--prune", action="store_true", help="deactivate what the file leaves out")
+    p.add_argument("--yes", "-y", action="store_true", help="(accepted; apply never prompts)")
+    p.set_defaults(client_run=apply)
+
+
+def fetch_state(charter: Charter, realm: str) -> RealmState:
+    """Every directive of the realm, in full (bodies included), with the realm's revision."""
+    info = charter.realm_info(realm)
+    full = [charter.get(s.id, realm=realm) for s in charter.iter_directives(realm=realm)]
+    return RealmState(realm, info.revision, full)
+
+
+# export
+
+
+def export(ctx: Context, args: argparse.Namespace) -> int:
+    realm = ctx.realm(args.realm_arg)
+    forest = ctx.charter.tree(realm)
+    state = fetch_state(ctx.charter, realm)
+    by_id = {d.id: d for d in state.directives}
+    keyless: list[m.Directive] = []
+
+    def node(t: m.TreeNode) -> treefile.FileNode:
+        d = by_id[t.id]
+        if d.key is None:
+            keyless.append(d)
+        return treefile.FileNode(
+            key=d.key or "",
+            level=d.level,
+            title=d.title,
+            body=d.body,
+            status=d.status,
+            priority=d.priority,
+            owner_agent_id=d.owner_agent_id,
+            injection_mode=d.injection_mode,
+            metadata=d.metadata,
+            active=d.active_version is not None,
+            children=[node(c) for c in t.children],
+        )
+
+    tree = treefile.TreeFile(realm=realm, directives=[node(r) for r in forest.roots])
+    if keyless:
+        listed = ", ".join(d.id for d in keyless[:5])
+        print(
+            f"charter: {len(keyless)} directive(s) have no key ({listed}…), so apply cannot "
+            "match them; give each one with `charter set ID --key KEY`",
+            file=sys.stderr,
+        )
+        return exits.INVALID
+    text = f"# charter export {realm} (realm revision {forest.revision})\n" + treefile.dump(tree)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return exits.OK
+
+
+# apply
+
+
+def apply(ctx: Context, args: argparse.Namespace) -> int:
+    source = args.file
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror}") from exc
+    desired = treefile.load(text, source)
+    realm = ctx.realm(desired.realm)  # --realm, else the file's, else $CHARTER_REALM
+    state = fetch_state(ctx.charter, realm)
+    plan = make_plan(desired, state, prune=args.prune)
+    print_plan(plan, ctx.style)
+    if args.dry_run or not plan.steps:
+        return exits.OK
+    return execute(ctx.charter, plan, state, ctx.style)
+
+
+_MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "status": ("!", "cyan")}
+
+
+def print_plan(plan: Plan, style: Style) -> None:
+    out = sys.stdout
+    if not plan.steps:
+        print(f"No changes: realm {plan.realm} matches the file.", file=out)
+    for step in plan.steps:
+        mark, colour = _MARK.get(step.kind, ("-", "red"))
+        name = step.key or step.directive_id or "?"
+        head = f"{style(mark, colour, 'bold')} {step.kind} {style(name, 'bold')}"
+        print(f"{head} {style(repr(step.title), 'dim')}", file=out)
+        for change in step.changes:
+            print(f"    {change}", file=out)
+        if step.diff:
+            for line in style.diff(step.diff).splitlines():
+                print(f"      {line}", file=out)
+    if plan.untouched:
+        print(
+            style(
+                f"{len(plan.untouched)} live directive(s) are not in the file and are left as "
+                "they are (--prune deactivates them).",
+                "dim",
+            ),
+            file=out,
+        )
+    if plan.steps:
+        counts = [
+            f"{plan.count('create')} to create",
+            f"{plan.count('update')} to update",
+            f"{plan.count('status')} status change(s)",
+            f"{plan.count('deactivate')} to deactivate",
+        ]
+        print(f"Plan: {', '.join(counts)}.", file=out)
+    out.flush()
+
+
+def execute(charter: Charter, plan: Plan, state: RealmState, style: Style) -> int:
+    """Each step in turn, CAS against the planned revision; on a conflict, stop and say why."""
+    realm = plan.realm
+    live = {d.key: (d.id, d.revision) for d in state.directives if d.key}
+    planned = {d.key: d for d in state.directives if d.key}
+    total = len(plan.steps)
+    progress = _Progress(total, enabled=total >= PROGRESS_FROM)
+    for done, step in enumerate(plan.steps):
+        try:
+            result = _run(charter, realm, step, live)
+        except errors.Conflict as exc:
+            progress.finish()
+            _explain_conflict(charter, realm, step, exc, planned.get(step.key), done, total)
+            return exits.CONFLICT
+        except errors.ProblemError:
+            progress.finish()
+            print(
+                f"charter: stopped at step {done + 1} of {total} ({step.kind} {step.key}).",
+                file=sys.stderr,
+            )
+            raise
+        if result is not None and result.key:
+            live[result.key] = (result.id, result.revision)
+        progress.step(done + 1, f"{step.kind} {step.key}")
+    progress.finish()
+    print(f"Applied {total} step(s) to {realm}.")
+    return exits.OK
+
+
+def _run(
+    charter: Charter, realm: str, step: Step, live: dict[str, tuple[str, int]]
+) -> m.Directive | None:
+    if step.kind == "create":
+        assert step.new is not None
+        if step.parent_key is not None:
+            step.new.parent_id = live[step.parent_key][0]
+        return charter.create(step.new, realm=realm)
+    directive_id, revision = live.get(
+        step.key, (step.directive_id or "", step.planned_revision or 0)
+    )
+    if step.kind == "deactivate":
+        charter.deactivate(
+            directive_id, expected_revision=revision, message="charter apply", realm=realm
+        )
+        if step.key:
+            live[step.key] = (directive_id, revision + 1)
+        return None
+    assert step.patch is not None
+    if step.moved:
+        step.patch.parent_id = live[step.parent_key][0] if step.parent_key else None
+    return charter.update(directive_id, step.patch, expected_revision=revision, realm=realm)
+
+
+def _explain_conflict(
+    charter: Charter,
+    realm: str,
+    step: Step,
+    exc: errors.Conflict,
+    planned: m.Directive | None,
+    done: int,
+    total: int,
+) -> None:
+    err = sys.stderr
+    name = step.key or step.directive_id
+    print(
+        f"charter: conflict at step {done + 1} of {total} ({step.kind} {name}): {exc.code}: "
+        f"{exc.detail}",
+        file=err,
+    )
+    if isinstance(exc, errors.StaleRevision) and planned is not None:
+        try:
+            now = charter.get(planned.id, realm=realm)
+            history = charter.history(planned.id, limit=20, realm=realm)
+        except errors.CharterError:
+            now, history = None, None
+        if now is not None:
+            print(
+                f"{name} was at revision {planned.revision} when planned and is at "
+                f"{now.revision} now. Changed meanwhile:",
+                file=err,
+            )
+            for field in (
+                "title",
+                "body",
+                "status",
+                "priority",
+                "owner_agent_id",
+                "injection_mode",
+                "metadata",
+                "parent_id",
+                "active_version",
+            ):
+                if getattr(planned, field) != getattr(now, field):
+                    print(f"  {field}", file=err)
+        if history is not None:
+            for entry in history.items:
+                if entry.revision > planned.revision:
+                    who = entry.actor_name or entry.actor
+                    why = f" — {entry.message}" if entry.message else ""
+                    print(f"  #{entry.seq} {entry.type} by {who}{why}", file=err)
+    print(
+        f"{done} step(s) were applied. Run `charter apply` again to plan from the realm as it "
+        "is now.",
+        file=err,
+    )
+
+
+class _Progress:
+    """A one-line progress bar on stderr, for large applies on a terminal."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self.shown = False
+
+    def step(self, done: int, label: str) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * done // self.total
+        bar = "#" * filled + "." * (width - filled)
+        sys.stderr.write(f"\r[{bar}] {done}/{self.total} {label[:40]:<40}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            self.shown = False

@@ -1,0 +1,415 @@
+"""`AsyncCharter`: the asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+import msgspec
+
+from charter.client import _retry, errors
+from charter.client import models as m
+from charter.client._calls import Call, Endpoints
+from charter.client._retry import RetryPolicy
+from charter.client._sse import EventParser
+from charter.client.errors import StaleRevision
+
+T = TypeVar("T")
+Reapply = Callable[[m.Directive], m.Patch | None]
+# Failures a local prompt copy covers (stale-if-error): the server is away or overwhelmed.
+STALE_IF = (errors.TransportError, errors.Unavailable)
+
+_prompt = msgspec.json.Decoder(m.Prompt)
+_event = msgspec.json.Decoder(m.Event)
+
+
+class _Reconnect(Exception):
+    """The stream answered with a retryable status: wait, then connect again."""
+
+
+def client_headers(key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    headers = {"User-Agent": "charter-client/0.1", "Accept": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers | dict(extra or {})
+
+
+def prepared(call: Call[Any], idempotency_key: str | None) -> dict[str, Any]:
+    """Arguments for `httpx` `request`/`build_request`."""
+    headers = dict(call.headers)
+    if call.body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return {
+        "method": call.method,
+        "url": call.path,
+        "params": call.params,
+        "content": call.body,
+        "headers": headers,
+    }
+
+
+class AsyncCharter:
+    """A Charter server, over HTTP. `realm` is the default for realm-scoped methods."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str | None = None,
+        *,
+        realm: str | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        stream_read_timeout: float = 45.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self.stream_read_timeout = stream_read_timeout
+        self._timeout = timeout
+        self._api = Endpoints(realm)
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers=client_headers(key, headers),
+            timeout=timeout,
+            transport=transport,
+        )
+        self._prompts: dict[tuple[str, str], m.Prompt] = {}
+
+    @classmethod
+    def from_env(cls, **options: Any) -> AsyncCharter:
+        """From CHARTER_URL, CHARTER_KEY and CHARTER_REALM."""
+        url = os.environ.get("CHARTER_URL", "http://127.0.0.1:8000")
+        key = os.environ.get("CHARTER_KEY")
+        options.setdefault("realm", os.environ.get("CHARTER_REALM") or None)
+        return cls(url, key, **options)
+
+    @property
+    def realm(self) -> str | None:
+        return self._api.realm
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _send(self, call: Call[T]) -> T:
+        """One call, retried on connection errors and retryable statuses, with one key."""
+        key = str(uuid.uuid4()) if call.write else None
+        request = prepared(call, key)
+        timeout = call.timeout if call.timeout is not None else self._timeout
+        for attempt in range(self.retry.attempts):
+            last = attempt == self.retry.attempts - 1
+            try:
+                response = await self._http.request(**request, timeout=timeout)
+            except httpx.TransportError as exc:
+                if last:
+                    raise errors.TransportError(f"{type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            if _retry.is_retryable(response) and not last:
+                await asyncio.sleep(self.retry.delay(attempt, _retry.retry_after(response)))
+                continue
+            if response.status_code == 304 and call.not_modified_ok:
+                return call.read(response)
+            _retry.raise_for_problem(response)
+            return call.read(response)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # realms
+
+    async def create_realm(self, realm_id: str, name: str | None = None) -> m.Realm:
+        return await self._send(self._api.create_realm(realm_id, name))
+
+    async def realms(self, *, limit: int | None = None, cursor: str | None = None) -> m.RealmPage:
+        return await self._send(self._api.realms(limit, cursor))
+
+    async def iter_realms(self) -> AsyncGenerator[m.Realm, None]:
+        cursor: str | None = None
+        while True:
+            page = await self.realms(limit=500, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def realm_info(self, realm: str | None = None) -> m.Realm:
+        return await self._send(self._api.realm_info(realm))
+
+    async def tree(self, realm: str | None = None) -> m.Forest:
+        return await self._send(self._api.tree(realm))
+
+    # directives
+
+    async def create(self, new: m.NewDirective, *, realm: str | None = None) -> m.Directive:
+        return await self._send(self._api.create(new, realm))
+
+    async def directives(self, *, realm: str | None = None, **filters: Any) -> m.DirectivePage:
+        """One page; filters: level, status, parent_id, owner_agent_id, priority, key, roots,
+        limit, cursor."""
+        return await self._send(self._api.directives(filters, realm))
+
+    async def iter_directives(
+        self, *, realm: str | None = None, **filters: Any
+    ) -> AsyncGenerator[m.DirectiveSummary, None]:
+        cursor: str | None = None
+        while True:
+            page = await self.directives(realm=realm, **filters, limit=500, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get(self, directive_id: str, *, realm: str | None = None) -> m.Directive:
+        return await self._send(self._api.get(directive_id, realm))
+
+    async def find(self, key: str, *, realm: str | None = None) -> m.Directive | None:
+        """The directive with this operator key, or None."""
+        page = await self.directives(realm=realm, key=key)
+        return await self.get(page.items[0].id, realm=realm) if page.items else None
+
+    async def update(
+        self,
+        directive_id: str,
+        patch: m.Patch | None = None,
+        *,
+        expected_revision: int | None = None,
+        retry_on_conflict: Reapply | None = None,
+        max_conflicts: int = 5,
+        realm: str | None = None,
+    ) -> m.Directive:
+        """A compare-and-swap update.
+
+        With `retry_on_conflict`, a stale revision re-reads the directive, asks the function
+        for the patch to apply to it now (None: give up, and return what is there), and tries
+        again, up to `max_conflicts` times. Without a patch or revision, it starts by reading.
+        """
+        if retry_on_conflict is None:
+            if patch is None or expected_revision is None:
+                raise ValueError("an update needs a patch and expected_revision")
+            return await self._send(self._api.update(directive_id, patch, expected_revision, realm))
+        if patch is None or expected_revision is None:
+            current = await self.get(directive_id, realm=realm)
+            patch, expected_revision = retry_on_conflict(current), current.revision
+            if patch is None:
+                return current
+        for conflicts in range(max_conflicts + 1):
+            call = self._api.update(directive_id, patch, expected_revision, realm)
+            try:
+                return await self._send(call)
+            except StaleRevision:
+                if conflicts == max_conflicts:
+                    raise
+            current = await self.get(directive_id, realm=realm)
+            patch, expected_revision = retry_on_conflict(current), current.revision
+            if patch is None:
+                return current
+        raise AssertionError("unreachable")
+
+    async def deactivate(
+        self,
+        directive_id: str,
+        *,
+        expected_revision: int,
+        message: str | None = None,
+        realm: str | None = None,
+    ) -> None:
+        await self._send(self._api.deactivate(directive_id, expected_revision, message, realm))
+
+    async def rollback(
+        self,
+        directive_id: str,
+        version: int,
+        *,
+        expected_revision: int,
+        message: str | None = None,
+        realm: str | None = None,
+    ) -> m.Directive:
+        call = self._api.rollback(directive_id, version, expected_revision, message, realm)
+        return await self._send(call)
+
+    async def versions(
+        self,
+        directive_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        realm: str | None = None,
+    ) -> m.VersionPage:
+        return await self._send(self._api.versions(directive_id, limit, cursor, realm))
+
+    async def version(
+        self, directive_id: str, number: int, *, realm: str | None = None
+    ) -> m.Version:
+        return await self._send(self._api.version(directive_id, number, realm))
+
+    async def diff(
+        self, directive_id: str, from_version: int, to_version: int, *, realm: str | None = None
+    ) -> m.Diff:
+        return await self._send(self._api.diff(directive_id, from_version, to_version, realm))
+
+    async def history(
+        self,
+        directive_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        realm: str | None = None,
+    ) -> m.HistoryPage:
+        return await self._send(self._api.history(directive_id, limit, cursor, realm))
+
+    async def ancestry(self, directive_id: str, *, realm: str | None = None) -> m.Ancestry:
+        return await self._send(self._api.ancestry(directive_id, realm))
+
+    async def subtree(self, directive_id: str, *, realm: str | None = None) -> m.TreeNode:
+        return await self._send(self._api.subtree(directive_id, realm))
+
+    # events
+
+    async def events(
+        self,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+        types: Sequence[str] = (),
+        directive_id: str | None = None,
+        realm: str | None = None,
+    ) -> m.EventPage:
+        return await self._send(self._api.events(after, limit, types, directive_id, realm))
+
+    async def follow_events(
+        self, *, after: int | None = None, realm: str | None = None
+    ) -> AsyncGenerator[m.Event, None]:
+        """The realm's events as they happen (after `after`, else from now), reconnecting and
+        resuming from the last one seen."""
+        path = self._api.events_stream_path(realm)
+        cursor = _Cursor(None if after is None else str(after))
+        async for event in self._stream(path, cursor):
+            if event.event.startswith("directive."):
+                item = _event.decode(event.data)
+                cursor.value = str(item.seq)
+                yield item
+
+    # agents and prompts
+
+    async def agents(
+        self, *, limit: int | None = None, cursor: str | None = None, realm: str | None = None
+    ) -> m.AgentPage:
+        return await self._send(self._api.agents(limit, cursor, realm))
+
+    async def prompt(
+        self, agent: str, *, wait: int | None = None, realm: str | None = None
+    ) -> m.Prompt:
+        """The agent's composed prompt, revalidated against the local copy (If-None-Match).
+
+        `wait` (≤ 60 s) long-polls for a change once a copy exists. Once a copy exists, a
+        server that cannot be reached or cannot serve gets the copy back with `stale=True`.
+        """
+        slot = (realm or self._api.realm or "", agent)
+        copy = self._prompts.get(slot)
+        etag = copy.composition_id if copy else None
+        try:
+            fresh = await self._send(self._api.prompt(agent, etag, wait, realm))
+        except STALE_IF:
+            if copy is None:
+                raise
+            return msgspec.structs.replace(copy, stale=True)
+        if fresh is None:
+            assert copy is not None  # a 304 answers only a conditional request
+            return copy
+        self._prompts[slot] = fresh
+        return fresh
+
+    async def watch(
+        self, agent: str, *, realm: str | None = None
+    ) -> AsyncGenerator[m.Prompt, None]:
+        """Each new composition of the agent's prompt, the current one first.
+
+        Reconnects with backoff when the stream breaks, and yields on reconnection only if the
+        prompt changed meanwhile. Raises for problems that retrying cannot fix (404, 401…).
+        """
+        slot = (realm or self._api.realm or "", agent)
+        path = self._api.prompt_stream_path(agent, realm)
+        last = _Cursor(None)
+        async for event in self._stream(path, last):
+            if event.event != "prompt":
+                continue
+            prompt = _prompt.decode(event.data)
+            self._prompts[slot] = prompt
+            if prompt.composition_id != last.value:
+                last.value = prompt.composition_id
+                yield prompt
+
+    async def _stream(self, path: str, resume: _Cursor) -> AsyncGenerator[Any, None]:
+        failures = 0
+        timeout = httpx.Timeout(self._timeout, read=self.stream_read_timeout)
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if resume.value is not None:
+                headers["Last-Event-ID"] = resume.value
+            try:
+                async with self._http.stream(
+                    "GET", path, headers=headers, timeout=timeout
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        if _retry.is_retryable(response):
+                            raise _Reconnect
+                        _retry.raise_for_problem(response)
+                    failures = 0
+                    parser = EventParser()
+                    async for line in response.aiter_lines():
+                        event = parser.feed(line)
+                        if event is not None:
+                            yield event
+            except (httpx.TransportError, _Reconnect):
+                pass
+            await asyncio.sleep(max(0.05, self.retry.delay(min(failures, 6))))
+            failures += 1
+
+    async def inject(
+        self, agent: str, messages: Sequence[Mapping[str, Any]], *, realm: str | None = None
+    ) -> m.Injected:
+        return await self._send(self._api.inject(agent, messages, realm))
+
+    async def composition(self, composition_id: str, *, realm: str | None = None) -> m.Composition:
+        return await self._send(self._api.composition(composition_id, realm))
+
+    # keys
+
+    async def create_key(
+        self,
+        role: m.Role,
+        realms: Sequence[str] = ("*",),
+        *,
+        agent_id: str | None = None,
+        name: str | None = None,
+    ) -> m.CreatedKey:
+        return await self._send(self._api.create_key(role, realms, agent_id, name))
+
+    async def keys(self, *, limit: int | None = None, cursor: str | None = None) -> m.KeyPage:
+        return await self._send(self._api.keys(limit, cursor))
+
+    async def revoke_key(self, key_id: str) -> None:
+        await self._send(self._api.revoke_key(key_id))
+
+
+class _Cursor:
+    """Where a stream resumes: the id of the last event it handed on."""
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
