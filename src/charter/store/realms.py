@@ -33,10 +33,9 @@ def _realm(row: Row[Any]) -> Realm:
 
 async def create(conn: AsyncConnection, realm_id: str, name: str, now: datetime) -> Realm:
     try:
-        async with conn.begin_nested():
-            await conn.execute(
-                realms.insert().values(id=realm_id, name=name, revision=0, created_at=now)
-            )
+        await conn.execute(
+            realms.insert().values(id=realm_id, name=name, revision=0, created_at=now)
+        )
     except IntegrityError as exc:
         raise AlreadyExists(f"realm {realm_id!r} already exists") from exc
     return Realm(id=realm_id, name=name, revision=0, created_at=now)
