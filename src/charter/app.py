@@ -10,7 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from charter.api.agents import AgentController
-from charter.api.auth import OPENAPI_PATH, authorize
+from charter.api.auth import OPENAPI_PATH, AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> Litestar:
             metrics,
         ],
         dependencies=DEPENDENCIES,
-        guards=[authorize],
+        middleware=[AuthorizeMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,

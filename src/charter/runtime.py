@@ -112,6 +112,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         for task in runtime.tasks:
             # Cancel again until it ends: a client can swallow a cancellation (redis-py's
             # publish does), and a loop that retries would then outlive the shutdown.
+            while not task.done():
+                await asyncio.wait([task], timeout=0.1)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if redis is not None:

@@ -1,4 +1,4 @@
-"""Authentication and authorisation: one guard, and every route declares its access.
+"""Authentication and authorisation: one check, and every route declares its access.
 
 Order of refusals: no or unknown key → 401; a realm outside the key's realms → 404 (a key
 never learns that another tenant's realm exists); a role without the right → 403.
@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.enums import HttpMethod
+from litestar.enums import HttpMethod, ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from charter.domain.access import Access, Caller
 from charter.errors import Forbidden, NotFound, RateLimited, Unauthenticated
@@ -69,3 +70,19 @@ async def _authenticate(runtime: Runtime, header: str | None) -> Caller:
     if caller is None:
         raise Unauthenticated("the key is unknown or revoked")
     return caller
+
+
+class AuthorizeMiddleware:
+    """Runs `authorize` on every routed HTTP request.
+
+    A middleware rather than a Litestar guard: guards are handed a copy of the route handler on
+    every call, a measurable cost on the hot prompt path (docs/benchmarks.md).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            await authorize(ASGIConnection(scope), scope["route_handler"])
+        await self.app(scope, receive, send)

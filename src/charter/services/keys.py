@@ -77,15 +77,23 @@ async def ensure_first_key(db: Database, bootstrap_key: str | None) -> str | Non
 class Keyring:
     def __init__(self, db: Database, bootstrap_key: str | None) -> None:
         self.db = db
-        self._bootstrap = hash_secret(bootstrap_key) if bootstrap_key else None
+        self._bootstrap = bootstrap_key.encode() if bootstrap_key else None
+        self._admin = Caller(
+            BOOTSTRAP_KEY_ID, Role.ADMIN, frozenset({ALL_REALMS}), name="bootstrap"
+        )
         self._known: dict[str, Caller] = {}
+        self._by_secret: dict[str, Caller] = {}
         self._unknown: dict[str, float] = {}
         self.coherent = True
 
     async def authenticate(self, secret: str) -> Caller | None:
+        if self._bootstrap is not None and hmac.compare_digest(secret.encode(), self._bootstrap):
+            return self._admin
+        if self.coherent:
+            known = self._by_secret.get(secret)
+            if known is not None:
+                return known  # the hot path: no hash, no query
         digest = hash_secret(secret)
-        if self._bootstrap is not None and hmac.compare_digest(digest, self._bootstrap):
-            return Caller(BOOTSTRAP_KEY_ID, Role.ADMIN, frozenset({ALL_REALMS}), name="bootstrap")
         if self.coherent:
             caller = self._known.get(digest)
             if caller is not None:
@@ -103,12 +111,18 @@ class Keyring:
         caller = key.caller()
         if self.coherent:
             self._known[digest] = caller
+            if len(self._by_secret) > 100_000:
+                self._by_secret.clear()
+            self._by_secret[secret] = caller
         return caller
 
     def revoke(self, key_id: str) -> None:
         for digest in [d for d, c in self._known.items() if c.key_id == key_id]:
             del self._known[digest]
+        for secret in [s for s, c in self._by_secret.items() if c.key_id == key_id]:
+            del self._by_secret[secret]
 
     def flush(self) -> None:
         self._known.clear()
+        self._by_secret.clear()
         self._unknown.clear()
