@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from charter.api.auth import route_access
 from charter.app import create_app
 from charter.db.session import Database
-from charter.db.tables import api_keys
+from charter.db.tables import api_keys, idempotency_records
 from charter.domain.access import Access
 from charter.settings import Settings
 from tests.api._streams import Answer, open_stream
@@ -520,3 +521,19 @@ async def test_revocation_reaches_a_second_app_within_a_second(
         await asyncio.sleep(0.005)
     print(f"revocation reached the second app in {elapsed * 1000:.1f} ms")  # shown with -s
     assert response.json()["code"] == "unauthenticated"
+
+
+async def test_the_secret_is_not_kept_in_idempotency_records(
+    client: AsyncTestClient[Litestar], db: Database
+) -> None:
+    key = "mint-" + uuid.uuid4().hex
+    created = await client.post(
+        "/v1/keys", json={"role": "reader", "realms": ["*"]}, headers={"Idempotency-Key": key}
+    )
+    assert created.status_code == 201
+    secret = created.json()["key"]
+    async with db.transaction("") as conn:
+        query = select(idempotency_records.c.body).where(idempotency_records.c.key == key)
+        bodies = [bytes(body) for body in (await conn.execute(query)).scalars()]
+    assert len(bodies) == 1
+    assert secret.encode() not in bodies[0]

@@ -26,25 +26,8 @@ MAX_ATTEMPTS = 20  # far more than the bucket holds, unless each request took ha
 async def limited(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """An app on the same database whose keys get RATE requests a second."""
     app = create_app(dataclasses.replace(settings, rate_limit_per_second=RATE))
-    import asyncio, sys, threading, traceback
-    loops = []
-    app.on_startup.append(lambda: loops.append(asyncio.get_running_loop()))
-    done = threading.Event()
-
-    def dog():
-        if not done.wait(15):
-            loop = loops[0]
-            print("HUNG", file=sys.stderr)
-            for t in asyncio.all_tasks(loop):
-                print("TASK", t.get_name(), t, file=sys.stderr)
-                for f in t.get_stack(limit=30):
-                    traceback.print_stack(f, limit=1, file=sys.stderr)
-            sys.stderr.flush()
-
     async with AsyncTestClient(app) as test_client:
         yield test_client
-        threading.Thread(target=dog, daemon=True).start()
-    done.set()
 
 
 async def _reader_key(client: AsyncTestClient[Litestar]) -> str:

@@ -39,6 +39,7 @@ async def write_once(
     request: Request[Any, Any, Any],
     realm_id: str,
     run: Callable[[AsyncConnection], Awaitable[Response[T]]],
+    kept: Callable[[T], object] | None = None,
 ) -> Response[T]:
     """Run a write in one transaction; with an Idempotency-Key, at most once.
 
@@ -60,7 +61,10 @@ async def write_once(
         if stored is not None:
             return cast("Response[T]", _replay(stored))
         response = await run(conn)
-        body = b"" if response.content is None else msgspec.json.encode(response.content)
+        content: object = response.content
+        if content is not None and kept is not None:
+            content = kept(response.content)  # what may be stored (and so replayed)
+        body = b"" if content is None else msgspec.json.encode(content)
         headers = {
             name: value for name, value in response.headers.items() if name.lower() in _KEPT_HEADERS
         }

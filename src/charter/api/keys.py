@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
+import msgspec
 from msgspec import Meta, Struct
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,7 +48,9 @@ class KeyOut(Struct, kw_only=True):
 
 
 class KeyCreated(KeyOut, kw_only=True):
-    key: str  # the secret: shown in this response only
+    # The secret: in the first response only. A replay (same Idempotency-Key) answers null,
+    # because only the secret's hash is ever stored: revoke the key and make another.
+    key: str | None
 
 
 class KeyPage(Struct):
@@ -95,7 +98,10 @@ class KeyController(Controller):
             body = KeyCreated(**fields, key=secret)
             return Response(body, status_code=201, headers={"Location": f"/v1/keys/{key.id}"})
 
-        return await write_once(runtime, request, "", run)
+        def without_secret(created: KeyCreated) -> KeyCreated:
+            return msgspec.structs.replace(created, key=None)
+
+        return await write_once(runtime, request, "", run, kept=without_secret)
 
     @get("/", summary="List keys (never their secrets)", opt={ACCESS: Access.ADMIN})
     async def list_keys(
