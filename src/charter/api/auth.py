@@ -6,9 +6,6 @@ never learns that another tenant's realm exists); a role without the right → 4
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar.connection import ASGIConnection
 from litestar.enums import HttpMethod, ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
@@ -40,24 +37,32 @@ def _is_automatic_options(handler: BaseRouteHandler) -> bool:
     return isinstance(handler, HTTPRouteHandler) and handler.http_methods == {HttpMethod.OPTIONS}
 
 
-async def authorize(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
+async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
+    """Check the request's key against the route's access; leave the caller in the scope.
+
+    Reads the raw ASGI scope: this runs on every request, the cached prompt read included.
+    """
     access = route_access(handler)
     if access is Access.PUBLIC:
         return
-    runtime: Runtime = connection.app.state.runtime
-    caller = await _authenticate(runtime, connection.headers.get("authorization"))
-    realm_id = connection.path_params.get("realm_id")
+    runtime: Runtime = scope["litestar_app"].state.runtime
+    header = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            header = value.decode("latin-1")
+            break
+    caller = await _authenticate(runtime, header)
+    path_params = scope["path_params"]
+    realm_id = path_params.get("realm_id")
     if isinstance(realm_id, str) and not caller.sees_realm(realm_id):
         raise NotFound(f"realm {realm_id!r} not found")
-    agent_id = connection.path_params.get("agent_id")
+    agent_id = path_params.get("agent_id")
     if not caller.may(access, agent_id if isinstance(agent_id, str) else None):
         raise Forbidden(f"a {caller.role} key may not do this")
     wait = runtime.limiter.take(caller.key_id)
     if wait:
         raise RateLimited(wait)
-    connection.state.caller = caller
+    scope.setdefault("state", {})["caller"] = caller
 
 
 async def _authenticate(runtime: Runtime, header: str | None) -> Caller:
@@ -84,5 +89,5 @@ class AuthorizeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            await authorize(ASGIConnection(scope), scope["route_handler"])
+            await authorize(scope, scope["route_handler"])
         await self.app(scope, receive, send)

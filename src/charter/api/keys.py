@@ -7,9 +7,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
-import msgspec
 from msgspec import Meta, Struct
 from sqlalchemy.ext.asyncio import AsyncConnection
 
