@@ -19,6 +19,7 @@ from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.domain.versions import Content, validate_body, validate_title
 from charter.errors import InvalidHierarchy, InvalidRequest, NotFound, StaleRevision
 from charter.ids import new_directive_id
+from charter.services.changes import ChangePlan, cascade_status, raw_value
 from charter.store import directives, events, realms, versions
 from charter.store._time import utcnow
 from charter.store.directives import Directive, Node
@@ -209,7 +210,7 @@ async def update(
 ) -> Outcome:
     current = await read_for_write(conn, realm_id, directive_id, expected)
     now = utcnow()
-    plan = _Plan(current)
+    plan = ChangePlan(current)
 
     content = _new_content(current, patch)
     if content is not None:
@@ -219,10 +220,10 @@ async def update(
 
     for name in ("priority", "owner_agent_id", "injection_mode", "metadata", "key"):
         value = getattr(patch, name)
-        if value is not UNSET and _raw(value) != _raw(getattr(current, name)):
+        if value is not UNSET and raw_value(value) != raw_value(getattr(current, name)):
             if name == "metadata":
                 validate_metadata(value)
-            plan.values[name] = _raw(value)
+            plan.values[name] = raw_value(value)
             plan.attributes.append(name)
 
     # Owners below (the audience of any change), the height for a move, open descendants for
@@ -259,7 +260,7 @@ async def update(
     new_events = plan.events(revision, actor, now, patch.message, subtree)
     if cascade_ids:
         assert patch.status is not UNSET
-        new_events += await _cascade(
+        new_events += await cascade_status(
             conn,
             realm_id,
             cascade_ids,
@@ -272,11 +273,6 @@ async def update(
         )
     await events.append(conn, realm_id, new_events)
     return Outcome(written, changed=True)
-
-
-def _raw(value: Any) -> Any:
-    """Enum members compare and store as their values."""
-    return value.value if isinstance(value, Priority | InjectionMode | Status | Level) else value
 
 
 def _new_content(current: Directive, patch: Patch) -> Content | None:
@@ -311,130 +307,3 @@ async def _check_move(
     tree.check_move(current.id, new_parent, parents, directives.WALK_CAP)
     tree.check_parent_level(current.level, chain[0].level)
     tree.check_depth(len(chain), height, max_depth)
-
-
-class _Plan:
-    """What one PATCH changes, and the events that say so."""
-
-    def __init__(self, current: Directive) -> None:
-        self.current = current
-        self.values: dict[str, Any] = {}
-        self.content: Content | None = None
-        self.attributes: list[str] = []
-        self.moved = False
-
-    def events(
-        self, revision: int, actor: Actor, now: datetime, message: str | None, subtree: list[Node]
-    ) -> list[NewEvent]:
-        current = self.current
-        below = directives.owners(subtree)
-        version = self.values.get("active_version", current.active_version)
-
-        def event(kind: str, affected: set[str], payload: dict[str, Any]) -> NewEvent:
-            return NewEvent(
-                type=kind,
-                directive_id=current.id,
-                revision=revision,
-                version=version,
-                actor=actor.key_id,
-                occurred_at=now,
-                affected_agents=sorted(affected),
-                payload=payload,
-                message=message,
-            )
-
-        out: list[NewEvent] = []
-        if self.content is not None:
-            out.append(
-                event(
-                    "directive.version_created",
-                    below,
-                    {"version": version, "based_on": current.active_version},
-                )
-            )
-        if self.attributes:
-            out.append(
-                event(
-                    "directive.updated",
-                    _attribute_audience(current, self.values, below),
-                    _attribute_payload(current, self.values, self.attributes),
-                )
-            )
-        if self.moved:
-            out.append(
-                event(
-                    "directive.moved",
-                    below,
-                    {"from_parent_id": current.parent_id, "to_parent_id": self.values["parent_id"]},
-                )
-            )
-        if "status" in self.values:
-            out.append(
-                event(
-                    "directive.status_changed",
-                    below,
-                    {"from": current.status.value, "to": self.values["status"]},
-                )
-            )
-        return out
-
-
-def _attribute_audience(current: Directive, values: dict[str, Any], below: set[str]) -> set[str]:
-    """Everyone whose composition shows this node (its layer carries the revision), plus the
-    old and the new owner when ownership moves."""
-    affected = set(below)
-    if "owner_agent_id" in values:
-        affected |= {a for a in (current.owner_agent_id, values["owner_agent_id"]) if a}
-    return affected
-
-
-def _attribute_payload(
-    current: Directive, values: dict[str, Any], names: list[str]
-) -> dict[str, Any]:
-    payload: dict[str, Any] = {"changed": names}
-    for name in ("priority", "owner_agent_id", "injection_mode"):
-        if name in values:
-            payload[name] = {"from": _raw(getattr(current, name)), "to": values[name]}
-    return payload
-
-
-async def _cascade(
-    conn: AsyncConnection,
-    realm_id: str,
-    ids: list[str],
-    status: Status,
-    subtree: list[Node],
-    actor: Actor,
-    now: datetime,
-    message: str | None,
-    root_id: str,
-) -> list[NewEvent]:
-    before = {node.id: node for node in subtree}
-    children = tree.children_index(tree.Link(n.id, n.parent_id) for n in subtree)
-    out: list[NewEvent] = []
-    for row in await directives.set_status(conn, realm_id, ids, status, now):
-        below = {
-            owner
-            for node_id, _ in tree.walk_down(row.id, children, directives.WALK_CAP)
-            if (owner := before[node_id].owner_agent_id) is not None
-        }
-        out.append(
-            NewEvent(
-                type="directive.status_changed",
-                directive_id=row.id,
-                revision=row.revision,
-                version=row.active_version,
-                actor=actor.key_id,
-                occurred_at=now,
-                affected_agents=sorted(below),
-                payload={
-                    "from": before[row.id].status.value,
-                    "to": status.value,
-                    "cascade_from": root_id,
-                },
-                message=message,
-            )
-        )
-    position = {node_id: i for i, node_id in enumerate(ids)}
-    out.sort(key=lambda ev: position[ev.directive_id])
-    return out
