@@ -9,6 +9,7 @@ import time
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 SUFFIX = r"[0-9a-hjkmnp-tv-z]{26}"
 DIRECTIVE_ID = re.compile(rf"dir_{SUFFIX}")
+KEY_ID = re.compile(rf"key_{SUFFIX}")
 
 
 def _suffix(now_ms: int, randomness: bytes) -> str:
@@ -31,3 +32,7 @@ def new_directive_id() -> str:
 
 def is_directive_id(value: str) -> bool:
     return DIRECTIVE_ID.fullmatch(value) is not None
+
+
+def is_key_id(value: str) -> bool:
+    return KEY_ID.fullmatch(value) is not None

@@ -129,3 +129,22 @@ async def test_redis_tier_skips_reads_after_a_failure_until_a_later_relay_pass(
     tier.relayed(tier.failures)
     assert await tier.get(realm, "a") == entry(1)
     await redis.delete(entry_key(realm, "a"))
+
+
+def test_a_flush_refuses_entries_read_before_it() -> None:
+    tier = LocalTier()
+    started = tier.epoch  # a reader begins while the process is not listening
+    tier.flush()  # the subscription is back: anything read before may have missed a change
+    assert not tier.put(("r", "a"), entry(1), started)
+    assert tier.put(("r", "a"), entry(1), tier.epoch)
+
+
+async def test_recovery_drops_every_prompt_entry_and_nothing_else(redis: Redis) -> None:
+    tier = RedisTier(redis)
+    realm = "t-" + uuid.uuid4().hex[:12]
+    assert await tier.put(realm, "a", entry(1))
+    await redis.set(f"charter:{{{realm}}}:other", b"kept")
+    assert await tier.drop_all() >= 1
+    assert await redis.get(entry_key(realm, "a")) is None
+    assert await redis.get(f"charter:{{{realm}}}:other") == b"kept"
+    await redis.delete(f"charter:{{{realm}}}:other")

@@ -106,10 +106,12 @@ async def test_a_redis_outage_loses_no_write_and_serves_nothing_stale(
             # Both processes read Redis again, and it holds the stale prompt: neither serves it.
             assert await d.prompt("x") == fresh
             assert await c.prompt("x") == fresh
-            # (A read may have stored the fresh prompt over it: stamped later, that is allowed.)
+            # (A read may have stored the fresh prompt over it: stamped later, that is allowed;
+            # or the recovering relay may have dropped every prompt entry.)
             assert envelope(await own_redis.get(key)) in {
                 (1, stale["composition_id"]),
                 (3, fresh["composition_id"]),
+                None,
             }
 
         # Let go of the relays: the pending invalidation is delivered within a pass or two.
@@ -121,7 +123,7 @@ async def test_a_redis_outage_loses_no_write_and_serves_nothing_stale(
             # Delivered: the relay's tombstone, or a fresh entry a read has stored over it.
             if cached in {(3, "-"), (3, fresh["composition_id"])}:
                 break
-            assert cached == (1, stale["composition_id"]), cached
+            assert cached in {(1, stale["composition_id"]), None}, cached
             assert time.monotonic() < deadline, "the pending invalidation was not delivered"
             await asyncio.sleep(0.02)
 

@@ -19,7 +19,8 @@ from charter.api.deps import RuntimeDep
 from charter.api.idempotent import write_once
 from charter.api.wire import REALM_ID_PATTERN, AgentId, Name, _In
 from charter.domain.access import ALL_REALMS, Access, Role
-from charter.errors import InvalidRequest
+from charter.errors import InvalidRequest, NotFound
+from charter.ids import is_key_id
 from charter.services import keys as key_service
 from charter.store import keys
 from charter.store._time import utcnow
@@ -121,6 +122,9 @@ class KeyController(Controller):
     async def revoke(
         self, runtime: RuntimeDep, key_id: FromPath[str], request: Request[Any, Any, Any]
     ) -> Response[None]:
+        if not is_key_id(key_id):
+            raise NotFound(f"key {key_id!r} not found")
+
         async def run(conn: AsyncConnection) -> Response[None]:
             await keys.revoke(conn, key_id, utcnow())
             return Response(None, status_code=204)

@@ -26,14 +26,20 @@ class LocalTier:
         self._tombs: dict[Key, _Tomb] = {}
         self._realm_floor: dict[str, int] = {}
         self.enabled = True
+        # Raised by every flush: an entry read before a flush may have missed an invalidation
+        # published while this process was not listening, so it is refused (see `put`).
+        self.epoch = 0
 
     def get(self, key: Key) -> Entry | None:
         if not self.enabled:
             return None
         return self._entries.get(key)
 
-    def put(self, key: Key, entry: Entry) -> bool:
-        """Store unless an invalidation newer than the entry has been seen."""
+    def put(self, key: Key, entry: Entry, epoch: int | None = None) -> bool:
+        """Store unless an invalidation newer than the entry has been seen, or the tier was
+        flushed since the reader began (`epoch`: the value of `self.epoch` it started at)."""
+        if epoch is not None and epoch != self.epoch:
+            return False
         if not self.enabled or entry.stamp < self._floor(key):
             return False
         current = self._entries.get(key)
@@ -64,6 +70,7 @@ class LocalTier:
             del self._entries[key]
 
     def flush(self) -> None:
+        self.epoch += 1
         self._entries.clear()
 
     def _floor(self, key: Key) -> int:

@@ -77,6 +77,25 @@ class RedisTier:
     def available(self) -> bool:
         return time.monotonic() >= self._open_until
 
+    @property
+    def recovering(self) -> bool:
+        """Redis failed since the last complete relay pass: it may hold stale entries."""
+        return self._relayed != self.failures
+
+    async def drop_all(self) -> int:
+        """Delete every prompt entry: after an outage Redis may have reloaded entries whose
+        tombstones it lost (from an older snapshot), which no pending event would redo."""
+        dropped = 0
+        batch: list[bytes] = []
+        async for key in self.redis.scan_iter(match="charter:{*}:prompt:*", count=1000):
+            batch.append(key)
+            if len(batch) >= _BATCH:
+                dropped += await self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            dropped += await self.redis.unlink(*batch)
+        return dropped
+
     def relayed(self, failures: int) -> None:
         """A relay pass that began when `failures` had been seen delivered all pending work."""
         self._relayed = failures

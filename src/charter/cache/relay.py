@@ -65,6 +65,9 @@ class Relay:
         """Deliver every event past its realm's cursor; returns how many were delivered."""
         delivered = 0
         failures = self.tier.failures if self.tier is not None else 0
+        if self.tier is not None and self.tier.recovering:
+            # The realm caches are dropped wholesale, then the pending events delivered.
+            await self.tier.drop_all()
         async with self.db.transaction() as conn:
             pending = await _pending_realms(conn)
         for realm, cursor in pending:

@@ -84,6 +84,8 @@ class Keyring:
         self._known: dict[str, Caller] = {}
         self._by_secret: dict[str, Caller] = {}
         self._unknown: dict[str, float] = {}
+        # Raised by every revocation: a lookup that raced one must not cache what it read.
+        self._revocations = 0
         self.coherent = True
 
     async def authenticate(self, secret: str) -> Caller | None:
@@ -101,6 +103,7 @@ class Keyring:
             refused_until = self._unknown.get(digest)
             if refused_until is not None and refused_until > time.monotonic():
                 return None
+        revocations = self._revocations
         async with self.db.transaction() as conn:
             key = await keys.by_secret_hash(conn, digest)
         if key is None:
@@ -109,7 +112,7 @@ class Keyring:
             self._unknown[digest] = time.monotonic() + _NEGATIVE_SECONDS
             return None
         caller = key.caller()
-        if self.coherent:
+        if self.coherent and revocations == self._revocations:
             self._known[digest] = caller
             if len(self._by_secret) > 100_000:
                 self._by_secret.clear()
@@ -117,12 +120,14 @@ class Keyring:
         return caller
 
     def revoke(self, key_id: str) -> None:
+        self._revocations += 1
         for digest in [d for d, c in self._known.items() if c.key_id == key_id]:
             del self._known[digest]
         for secret in [s for s, c in self._by_secret.items() if c.key_id == key_id]:
             del self._by_secret[secret]
 
     def flush(self) -> None:
+        self._revocations += 1
         self._known.clear()
         self._by_secret.clear()
         self._unknown.clear()

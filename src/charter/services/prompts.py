@@ -102,6 +102,7 @@ class Prompts:
 
     async def current(self, realm: str, agent: str) -> Entry:
         key = (realm, agent)
+        epoch = self.local.epoch
         entry = self.local.get(key)
         if entry is not None:
             self.metrics.count("prompt_reads", "local")
@@ -110,7 +111,7 @@ class Prompts:
             entry = await self.tier.get(realm, agent)
             if entry is not None:
                 self.metrics.count("prompt_reads", "redis")
-                self.local.put(key, entry)
+                self.local.put(key, entry, epoch)
                 return entry
         self.metrics.count("prompt_reads", "database")
         entry = await self.compute(realm, agent)
@@ -118,7 +119,7 @@ class Prompts:
             await self.before_store()
         if self.tier is not None:
             await self.tier.put(realm, agent, entry)
-        self.local.put(key, entry)
+        self.local.put(key, entry, epoch)
         return entry
 
     async def compute(self, realm: str, agent: str) -> Entry:
