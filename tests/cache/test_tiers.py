@@ -148,3 +148,13 @@ async def test_recovery_drops_every_prompt_entry_and_nothing_else(redis: Redis) 
     assert await redis.get(entry_key(realm, "a")) is None
     assert await redis.get(f"charter:{{{realm}}}:other") == b"kept"
     await redis.delete(f"charter:{{{realm}}}:other")
+
+
+async def test_recovery_keeps_tombstones(redis: Redis) -> None:
+    tier = RedisTier(redis)
+    realm = "t-" + uuid.uuid4().hex[:12]
+    await tier.invalidate(realm, ["a"], 5)
+    await tier.drop_all()
+    assert await redis.get(entry_key(realm, "a")) == tombstone(5)
+    assert not await tier.put(realm, "a", entry(4))  # still refuses the older refill
+    await redis.delete(entry_key(realm, "a"))

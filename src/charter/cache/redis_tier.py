@@ -51,6 +51,16 @@ end
 return laid
 """
 
+# Delete the key if it holds an entry; a tombstone stays (it still guards against refills).
+_DROP_ENTRY = """
+local current = redis.call('GET', KEYS[1])
+if current and not string.match(current, '^c1|%d+|%-|') then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
 _BATCH = 1000
 
 
@@ -65,6 +75,7 @@ class RedisTier:
         self.redis = redis
         self._put = redis.register_script(_PUT)
         self._invalidate = redis.register_script(_INVALIDATE)
+        self._drop_entry = redis.register_script(_DROP_ENTRY)
         self._breaker_seconds = breaker_seconds
         self._open_until = 0.0
         # After a failure Redis may hold entries whose invalidation is still pending in the
@@ -83,17 +94,12 @@ class RedisTier:
         return self._relayed != self.failures
 
     async def drop_all(self) -> int:
-        """Delete every prompt entry: after an outage Redis may have reloaded entries whose
-        tombstones it lost (from an older snapshot), which no pending event would redo."""
+        """Delete every prompt entry (tombstones stay): after an outage Redis may have reloaded
+        entries whose tombstones it lost (an older snapshot), which no pending event would redo.
+        One key per script call, so it holds on Redis Cluster too."""
         dropped = 0
-        batch: list[bytes] = []
         async for key in self.redis.scan_iter(match="charter:{*}:prompt:*", count=1000):
-            batch.append(key)
-            if len(batch) >= _BATCH:
-                dropped += await self.redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            dropped += await self.redis.unlink(*batch)
+            dropped += int(await self._drop_entry(keys=[key]))
         return dropped
 
     def relayed(self, failures: int) -> None:
