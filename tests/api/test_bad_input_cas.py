@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.api._refusals import (
     MALFORMED,
@@ -15,31 +13,12 @@ from tests.api._refusals import (
     NOT_OBJECTS,
     OVERSIZED_BODIES,
     assert_refused,
-    foreign_node,
     if_match,
-    marked_root,
-    marked_tree,
     metadata_of,
     send,
     sized_body,
 )
 from tests.conftest import Api
-
-
-@pytest.fixture
-async def root(api: Api) -> dict[str, Any]:
-    return await marked_root(api)
-
-
-@pytest.fixture
-async def tree(api: Api, root: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return await marked_tree(api, root)
-
-
-@pytest.fixture
-async def foreign(client: AsyncTestClient[Litestar]) -> dict[str, Any]:
-    return await foreign_node(client)
-
 
 # --- PATCH -------------------------------------------------------------------------------------
 

@@ -9,32 +9,17 @@ from typing import Any
 
 import pytest
 from httpx import Response
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.api._refusals import (
     JSON,
     MARKER,
     UNSET,
     assert_problem,
-    foreign_node,
-    marked_root,
     realm_state,
     send,
     valid_create,
 )
 from tests.conftest import Api, new_realm_id
-
-
-@pytest.fixture
-async def root(api: Api) -> dict[str, Any]:
-    return await marked_root(api)
-
-
-@pytest.fixture
-async def foreign(client: AsyncTestClient[Litestar]) -> dict[str, Any]:
-    return await foreign_node(client)
-
 
 # --- realm and directive ids in the path ------------------------------------------------------
 

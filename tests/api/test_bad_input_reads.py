@@ -11,16 +11,9 @@ from tests.api._refusals import (
     assert_problem,
     assert_refused,
     cursor,
-    marked_root,
     send,
 )
 from tests.conftest import Api
-
-
-@pytest.fixture
-async def root(api: Api) -> dict[str, Any]:
-    return await marked_root(api)
-
 
 # --- reads: query parameters, cursors, version numbers ----------------------------------------
 

@@ -13,15 +13,8 @@ from tests.api._refusals import (
     MALFORMED,
     assert_problem,
     assert_refused,
-    marked_root,
 )
 from tests.conftest import Api, new_realm_id
-
-
-@pytest.fixture
-async def root(api: Api) -> dict[str, Any]:
-    return await marked_root(api)
-
 
 # --- realms ------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from httpx import Response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +14,6 @@ from tests.api._refusals import (
     KNOWN_CODES,
     MARKER,
     assert_problem,
-    marked_root,
 )
 from tests.conftest import Api
 
@@ -86,11 +84,6 @@ async def _revisions(api: Api, directive_id: str | None = None) -> tuple[int, in
     realm = (await api.client.get(f"/v1/realms/{api.realm}")).json()["revision"]
     node = (await api.get(directive_id))["revision"] if directive_id else None
     return realm, node
-
-
-@pytest.fixture
-async def root(api: Api) -> dict[str, Any]:
-    return await marked_root(api)
 
 
 @PROPERTY

@@ -18,19 +18,20 @@ def _runtime(state: State) -> Runtime:
     return runtime
 
 
-def _caller(request: Request[Any, Any, Any]) -> Caller:
-    caller: Caller = request.state.caller  # set by the authorize guard
+def caller_of(request: Request[Any, Any, Any]) -> Caller:
+    """The caller `charter.api.auth.authorize` left in the request's state."""
+    caller: Caller = request.state.caller
     return caller
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
-    caller = _caller(request)
+    caller = caller_of(request)
     return Actor(key_id=caller.key_id, name=caller.name)
 
 
 DEPENDENCIES = {
     "runtime": Provide(_runtime, sync_to_thread=False),
-    "caller": Provide(_caller, sync_to_thread=False),
+    "caller": Provide(caller_of, sync_to_thread=False),
     "actor": Provide(_actor, sync_to_thread=False),
 }
 

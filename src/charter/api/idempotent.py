@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from charter.domain.access import Caller
+from charter.api.deps import caller_of
 from charter.errors import InvalidRequest
 from charter.runtime import Runtime
 from charter.services.idempotency import fingerprint, remember, replay_or_claim
@@ -18,11 +18,6 @@ from charter.store.idempotency import Scope, Stored
 T = TypeVar("T")
 HEADER = "idempotency-key"
 _KEPT_HEADERS = ("etag", "location")
-
-
-def caller_of(request: Request[Any, Any, Any]) -> Caller:
-    caller: Caller = request.state.caller
-    return caller
 
 
 def _idempotency_key(request: Request[Any, Any, Any]) -> str | None:

@@ -81,7 +81,6 @@ class Keyring:
         self._admin = Caller(
             BOOTSTRAP_KEY_ID, Role.ADMIN, frozenset({ALL_REALMS}), name="bootstrap"
         )
-        self._known: dict[str, Caller] = {}
         self._by_secret: dict[str, Caller] = {}
         self._unknown: dict[str, float] = {}
         # Raised by every revocation: a lookup that raced one must not cache what it read.
@@ -97,9 +96,6 @@ class Keyring:
                 return known  # the hot path: no hash, no query
         digest = hash_secret(secret)
         if self.coherent:
-            caller = self._known.get(digest)
-            if caller is not None:
-                return caller
             refused_until = self._unknown.get(digest)
             if refused_until is not None and refused_until > time.monotonic():
                 return None
@@ -113,7 +109,6 @@ class Keyring:
             return None
         caller = key.caller()
         if self.coherent and revocations == self._revocations:
-            self._known[digest] = caller
             if len(self._by_secret) > 100_000:
                 self._by_secret.clear()
             self._by_secret[secret] = caller
@@ -121,13 +116,10 @@ class Keyring:
 
     def revoke(self, key_id: str) -> None:
         self._revocations += 1
-        for digest in [d for d, c in self._known.items() if c.key_id == key_id]:
-            del self._known[digest]
         for secret in [s for s, c in self._by_secret.items() if c.key_id == key_id]:
             del self._by_secret[secret]
 
     def flush(self) -> None:
         self._revocations += 1
-        self._known.clear()
         self._by_secret.clear()
         self._unknown.clear()
