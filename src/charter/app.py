@@ -6,20 +6,35 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.enums import ScopeType
+from litestar.types import Receive, Scope, Send
 
 from charter.api.agents import AgentController
-from charter.api.auth import OPENAPI_PATH, AuthorizeMiddleware
+from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
+from charter.api.fastpath import cached_answer, send_answer
 from charter.api.keys import KeyController
+from charter.api.openapi import DocumentedProblems, openapi_config
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.system import healthz, metrics, readyz
 from charter.runtime import open_runtime
 from charter.settings import Settings
+
+
+class CharterApp(Litestar):
+    """Litestar, with the cached prompt read answered before routing (api/fastpath.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        if scope["type"] == ScopeType.HTTP:
+            runtime = self.state.get("runtime")  # absent until the lifespan has started
+            answer = None if runtime is None else cached_answer(runtime, scope)
+            if answer is not None:
+                await send_answer(send, *answer)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -29,7 +44,7 @@ def create_app(settings: Settings) -> Litestar:
             app.state.runtime = runtime
             yield
 
-    return Litestar(
+    return CharterApp(
         route_handlers=[
             RealmController,
             DirectiveController,
@@ -45,12 +60,8 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Charter",
-            version="1",
-            path=OPENAPI_PATH,
-            render_plugins=[SwaggerRenderPlugin()],
-        ),
+        openapi_config=openapi_config(),
+        plugins=[DocumentedProblems()],
         logging_config=None,
     )
 

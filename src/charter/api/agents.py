@@ -41,13 +41,17 @@ def _agent(realm_id: str, agent_id: str) -> None:
         raise InvalidRequest("agent ids match [A-Za-z0-9._:@-]{1,128}")
 
 
-def _tags(if_none_match: str | None) -> set[str]:
+def agent_ids_valid(realm_id: str, agent_id: str) -> bool:
+    return params.is_realm_id(realm_id) and _AGENT_ID.fullmatch(agent_id) is not None
+
+
+def entity_tags(if_none_match: str | None) -> set[str]:
     if not if_none_match:
         return set()
     return {m.group(1) or "*" for m in _ENTITY_TAG.finditer(if_none_match)}
 
 
-def _matches(entry: Entry, tags: set[str]) -> bool:
+def matches(entry: Entry, tags: set[str]) -> bool:
     return "*" in tags or entry.composition_id in tags
 
 
@@ -70,7 +74,7 @@ async def _wait_for_change(
     with runtime.hub.watch_agent(realm_id, agent_id) as watch:
         while True:
             entry = await runtime.prompts.current(realm_id, agent_id)
-            if not _matches(entry, tags):
+            if not matches(entry, tags):
                 return _prompt(entry)
             remaining = deadline - loop.time()
             if remaining <= 0 or not await watch.wait(remaining):
@@ -117,11 +121,11 @@ class AgentController(Controller):
         _agent(realm_id, agent_id)
         if wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS:
             raise InvalidRequest(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
-        tags = _tags(if_none_match)
+        tags = entity_tags(if_none_match)
         if wait and tags:
             return await _wait_for_change(runtime, realm_id, agent_id, tags, wait)
         entry = await runtime.prompts.current(realm_id, agent_id)
-        return _not_modified(entry) if _matches(entry, tags) else _prompt(entry)
+        return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 
     @get(
         "/agents/{agent_id:str}/prompt/stream",

@@ -23,8 +23,12 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 
 
+def is_realm_id(value: str) -> bool:
+    return _REALM_ID.fullmatch(value) is not None
+
+
 def realm_id(value: str) -> str:
-    if _REALM_ID.fullmatch(value) is None:
+    if not is_realm_id(value):
         raise InvalidRequest("realm ids are slugs: [a-z0-9][a-z0-9-]{0,62}")
     return value
 

@@ -25,7 +25,7 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def add(
     commands: Subparsers, key_commands: Subparsers, key_create: argparse.ArgumentParser
 ) -> None:
-    from charter.cli import declarative
+    from charter.cli import declarative, edit
 
     conn, realm, as_json = connection_options(), _realm_option(), _json_option()
     read = [conn, realm, as_json]
@@ -143,6 +143,7 @@ def add(
     key_create.set_defaults(color="never")
 
     declarative.add(commands, conn, realm)
+    edit.add(commands, conn, realm)
 
 
 def _attribute_flags(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from charter.cli.plan import Plan, RealmState, Step, make_plan
 from charter.client import Charter, errors
 from charter.client import models as m
 
-PROGRESS_FROM = 20  # steps: smaller applies print one line per step instead
+PROGRESS_FROM = 20  # steps: smaller applies draw no bar, only the closing line
 
 
 def add(
@@ -32,6 +32,12 @@ def add(
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--prune", action="store_true", help="deactivate what the file leaves out")
     p.add_argument("--yes", "-y", action="store_true", help="(accepted; apply never prompts)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help=f"a progress bar on stderr for {PROGRESS_FROM} steps or more "
+        "(default: when stderr is a terminal)",
+    )
     p.set_defaults(client_run=apply)
 
 
@@ -103,7 +109,7 @@ def apply(ctx: Context, args: argparse.Namespace) -> int:
     print_plan(plan, ctx.style)
     if args.dry_run or not plan.steps:
         return exits.OK
-    return execute(ctx.charter, plan, state, ctx.style)
+    return execute(ctx.charter, plan, state, ctx.style, progress=args.progress)
 
 
 _MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "status": ("!", "cyan")}
@@ -143,22 +149,27 @@ def print_plan(plan: Plan, style: Style) -> None:
     out.flush()
 
 
-def execute(charter: Charter, plan: Plan, state: RealmState, style: Style) -> int:
-    """Each step in turn, CAS against the planned revision; on a conflict, stop and say why."""
+def execute(
+    charter: Charter, plan: Plan, state: RealmState, style: Style, *, progress: bool | None = None
+) -> int:
+    """Each step in turn, CAS against the planned revision; on a conflict, stop and say why.
+
+    `progress`: draw the bar (None: when stderr is a terminal), for PROGRESS_FROM steps or more.
+    """
     realm = plan.realm
     live = {d.key: (d.id, d.revision) for d in state.directives if d.key}
     planned = {d.key: d for d in state.directives if d.key}
     total = len(plan.steps)
-    progress = _Progress(total, enabled=total >= PROGRESS_FROM)
+    bar = _Progress(total, enabled=total >= PROGRESS_FROM, force=progress)
     for done, step in enumerate(plan.steps):
         try:
             result = _run(charter, realm, step, live)
         except errors.Conflict as exc:
-            progress.finish()
+            bar.finish()
             _explain_conflict(charter, realm, step, exc, planned.get(step.key), done, total)
             return exits.CONFLICT
         except errors.ProblemError:
-            progress.finish()
+            bar.finish()
             print(
                 f"charter: stopped at step {done + 1} of {total} ({step.kind} {step.key}).",
                 file=sys.stderr,
@@ -166,8 +177,8 @@ def execute(charter: Charter, plan: Plan, state: RealmState, style: Style) -> in
             raise
         if result is not None and result.key:
             live[result.key] = (result.id, result.revision)
-        progress.step(done + 1, f"{step.kind} {step.key}")
-    progress.finish()
+        bar.step(done + 1, f"{step.kind} {step.key}")
+    bar.finish()
     print(f"Applied {total} step(s) to {realm}.")
     return exits.OK
 
@@ -251,11 +262,11 @@ def _explain_conflict(
 
 
 class _Progress:
-    """A one-line progress bar on stderr, for large applies on a terminal."""
+    """A one-line progress bar on stderr, for large applies on a terminal (or when forced)."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
+    def __init__(self, total: int, *, enabled: bool, force: bool | None = None) -> None:
         self.total = total
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and (sys.stderr.isatty() if force is None else force)
         self.shown = False
 
     def step(self, done: int, label: str) -> None:

@@ -100,12 +100,18 @@ class Prompts:
         self._recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._known_ids = known_ids
 
+    def cached(self, realm: str, agent: str) -> Entry | None:
+        """The local tier's entry, if it holds one: the answer with no I/O at all."""
+        entry = self.local.get((realm, agent))
+        if entry is not None:
+            self.metrics.count("prompt_reads", "local")
+        return entry
+
     async def current(self, realm: str, agent: str) -> Entry:
         key = (realm, agent)
         epoch = self.local.epoch
-        entry = self.local.get(key)
+        entry = self.cached(realm, agent)
         if entry is not None:
-            self.metrics.count("prompt_reads", "local")
             return entry
         if self.tier is not None:
             entry = await self.tier.get(realm, agent)

@@ -1,0 +1,126 @@
+"""The pre-routing answer for cached prompt reads: identical bytes, or it declines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from litestar.types import HTTPScope
+
+from charter.api.fastpath import cached_answer
+from charter.runtime import Runtime
+from tests.api._support import assert_problem
+from tests.conftest import ADMIN_KEY, Api
+
+
+def _runtime(app: Litestar) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+def _scope(path: str, key: str | None, *, method: str = "GET", query: bytes = b"") -> HTTPScope:
+    headers = [(b"authorization", f"Bearer {key}".encode())] if key else []
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query,
+        "headers": headers,
+    }
+    return scope  # type: ignore[return-value]
+
+
+async def _agent_key(api: Api, agent: str, realm: str | None = None) -> dict[str, Any]:
+    body = {"role": "agent", "realms": [realm or api.realm], "agent_id": agent}
+    response = await api.client.post("/v1/keys", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def _comparable(response: Any) -> tuple[int, dict[str, str], bytes]:
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    return response.status_code, headers, response.content
+
+
+async def test_the_fast_answer_is_byte_identical_to_the_routed_one(api: Api) -> None:
+    await api.create(title="Root", body="root body", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    routed = await api.client.get(url, params={"wait": 0})  # a query string always routes
+    assert routed.status_code == 200
+    assert cached_answer(_runtime(api.client.app), _scope(url, ADMIN_KEY)) is not None
+    fast = await api.client.get(url)
+    assert _comparable(fast) == _comparable(routed)
+
+    tag = {"If-None-Match": routed.headers["etag"]}
+    routed_304 = await api.client.get(url, params={"wait": 0}, headers=tag)
+    fast_304 = await api.client.get(url, headers=tag)
+    assert routed_304.status_code == 304
+    assert _comparable(fast_304) == _comparable(routed_304)
+
+    other = {"If-None-Match": '"cmp_other", W/"x"'}
+    assert _comparable(await api.client.get(url, headers=other)) == _comparable(routed)
+
+
+async def test_a_change_is_seen_through_the_fast_path(api: Api) -> None:
+    root = await api.create(title="Root", body="before", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    assert (await api.client.get(url)).json()["text"] == "# Root\n\nbefore"
+    assert (await api.client.get(url)).json()["text"] == "# Root\n\nbefore"  # cached now
+    await api.patch(root, body="after")
+    assert (await api.client.get(url)).json()["text"] == "# Root\n\nafter"
+
+
+async def test_it_declines_what_it_cannot_answer_exactly(api: Api) -> None:
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    runtime = _runtime(api.client.app)
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    pilot = await _agent_key(api, "pilot")
+    other_agent = await _agent_key(api, "navigator")
+    assert (await api.client.get(url)).status_code == 200  # warm the local tier
+    assert (
+        await api.client.get(url, headers={"Authorization": f"Bearer {pilot['key']}"})
+    ).status_code == 200  # the keyring now knows the agent key
+    assert cached_answer(runtime, _scope(url, pilot["key"])) is not None
+
+    declined = {
+        "a query string": _scope(url, ADMIN_KEY, query=b"wait=1"),
+        "another method": _scope(url, ADMIN_KEY, method="POST"),
+        "no key": _scope(url, None),
+        "a key never seen": _scope(url, "chk_never-seen"),
+        "another agent's key": _scope(url, other_agent["key"]),
+        "a cache miss": _scope(f"/v1/realms/{api.realm}/agents/nobody/prompt", ADMIN_KEY),
+        "a bad realm id": _scope("/v1/realms/Bad_Realm/agents/pilot/prompt", ADMIN_KEY),
+        "a bad agent id": _scope(f"/v1/realms/{api.realm}/agents/a%20b/prompt", ADMIN_KEY),
+        "a longer path": _scope(f"/v1/realms/{api.realm}/agents/x/pilot/prompt", ADMIN_KEY),
+        "the stream": _scope(f"{url}/stream", ADMIN_KEY),
+    }
+    for why, scope in declined.items():
+        assert cached_answer(runtime, scope) is None, why
+
+
+async def test_a_revoked_key_is_refused_at_once(
+    api: Api, client: AsyncTestClient[Litestar]
+) -> None:
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    pilot = await _agent_key(api, "pilot")
+    auth = {"Authorization": f"Bearer {pilot['key']}"}
+    assert (await client.get(url, headers=auth)).status_code == 200
+    assert (await client.get(url, headers=auth)).status_code == 200
+    assert (await client.delete(f"/v1/keys/{pilot['id']}")).status_code == 204
+    assert cached_answer(_runtime(client.app), _scope(url, pilot["key"])) is None
+    assert_problem(await client.get(url, headers=auth), 401, "unauthenticated")
+
+
+async def test_a_key_of_another_realm_gets_the_routed_404(
+    api: Api, client: AsyncTestClient[Litestar]
+) -> None:
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    assert (await client.get(url)).status_code == 200  # cached
+    elsewhere = await _agent_key(api, "pilot", realm="some-other-realm")
+    auth = {"Authorization": f"Bearer {elsewhere['key']}"}
+    assert_problem(await client.get(url, headers=auth), 404, "not-found")
+    assert cached_answer(_runtime(client.app), _scope(url, elsewhere["key"])) is None
