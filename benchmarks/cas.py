@@ -3,12 +3,17 @@
 Each writer loops until the deadline: it picks a directive (always the first, or one of all),
 sends a new body with the revision it last heard of, and learns the current revision from
 the answer (the ETag of a 200 or of a 412). Writers share what they learn, as clients of one
-service would. The baseline issues the transaction that `services/writes.py` issues for a
-body change, statement for statement, minus what is Charter's own (savepoints, the re-read
-for the response, the cache invalidation after commit):
-set the realm, lock the realm row, read the directive with its text, read its subtree (the
-event's audience), UPDATE … WHERE revision, INSERT the version, raise the realm revision,
-INSERT the event.
+service would.
+
+The baseline (`bare`) issues the transaction that `services/writes.py` issues for a body
+change on PostgreSQL, minus what is Charter's own (HTTP, the cache invalidation after
+commit): set the realm, read the directive with its text, and call `charter_swap_content`
+(migration 0006: lock, check, update, version, realm revision, event in one call).
+
+A second, older baseline (`statements`) is the same change issued statement by statement, as
+Charter did before migration 0006: lock the realm row, read the directive, read its subtree
+(the event's audience), UPDATE … WHERE revision, INSERT the version, raise the realm revision,
+INSERT the event. It is kept as a reference: what Charter now does against what it did.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ INSERT INTO events (realm_id, seq, type, directive_id, revision, version, actor,
 VALUES ($1, $2, 'directive.version_created', $3, $4, $5, $6, NULL, $7, $8::jsonb, $9::jsonb)
 """
 
+SWAP = """
+SELECT outcome, revision FROM charter_swap_content($1, $2, $3, $4, $5, $6, 'bench', NULL, $7, 256)
+"""
+
 _bodies = itertools.count()
 Attempt = Callable[[str, int, str], Awaitable[tuple[bool, int]]]
 Writer = tuple[Attempt, Callable[[], Awaitable[None]]]  # an attempt and how to close it
@@ -87,6 +96,24 @@ async def revisions(pool: asyncpg.Pool, realm: str, ids: list[str]) -> dict[str,
             "SELECT id, revision FROM directives WHERE realm_id = $1 AND id = ANY($2)", realm, ids
         )
     return {row["id"]: row["revision"] for row in rows}
+
+
+def swap_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
+    async def attempt(directive_id: str, expected: int, body: str) -> tuple[bool, int]:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(SET_REALM, realm)
+            row = await conn.fetchrow(READ, realm, directive_id)
+            if row["revision"] != expected:
+                return False, row["revision"]
+            title = row["title"]
+            hashed = _content_hash(title, body)
+            now = datetime.now(UTC)
+            swapped = await conn.fetchrow(
+                SWAP, realm, directive_id, expected, title, body, hashed, now
+            )
+            return swapped["outcome"] == "ok", swapped["revision"]
+
+    return attempt
 
 
 def raw_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
@@ -219,13 +246,15 @@ async def run(
     try:
         for writers, spread in ((8, 1), (32, 1), (8, len(cas_ids)), (32, len(cas_ids))):
             ids = cas_ids[:spread]
-            runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": []}
+            runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": [], "statements": []}
             sides: dict[str, Callable[[], Writer]] = {
                 "charter": http_attempt(port, realm, key),
-                "bare": lambda: (raw_attempt(pool, realm), _nothing),
+                "bare": lambda: (swap_attempt(pool, realm), _nothing),
+                "statements": lambda: (raw_attempt(pool, realm), _nothing),
             }
             for i in range(rounds):
-                order = ("charter", "bare") if i % 2 == 0 else ("bare", "charter")
+                order = ("charter", "bare", "statements")
+                order = order if i % 2 == 0 else order[::-1]
                 for side in order:
                     known = await revisions(pool, realm, ids)
                     result = await load(sides[side], ids, known, writers, seconds)
@@ -256,7 +285,7 @@ async def round_trips(app_url: str, realm: str, directive_id: str, calls: int = 
         db = Database.connect(u.set(port=proxy.port).render_as_string(False), pool_size=1)
         dsn = u.set(drivername="postgresql", port=proxy.port).render_as_string(False)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
-        attempt = raw_attempt(pool, realm)
+        attempt = swap_attempt(pool, realm)
 
         async def charter(known: int) -> None:
             async with db.transaction(realm) as conn:

@@ -162,6 +162,9 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         c, b = _median(value["charter"], "cas_per_s"), _median(value["bare"], "cas_per_s")
         label = f"CAS, {value['writers']} writers over {value['directives']} directive(s)"
         out.append(_figure(f"{label}: CAS/s", c, b, "CAS/s", "≥ 0.5x raw asyncpg", c / b >= 0.5))
+        if value.get("statements"):  # reference: the statement-by-statement transaction
+            s = _median(value["statements"], "cas_per_s")
+            out.append(_figure(f"{label}: CAS/s vs statements", c, s, "CAS/s", "—", True))
         c, b = _median(value["charter"], "p99_ms"), _median(value["bare"], "p99_ms")
         out.append(_figure(f"{label}: p99", c, b, "ms", "—", True))
     return out

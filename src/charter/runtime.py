@@ -47,10 +47,12 @@ class Runtime:
         """A write transaction; once it commits, its events invalidate caches and wake waiters."""
         async with self.db.transaction(realm_id) as conn:
             conn.info.pop(COMMITTED_KEY, None)
-            try:
-                yield conn
-            finally:
-                committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
+            yield conn
+            # Not in a `finally`: after a failure the connection may be invalidated (the
+            # database went away), and touching it again would raise PendingRollbackError
+            # in place of the error that says the database is unavailable (a 500, not a 503).
+            # A failed block rolls back, so it has nothing to deliver anyway.
+            committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
         if committed:
             await self.relay.committed(committed)
 
@@ -76,7 +78,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         tier = RedisTier(redis)
         hub.set_coherent(False)  # until the invalidation subscription is up
-        bus = RedisBus(redis, hub)
+        bus = RedisBus(redis, hub, on_lost=tier.lost)
     else:
         bus = LocalBus(hub)
     relay = Relay(db, hub, bus, tier)

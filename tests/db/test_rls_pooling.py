@@ -8,7 +8,6 @@ transactions with no realm, and statements that never set one, see nothing at al
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -27,7 +26,6 @@ from tests.conftest import new_realm_id
 
 TRANSACTIONS = 10_000
 NO_REALM_EVERY = 100  # between these, a transaction and a bare statement with no realm set
-BUDGET_SECONDS = 30.0
 
 # Every row either table holds that the session may see: RLS is the only filter.
 VISIBLE = union_all(
@@ -86,7 +84,6 @@ async def test_ten_thousand_alternating_transactions_on_one_connection_never_lea
     async with db.transaction() as conn:
         pid = await _backend_pid(conn)
 
-    started = time.monotonic()
     for i in range(TRANSACTIONS):
         realm = a if i % 2 == 0 else b
         async with db.transaction(realm.realm_id) as conn:
@@ -105,8 +102,6 @@ async def test_ten_thousand_alternating_transactions_on_one_connection_never_lea
                 assert same_pid == pid, "the pool opened a second connection"
                 assert await _visible(conn) == [], i
                 await conn.rollback()
-    elapsed = time.monotonic() - started
-    assert elapsed < BUDGET_SECONDS, f"{TRANSACTIONS} transactions took {elapsed:.1f} s"
 
 
 async def test_a_rolled_back_realm_transaction_leaves_nothing_behind(

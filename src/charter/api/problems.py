@@ -123,10 +123,22 @@ def undecodable_body(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return problem(400, "invalid-request", detail)
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    # asyncpg raises its own errors, unwrapped, while a pooled connection is being made;
+    # SQLAlchemy keeps the code on the errors it wraps.
+    code = getattr(exc.orig if isinstance(exc, DBAPIError) else exc, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # The server starting up, shutting down or crashed (57P…, e.g. "the database system is
+    # starting up" right after a restart), a lost connection (08…), no connection slot left.
+    code = _sqlstate(exc)
+    return code is not None and (code.startswith(("08", "57P")) or code == "53300")
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

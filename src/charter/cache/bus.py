@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -56,10 +56,17 @@ class RedisBus:
     tier is switched off (reads go to Redis or the database) and flushed when it comes back.
     """
 
-    def __init__(self, redis: Redis, hub: Hub, retry_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        hub: Hub,
+        retry_seconds: float = 0.5,
+        on_lost: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.redis = redis
         self.hub = hub
         self.retry_seconds = retry_seconds
+        self.on_lost = on_lost
         self.subscribed = asyncio.Event()
         self._decoder = msgspec.json.Decoder(Invalidation)
 
@@ -77,6 +84,8 @@ class RedisBus:
                 await self._listen()
             except (RedisError, OSError) as exc:
                 log.warning("invalidation subscription lost (%s); retrying", type(exc).__name__)
+                if self.on_lost is not None:
+                    self.on_lost(exc)
             finally:
                 self.subscribed.clear()
                 self.hub.set_coherent(False)

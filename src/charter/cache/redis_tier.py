@@ -106,6 +106,13 @@ class RedisTier:
         """A relay pass that began when `failures` had been seen delivered all pending work."""
         self._relayed = failures
 
+    def lost(self, exc: BaseException) -> None:
+        """Redis failed under another client of this process (the subscription). Even with no
+        read or write of our own failing, it may come back from an older snapshot, holding
+        entries whose tombstones it lost and whose events are long delivered: recover as if
+        the tier itself had failed (reads skip Redis until a relay pass has dropped them)."""
+        self._trip(exc)
+
     def _trip(self, exc: BaseException) -> None:
         self.failures += 1
         if self.available:

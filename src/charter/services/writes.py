@@ -20,7 +20,7 @@ from charter.domain.versions import Content, validate_body, validate_title
 from charter.errors import InvalidHierarchy, InvalidRequest, NotFound, StaleRevision
 from charter.ids import new_directive_id
 from charter.services.changes import ChangePlan, cascade_status, raw_value
-from charter.store import directives, events, realms, versions
+from charter.store import directives, events, realms, swap, versions
 from charter.store._time import utcnow
 from charter.store.directives import Directive, Node
 from charter.store.events import NewEvent
@@ -208,6 +208,10 @@ async def update(
     patch: Patch,
     max_depth: int,
 ) -> Outcome:
+    if conn.dialect.name == "postgresql" and _text_only(patch):
+        outcome = await _swap_text(conn, realm_id, actor, directive_id, expected, patch)
+        if outcome is not None:
+            return outcome
     current = await read_for_write(conn, realm_id, directive_id, expected)
     now = utcnow()
     plan = ChangePlan(current)
@@ -273,6 +277,55 @@ async def update(
         )
     await events.append(conn, realm_id, new_events)
     return Outcome(written, changed=True)
+
+
+def _text_only(patch: Patch) -> bool:
+    """Whether a PATCH touches nothing but the title and the body."""
+    return (
+        (patch.title is not UNSET or patch.body is not UNSET)
+        and patch.status is UNSET
+        and patch.priority is UNSET
+        and patch.owner_agent_id is UNSET
+        and patch.parent_id is UNSET
+        and patch.injection_mode is UNSET
+        and patch.metadata is UNSET
+        and patch.key is UNSET
+        and not patch.reopen
+        and not patch.cascade
+    )
+
+
+async def _swap_text(
+    conn: AsyncConnection,
+    realm_id: str,
+    actor: Actor,
+    directive_id: str,
+    expected: Expected,
+    patch: Patch,
+) -> Outcome | None:
+    """A text-only PATCH on PostgreSQL: read without the lock, then swap in one call.
+
+    The read merges and hashes the content outside the lock; the function's revision check
+    under the lock proves it was current (any change raises the revision). None: the node
+    was not found, and the ordinary path says so (it tells a missing realm apart).
+    """
+    try:
+        current = await directives.get(conn, realm_id, directive_id)
+    except NotFound:
+        return None
+    if current.revision != expected.revision:  # revisions only grow: stale now, stale later
+        raise StaleRevision(current.revision, via_header=expected.via_header)
+    content = _new_content(current, patch)
+    if content is None:
+        return Outcome(current, changed=False)
+    swapped = await swap.swap_content(
+        conn, current, expected.revision, content, actor.key_id, patch.message, utcnow()
+    )
+    if swapped.directive is None:
+        if swapped.revision is None:  # never deleted, so never seen; said plainly all the same
+            raise NotFound(f"directive {directive_id!r} not found")
+        raise StaleRevision(swapped.revision, via_header=expected.via_header)
+    return Outcome(swapped.directive, changed=True)
 
 
 def _new_content(current: Directive, patch: Patch) -> Content | None:

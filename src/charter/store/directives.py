@@ -166,7 +166,7 @@ async def compare_and_swap(
         raise
 
 
-def with_content(row: Row[Any], title: str, body: str) -> Directive:
+def with_content(row: Row[Any] | Mapping[str, Any], title: str, body: str) -> Directive:
     return _directive(row, title, body)
 
 

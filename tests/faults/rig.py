@@ -1,0 +1,258 @@
+"""The stage of a fault run: our own PostgreSQL and Redis, two Charter servers sharing them,
+a third that has no Redis and is never read during the run (so whatever it composes at the
+end is fresh from the database), and a goal tree to work on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.faults.history import (
+    CROSS_PROCESS_SECONDS,
+    Composition,
+    Outcome,
+    PromptRead,
+    Read,
+    Verdict,
+    Write,
+    check,
+    stale_compositions,
+)
+from tests.faults.load import Load, Tree, composition, finals, get_json, plant
+from tests.faults.postgres import OwnPostgres
+from tests.live.conftest import OwnRedis, Server, _spawn_server, _stop_group, _wait_ready, free_port
+
+SERVERS = ("a", "b")  # under load; "fresh" is only read at the end
+WARMUP_SECONDS = 1.5
+STOP_SECONDS = 15.0
+DRAIN_SECONDS = 10.0
+CLIENT_SECONDS = 5.0
+
+_CURSOR = text(
+    "SELECT r.revision, coalesce(c.delivered_seq, 0) FROM realms r "
+    "LEFT JOIN relay_cursors c ON c.realm_id = r.id WHERE r.id = :realm"
+)
+
+
+class SnapshottingRedis(OwnRedis):
+    """Snapshots every second, so a SIGKILL brings it back older than it was: holding entries
+    whose later tombstones it never saved. The relay's recovery has to cope with exactly that."""
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "1 1"]
+        args += ["--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"]
+        args += ["--logfile", "redis.log"]
+        return subprocess.Popen(
+            ["redis-server", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        await _killed(self.process)
+
+    async def freeze(self) -> None:
+        """Snapshot now, and no more until a restart: a SIGKILL brings back exactly this."""
+        redis = Redis(host="127.0.0.1", port=self.port, socket_timeout=5.0)
+        try:
+            await redis.config_set("save", "")
+            await redis.save()
+        finally:
+            await redis.aclose()
+
+
+async def _killed(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group (a server's workers, Redis's snapshot child) and reap it."""
+    os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_SECONDS
+    while process.poll() is None:
+        assert time.monotonic() < deadline, f"{process.pid} outlived SIGKILL"
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Fleet:
+    """`charter serve` processes by name; every one started is stopped by `stop_all`."""
+
+    logs: Path
+    key: str
+    database_url: str
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    servers: dict[str, Server] = field(default_factory=dict)
+    _envs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    async def start(self, name: str, redis_url: str | None, port: int | None = None) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
+        env |= {
+            "CHARTER_DATABASE_URL": self.database_url,
+            "CHARTER_BOOTSTRAP_KEY": self.key,
+            "CHARTER_RATE_LIMIT": "0",
+        }
+        if redis_url is not None:
+            env["CHARTER_REDIS_URL"] = redis_url
+        port = port or free_port()
+        log = self.logs / f"{name}-{len(self.started)}.log"
+        server = Server(f"http://127.0.0.1:{port}", self.key, _spawn_server(port, env, log), log)
+        self.started.append(server.process)
+        self.servers[name], self._envs[name] = server, env
+        await _wait_ready(server)
+        return server
+
+    async def kill(self, name: str) -> None:
+        await _killed(self.servers[name].process)
+
+    async def restart(self, name: str) -> None:
+        """A new process on the old port, so clients simply find it there again."""
+        port = int(self.servers[name].base_url.rpartition(":")[2])
+        await self.start(name, self._envs[name].get("CHARTER_REDIS_URL"), port)
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            _stop_group(process, first=signal.SIGTERM)
+
+
+@dataclass
+class Rig:
+    cluster: OwnPostgres
+    redis: SnapshottingRedis
+    fleet: Fleet
+    clients: dict[str, httpx.AsyncClient]
+    tree: Tree
+    directory: Path
+    summaries: list[str]
+
+    @classmethod
+    @asynccontextmanager
+    async def built(
+        cls,
+        cluster: OwnPostgres,
+        redis: SnapshottingRedis,
+        fleet: Fleet,
+        realm: str,
+        directory: Path,
+        summaries: list[str],
+    ) -> AsyncIterator[Rig]:
+        await asyncio.gather(
+            *(fleet.start(name, redis.url) for name in SERVERS), fleet.start("fresh", None)
+        )
+        clients = {
+            name: server.client(timeout=CLIENT_SECONDS) for name, server in fleet.servers.items()
+        }
+        try:
+            tree = await plant(clients["a"], realm)
+            yield cls(cluster, redis, fleet, clients, tree, directory, summaries)
+        finally:
+            await asyncio.gather(*(client.aclose() for client in clients.values()))
+
+    @asynccontextmanager
+    async def loaded(self, seed: int) -> AsyncIterator[Load]:
+        """Load on both servers from a warm start until the block ends (or fails)."""
+        load = Load(self.tree, {name: self.clients[name] for name in SERVERS}, seed)
+        stop = asyncio.Event()
+        task = asyncio.create_task(load.run(stop))
+        try:
+            await asyncio.sleep(WARMUP_SECONDS)
+            yield load
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, STOP_SECONDS)
+
+    async def resubscribed(self, seconds: float = 10.0) -> None:
+        """Both servers answer /readyz with their invalidation subscription up again."""
+        deadline = time.monotonic() + seconds
+        for name in SERVERS:
+            while True:
+                try:
+                    response = await self.clients[name].get("/readyz")
+                    if response.status_code == 200 and response.json()["cache"] == "ok":
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"{name} did not resubscribe in {seconds} s"
+                await asyncio.sleep(0.05)
+
+    async def drained(self) -> float:
+        """Seconds until the relay cursor reaches the realm's latest event (bounded)."""
+        started = time.monotonic()
+        engine = create_async_engine(self.cluster.owner_url)
+        try:
+            while True:
+                async with engine.connect() as conn:
+                    row = (await conn.execute(_CURSOR, {"realm": self.tree.realm})).one()
+                revision, delivered = int(row[0]), int(row[1])
+                if delivered >= revision:
+                    break
+                waited = time.monotonic() - started
+                assert waited < DRAIN_SECONDS, f"relay at {delivered} of {revision} after {waited}"
+                await asyncio.sleep(0.05)
+        finally:
+            await engine.dispose()
+        feed = await get_json(
+            self.clients["fresh"], f"{self.tree.base}/events", params={"after": revision - 1}
+        )
+        assert [event["seq"] for event in feed["items"]] == [revision], feed
+        return time.monotonic() - started
+
+    async def verdict(self, load: Load) -> Verdict:
+        """The history checked against the final state, then every cache against fresh."""
+        final = await finals(self.clients["fresh"], self.tree)
+        verdict = check(load.operations, final, self.tree.chains)
+        fresh = {
+            agent: await composition(self.clients["fresh"], self.tree, agent)
+            for agent in sorted(self.tree.chains)
+        }
+        # Delivered everything (the relay's cursor is at the end): each server hears of the
+        # last invalidations within the cross-process allowance, then must agree for good.
+        deadline = time.monotonic() + CROSS_PROCESS_SECONDS
+        while True:
+            served: dict[tuple[str, str], Composition] = {}
+            for name in SERVERS:
+                for agent in sorted(self.tree.chains):
+                    served[name, agent] = await composition(self.clients[name], self.tree, agent)
+            if all(c == fresh[agent] for (_, agent), c in served.items()):
+                break
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        verdict.anomalies += stale_compositions(served, fresh, final)
+        return verdict
+
+    def report(self, fault: str, verdict: Verdict, load: Load, drain: float) -> str:
+        """One line for the log (and the terminal summary), the anomalies in a file."""
+        counts: Counter[tuple[str, Outcome]] = Counter(
+            (type(op).__name__, op.outcome) for op in load.operations
+        )
+
+        def tally(kind: type[Write | Read | PromptRead]) -> str:
+            parts = [f"{n} {o.value}" for (k, o), n in sorted(counts.items()) if k == kind.__name__]
+            return ", ".join(parts) or "none"
+
+        line = (
+            f"faults[{fault}]: {verdict.operations} operations checked, "
+            f"{len(verdict.anomalies)} anomalies (writes: {tally(Write)}; reads: {tally(Read)}; "
+            f"prompt reads: {tally(PromptRead)}; {verdict.uncertain_won} of "
+            f"{verdict.uncertain} unanswered or 503 writes committed; longest cross-process lag "
+            f"{verdict.max_lag * 1000:.0f} ms; outbox drained {drain:.2f} s after the load)"
+        )
+        print(line)
+        anomalies = "\n".join(str(a) for a in verdict.anomalies)
+        (self.directory / "summary.txt").write_text(f"{line}\n{anomalies}\n")
+        self.summaries.append(line)
+        return line
