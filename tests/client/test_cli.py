@@ -104,6 +104,9 @@ def test_exit_codes_by_problem_class(
     code, _, err = run(capsys, "show", "dir_" + "0" * 26)
     assert code == exits.NOT_FOUND
     assert "not-found" in err
+    code, _, err = run(capsys, "show", "no/such/key")
+    assert code == exits.NOT_FOUND
+    assert "no directive has the key 'no/such/key'" in err
     with Charter(server.url, ADMIN_KEY, realm=env) as charter:
         node = charter.create(NewDirective(level="realm", title="T", body="B"))
         charter.update(node.id, Patch(body="C"), expected_revision=1)

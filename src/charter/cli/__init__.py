@@ -45,6 +45,10 @@ class UsageError(Exception):
     """A command that cannot run as asked; exit code 2."""
 
 
+class UnknownKey(Exception):
+    """An operator key that names no directive of the realm; exit code 3, as a 404 would."""
+
+
 class InvalidFile(Exception):
     """A tree file that cannot be applied as it stands; exit code 5."""
 
@@ -114,6 +118,9 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"charter: {exc}", file=sys.stderr)
         return exits.USAGE
+    except UnknownKey as exc:
+        print(f"charter: not-found: {exc}", file=sys.stderr)
+        return exits.NOT_FOUND
     except InvalidFile as exc:
         print(f"charter: {exc}", file=sys.stderr)
         return exits.INVALID

@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import Context, UsageError, _views, connection_options, exits
+from charter.cli import Context, UnknownKey, UsageError, _views, connection_options, exits
 from charter.cli import json_option as _json_option
 from charter.cli import realm_option as _realm_option
 from charter.client import models as m
@@ -172,7 +172,7 @@ def resolve(ctx: Context, ref: str) -> m.Directive:
         return ctx.charter.get(ref, realm=realm)
     found = ctx.charter.find(ref, realm=realm)
     if found is None:
-        raise UsageError(f"no directive has the key {ref!r} in {realm}")
+        raise UnknownKey(f"no directive has the key {ref!r} in {realm}")
     return found
 
 
