@@ -75,8 +75,25 @@ async def redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+def _relayed(tier: RedisTier) -> RedisTier:
+    """As after the process's first relay pass: a new tier trusts no entry before one."""
+    tier.relayed(tier.failures)
+    return tier
+
+
+async def test_a_new_tier_reads_nothing_from_redis_before_a_relay_pass(redis: Redis) -> None:
+    # Redis may have come back from an older snapshot while no process was there to notice.
+    realm = "t-" + uuid.uuid4().hex[:12]
+    assert await _relayed(RedisTier(redis)).put(realm, "a", entry(1))
+    fresh = RedisTier(redis)
+    assert fresh.recovering
+    assert await fresh.get(realm, "a") is None
+    assert await _relayed(fresh).get(realm, "a") == entry(1)
+    await redis.delete(entry_key(realm, "a"))
+
+
 async def test_redis_tier_refuses_writes_older_than_its_tombstone(redis: Redis) -> None:
-    tier = RedisTier(redis)
+    tier = _relayed(RedisTier(redis))
     realm = "t-" + uuid.uuid4().hex[:12]
     assert await tier.put(realm, "a", entry(5))
     assert await tier.get(realm, "a") == entry(5)
@@ -92,7 +109,7 @@ async def test_redis_tier_refuses_writes_older_than_its_tombstone(redis: Redis) 
 
 
 async def test_redis_tier_treats_unreadable_values_as_misses(redis: Redis) -> None:
-    tier = RedisTier(redis)
+    tier = _relayed(RedisTier(redis))
     realm = "t-" + uuid.uuid4().hex[:12]
     await redis.set(entry_key(realm, "a"), b"c9|1|whatever")
     assert await tier.get(realm, "a") is None
@@ -105,7 +122,7 @@ async def test_redis_tier_fails_open_when_redis_is_unreachable() -> None:
     unreachable = Redis(
         host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
     )
-    tier = RedisTier(unreachable)
+    tier = _relayed(RedisTier(unreachable))
     assert await tier.get("r", "a") is None
     assert not tier.available  # the breaker is open: the next reads skip Redis at once
     assert not await tier.put("r", "a", entry(1))
@@ -118,7 +135,7 @@ async def test_redis_tier_skips_reads_after_a_failure_until_a_later_relay_pass(
     redis: Redis,
 ) -> None:
     # Redis may come back holding entries whose invalidation is still pending in the outbox.
-    tier = RedisTier(redis, breaker_seconds=0)
+    tier = _relayed(RedisTier(redis, breaker_seconds=0))
     realm = "t-" + uuid.uuid4().hex[:12]
     assert await tier.put(realm, "a", entry(1))
     before = tier.failures

@@ -253,5 +253,5 @@ def test_empty_text_and_unknown_keys_are_refused(
     assert "empty" in err
     assert client.get(ship.id).revision == 1
     code, _, err = run(capsys, "edit", "no-such-key", "-m", "x")
-    assert code == exits.USAGE
+    assert code == exits.NOT_FOUND
     assert "no directive has the key" in err

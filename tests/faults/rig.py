@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -73,7 +74,15 @@ class SnapshottingRedis(OwnRedis):
         redis = Redis(host="127.0.0.1", port=self.port, socket_timeout=5.0)
         try:
             await redis.config_set("save", "")
-            await redis.save()
+            deadline = time.monotonic() + STOP_SECONDS
+            while True:
+                try:
+                    await redis.save()
+                    return
+                except ResponseError as exc:  # a scheduled background save is still running
+                    if "in progress" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.05)
         finally:
             await redis.aclose()
 

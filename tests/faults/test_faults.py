@@ -128,3 +128,31 @@ async def test_a_quiet_redis_kill_brings_back_nothing_stale(rig: Rig) -> None:
     verdict = await rig.verdict(load)
     rig.report("quiet-redis", verdict, load, drain)
     _assert_clean(verdict)
+
+
+async def test_redis_back_older_while_no_server_runs_serves_nothing_stale(rig: Rig) -> None:
+    """Every server down, Redis back from a snapshot older than the last write: the servers
+    that start next have seen no failure, yet must not trust what Redis reloaded."""
+    load = Load(rig.tree, {name: rig.clients[name] for name in SERVERS}, seed=5)
+    agents = sorted(rig.tree.chains)
+    for server in SERVERS:
+        for agent in agents:
+            await load.prompt(server, agent)
+    await rig.redis.freeze()
+    root = rig.tree.directives["root"]
+    write = await load.write("a", root, (await load.read("a", root)).revision)
+    assert write.outcome is Outcome.OK
+    await rig.drained()
+    for server in SERVERS:
+        await rig.fleet.kill(server)
+    await rig.redis.kill()
+    await rig.redis.start()
+    for server in SERVERS:
+        await rig.fleet.restart(server)
+    for server in SERVERS:
+        for agent in agents:
+            await load.prompt(server, agent)
+    drain = await rig.drained()
+    verdict = await rig.verdict(load)
+    rig.report("redis-older-cold-start", verdict, load, drain)
+    _assert_clean(verdict)

@@ -81,7 +81,9 @@ class RedisTier:
         # After a failure Redis may hold entries whose invalidation is still pending in the
         # outbox (or that it reloads from disk when it returns): reads skip Redis until a relay
         # pass that began after the last failure has delivered everything pending.
-        self.failures = 0
+        # A new process starts as if after a failure: it has not watched Redis, which may have
+        # come back from an older snapshot while no process was running to notice.
+        self.failures = 1
         self._relayed = 0
 
     @property
