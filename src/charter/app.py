@@ -16,7 +16,8 @@ from charter.api.directives import DirectiveController
 from charter.api.events import EventController
 from charter.api.fastpath import cached_answer, send_answer
 from charter.api.keys import KeyController
-from charter.api.openapi import DocumentedProblems, openapi_config
+from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, openapi_config
+from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.system import healthz, metrics, readyz
@@ -56,12 +57,12 @@ def create_app(settings: Settings) -> Litestar:
             metrics,
         ],
         dependencies=DEPENDENCIES,
-        middleware=[AuthorizeMiddleware],
+        middleware=[AuthorizeMiddleware, AllowMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_request_bytes,
         openapi_config=openapi_config(),
-        plugins=[DocumentedProblems()],
+        plugins=[DocumentedProblems(), ClosedRequestSchemas()],
         logging_config=None,
     )
 

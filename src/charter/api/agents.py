@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,6 +18,7 @@ from charter.api.auth import ACCESS
 from charter.api.deps import CallerDep, RuntimeDep
 from charter.api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from charter.api.idempotent import write_once
+from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
 from charter.domain.access import Access, Role
 from charter.domain.composition import inject
@@ -89,8 +90,8 @@ class AgentController(Controller):
     async def list_agents(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
-        limit: FromQuery[int | None] = None,
+        realm_id: params.RealmPath,
+        limit: params.Limit = None,
         cursor: FromQuery[str | None] = None,
     ) -> wire.AgentPage:
         params.realm_id(realm_id)
@@ -105,16 +106,23 @@ class AgentController(Controller):
     @get(
         "/agents/{agent_id:str}/prompt",
         summary="The agent's composed prompt; If-None-Match → 304; ?wait=N long-polls",
-        responses={200: ResponseSpec(prompts.PromptDocument, description="the composition")},
+        responses={
+            200: ResponseSpec(
+                prompts.PromptDocument, description="the composition", generate_examples=False
+            ),
+            304: ResponseSpec(None, description="If-None-Match names the current composition"),
+        },
         opt={ACCESS: Access.PROMPT},
     )
     async def prompt(
         self,
         request: Request[Any, Any, Any],
-        realm_id: FromPath[str],
-        agent_id: FromPath[str],
+        realm_id: params.RealmPath,
+        agent_id: params.AgentPath,
         if_none_match: IfNoneMatch = None,
-        wait: FromQuery[int | None] = None,
+        wait: Annotated[
+            int | None, QueryParameter(schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECONDS})
+        ] = None,
     ) -> Response[bytes]:
         # The hot path: the runtime straight from the app, not through dependency injection.
         runtime: Runtime = request.app.state.runtime
@@ -130,10 +138,11 @@ class AgentController(Controller):
     @get(
         "/agents/{agent_id:str}/prompt/stream",
         summary="Server-sent events: the prompt on change",
+        responses={200: event_stream(PromptEvent, "the composition, on connect and on change")},
         opt={ACCESS: Access.PROMPT},
     )
     async def stream(
-        self, runtime: RuntimeDep, realm_id: FromPath[str], agent_id: FromPath[str]
+        self, runtime: RuntimeDep, realm_id: params.RealmPath, agent_id: params.AgentPath
     ) -> ServerSentEvent:
         _agent(realm_id, agent_id)
         await runtime.prompts.current(realm_id, agent_id)  # 404 now, not mid-stream
@@ -152,7 +161,7 @@ class AgentController(Controller):
                             data=entry.payload.decode(), event="prompt", id=sent
                         )
                     if not await watch.wait(runtime.settings.heartbeat_seconds):
-                        yield ServerSentEventMessage(comment="ping")
+                        yield ServerSentEventMessage(data=None, comment="ping")
 
         return ServerSentEvent(changes())
 
@@ -165,8 +174,8 @@ class AgentController(Controller):
     async def inject(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
-        agent_id: FromPath[str],
+        realm_id: params.RealmPath,
+        agent_id: params.AgentPath,
         data: JSONBody[wire.InjectIn],
         request: Request[Any, Any, Any],
     ) -> Response[wire.InjectOut]:
@@ -204,8 +213,8 @@ class AgentController(Controller):
         self,
         runtime: RuntimeDep,
         caller: CallerDep,
-        realm_id: FromPath[str],
-        composition_id: FromPath[str],
+        realm_id: params.RealmPath,
+        composition_id: params.CompositionPath,
     ) -> prompts.CompositionDocument:
         params.realm_id(realm_id)
         if _COMPOSITION_ID.fullmatch(composition_id) is None:

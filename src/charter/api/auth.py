@@ -18,13 +18,8 @@ from charter.runtime import Runtime
 ACCESS = "access"
 
 
-OPENAPI_PATH = "/schema"
-
-
 def route_access(handler: BaseRouteHandler) -> Access:
     access = handler.opt.get(ACCESS)
-    if access is None and all(path.startswith(OPENAPI_PATH) for path in handler.paths):
-        return Access.PUBLIC  # the OpenAPI document and its pages
     if access is None and _is_automatic_options(handler):
         return Access.PUBLIC  # Litestar's own OPTIONS answer: an Allow header, no data
     if not isinstance(access, Access):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, render, wire
@@ -18,8 +18,6 @@ from charter.services import activation, reads, writes
 from charter.services.writes import NewDirective, Patch
 from charter.store import directives, events, keys, realms, versions
 from charter.store.directives import Directive, ListFilters
-
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", required=False)]
 
 
 def _etag(d: Directive) -> dict[str, str]:
@@ -37,7 +35,7 @@ class DirectiveController(Controller):
         self,
         runtime: RuntimeDep,
         actor: ActorDep,
-        realm_id: FromPath[str],
+        realm_id: params.RealmPath,
         data: JSONBody[wire.DirectiveCreate],
         request: Request[Any, Any, Any],
     ) -> Response[wire.DirectiveOut]:
@@ -68,15 +66,15 @@ class DirectiveController(Controller):
     async def list_directives(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
+        realm_id: params.RealmPath,
         level: FromQuery[Level | None] = None,
         status: FromQuery[Status | None] = None,
         priority: FromQuery[Priority | None] = None,
-        parent_id: FromQuery[str | None] = None,
+        parent_id: params.DirectiveQuery = None,
         owner_agent_id: Annotated[str | None, QueryParameter(pattern=wire.AGENT_ID_PATTERN)] = None,
         key: Annotated[str | None, QueryParameter(pattern=wire.KEY_PATTERN)] = None,
         roots: FromQuery[bool] = False,
-        limit: FromQuery[int | None] = None,
+        limit: params.Limit = None,
         cursor: FromQuery[str | None] = None,
     ) -> wire.DirectivePage:
         params.realm_id(realm_id)
@@ -99,7 +97,7 @@ class DirectiveController(Controller):
         opt={ACCESS: Access.READ},
     )
     async def show(
-        self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
+        self, runtime: RuntimeDep, realm_id: params.RealmPath, directive_id: params.DirectivePath
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -111,11 +109,11 @@ class DirectiveController(Controller):
         self,
         runtime: RuntimeDep,
         actor: ActorDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
         data: JSONBody[wire.DirectivePatch],
         request: Request[Any, Any, Any],
-        if_match: IfMatch = None,
+        if_match: params.IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
         data = params.strict_body(await request.json(), wire.DirectivePatch)
@@ -154,10 +152,10 @@ class DirectiveController(Controller):
         self,
         runtime: RuntimeDep,
         actor: ActorDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
         request: Request[Any, Any, Any],
-        if_match: IfMatch = None,
+        if_match: params.IfMatch = None,
     ) -> Response[None]:
         _ids(realm_id, directive_id)
         data = params.decode_body(await request.body(), wire.DeactivateIn)
@@ -181,11 +179,11 @@ class DirectiveController(Controller):
         self,
         runtime: RuntimeDep,
         actor: ActorDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
         data: JSONBody[wire.RollbackIn],
         request: Request[Any, Any, Any],
-        if_match: IfMatch = None,
+        if_match: params.IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
         _ids(realm_id, directive_id)
         data = params.strict_body(await request.json(), wire.RollbackIn)
@@ -209,9 +207,9 @@ class DirectiveController(Controller):
     async def list_versions(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
-        limit: FromQuery[int | None] = None,
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
+        limit: params.Limit = None,
         cursor: FromQuery[str | None] = None,
     ) -> wire.VersionPage:
         _ids(realm_id, directive_id)
@@ -235,8 +233,8 @@ class DirectiveController(Controller):
     async def show_version(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
         number: FromPath[int],
     ) -> wire.VersionOut:
         _ids(realm_id, directive_id)
@@ -253,8 +251,8 @@ class DirectiveController(Controller):
     async def diff(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
         from_version: Annotated[int, QueryParameter(name="from", ge=1)],
         to_version: Annotated[int, QueryParameter(name="to", ge=1)],
     ) -> wire.DiffOut:
@@ -271,9 +269,9 @@ class DirectiveController(Controller):
     async def history(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
-        directive_id: FromPath[str],
-        limit: FromQuery[int | None] = None,
+        realm_id: params.RealmPath,
+        directive_id: params.DirectivePath,
+        limit: params.Limit = None,
         cursor: FromQuery[str | None] = None,
     ) -> wire.HistoryPage:
         _ids(realm_id, directive_id)
@@ -295,7 +293,7 @@ class DirectiveController(Controller):
         opt={ACCESS: Access.READ},
     )
     async def ancestry(
-        self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
+        self, runtime: RuntimeDep, realm_id: params.RealmPath, directive_id: params.DirectivePath
     ) -> wire.AncestryOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -306,13 +304,13 @@ class DirectiveController(Controller):
         "/{directive_id:str}/tree", summary="The node's subtree, nested", opt={ACCESS: Access.READ}
     )
     async def subtree(
-        self, runtime: RuntimeDep, realm_id: FromPath[str], directive_id: FromPath[str]
+        self, runtime: RuntimeDep, realm_id: params.RealmPath, directive_id: params.DirectivePath
     ) -> wire.TreeNodeOut:
         _ids(realm_id, directive_id)
         async with runtime.db.transaction(realm_id) as conn:
             return render.tree_node(await reads.subtree(conn, realm_id, directive_id))
 
 
-def _ids(realm_id: FromPath[str], directive_id: FromPath[str]) -> None:
+def _ids(realm_id: params.RealmPath, directive_id: params.DirectivePath) -> None:
     params.realm_id(realm_id)
     params.directive_id(directive_id)

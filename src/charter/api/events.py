@@ -7,12 +7,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from charter.api import params, render, wire
 from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
+from charter.api.openapi import FeedEvent, event_stream
 from charter.domain.access import Access
 from charter.runtime import Runtime
 from charter.store import events, realms
@@ -40,11 +41,11 @@ class EventController(Controller):
     async def feed(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
+        realm_id: params.RealmPath,
         after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)] = 0,
-        limit: FromQuery[int | None] = None,
+        limit: params.Limit = None,
         event_type: Annotated[list[str] | None, QueryParameter(name="type")] = None,
-        directive_id: FromQuery[str | None] = None,
+        directive_id: params.DirectiveQuery = None,
     ) -> wire.EventPage:
         params.realm_id(realm_id)
         types = event_type or []
@@ -63,12 +64,15 @@ class EventController(Controller):
     @get(
         "/stream",
         summary="The event feed as server-sent events, resumable",
+        responses={
+            200: event_stream(FeedEvent, "the realm's events after the cursor, as they come")
+        },
         opt={ACCESS: Access.READ},
     )
     async def stream(
         self,
         runtime: RuntimeDep,
-        realm_id: FromPath[str],
+        realm_id: params.RealmPath,
         after: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
     ) -> ServerSentEvent:
@@ -102,7 +106,7 @@ async def _follow(
             if len(page) == _STREAM_PAGE:
                 continue
             if not await watch.wait(runtime.settings.heartbeat_seconds):
-                yield ServerSentEventMessage(comment="ping")
+                yield ServerSentEventMessage(data=None, comment="ping")
 
 
 _STREAM_PAGE = 500

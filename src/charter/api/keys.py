@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 from msgspec import Meta, Struct
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -108,7 +108,7 @@ class KeyController(Controller):
     async def list_keys(
         self,
         runtime: RuntimeDep,
-        limit: FromQuery[int | None] = None,
+        limit: params.Limit = None,
         cursor: FromQuery[str | None] = None,
     ) -> KeyPage:
         size = params.limit(limit)
@@ -120,7 +120,7 @@ class KeyController(Controller):
 
     @delete("/{key_id:str}", status_code=204, summary="Revoke a key", opt={ACCESS: Access.ADMIN})
     async def revoke(
-        self, runtime: RuntimeDep, key_id: FromPath[str], request: Request[Any, Any, Any]
+        self, runtime: RuntimeDep, key_id: params.KeyPath, request: Request[Any, Any, Any]
     ) -> Response[None]:
         if not is_key_id(key_id):
             raise NotFound(f"key {key_id!r} not found")

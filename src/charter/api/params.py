@@ -5,22 +5,52 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from msgspec import UNSET, UnsetType
 
+from charter.api.wire import AGENT_ID_PATTERN, REALM_ID_PATTERN
 from charter.errors import InvalidRequest, PreconditionRequired
 
 __all__ = ["InvalidRequest"]
-from charter.ids import is_directive_id
+from charter.ids import SUFFIX, is_directive_id
 from charter.services.writes import Expected
+
+
+def _path_id(pattern: str, description: str) -> PathParameter:
+    # Documented only (`schema_extra`): the handlers check ids themselves, with their own words.
+    return PathParameter(description=description, schema_extra={"pattern": pattern})
+
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+_END = r"$(?!\n)"  # as in wire.py: `$` alone would let a final newline through
+_DIRECTIVE_ID = f"^dir_{SUFFIX}{_END}"
+RealmPath = Annotated[str, _path_id(REALM_ID_PATTERN, "a realm id (a slug)")]
+DirectivePath = Annotated[str, _path_id(_DIRECTIVE_ID, "a directive id")]
+AgentPath = Annotated[str, _path_id(AGENT_ID_PATTERN, "an agent id")]
+CompositionPath = Annotated[str, _path_id(f"^cmp_[0-9a-f]{{64}}{_END}", "a composition id")]
+KeyPath = Annotated[str, _path_id(f"^key_{SUFFIX}{_END}", "an API key id")]
+DirectiveQuery = Annotated[str | None, QueryParameter(schema_extra={"pattern": _DIRECTIVE_ID})]
+Limit = Annotated[
+    int | None,
+    QueryParameter(description="page size", schema_extra={"minimum": 1, "maximum": MAX_LIMIT}),
+]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        description='the expected revision, as its ETag: "3"',
+        schema_extra={"pattern": r'^(W/)?"\d{1,18}"$|^\d{1,18}$'},
+    ),
+]
 
 _REALM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _ETAG = re.compile(r'(?:W/)?"(\d{1,18})"|(\d{1,18})')
 T = TypeVar("T")
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 100
 
 
 def is_realm_id(value: str) -> bool:

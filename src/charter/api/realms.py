@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, render, wire
@@ -41,7 +41,7 @@ class RealmController(Controller):
         self,
         runtime: RuntimeDep,
         caller: CallerDep,
-        limit: FromQuery[int | None] = None,
+        limit: params.Limit = None,
         cursor: FromQuery[str | None] = None,
     ) -> wire.RealmPage:
         size = params.limit(limit)
@@ -54,7 +54,7 @@ class RealmController(Controller):
         return wire.RealmPage([render.realm(r) for r in items], next_cursor)
 
     @get("/{realm_id:str}", summary="Show a realm and its revision", opt={ACCESS: Access.ANY})
-    async def show(self, runtime: RuntimeDep, realm_id: FromPath[str]) -> wire.RealmOut:
+    async def show(self, runtime: RuntimeDep, realm_id: params.RealmPath) -> wire.RealmOut:
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
             return render.realm(await realms.get(conn, realm_id))
@@ -64,7 +64,7 @@ class RealmController(Controller):
         summary="The realm's whole forest, nested",
         opt={ACCESS: Access.READ},
     )
-    async def tree(self, runtime: RuntimeDep, realm_id: FromPath[str]) -> wire.ForestOut:
+    async def tree(self, runtime: RuntimeDep, realm_id: params.RealmPath) -> wire.ForestOut:
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
             realm = await realms.get(conn, realm_id)

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
+from charter.api.openapi import problem_response
 from charter.api.problems import problem
 from charter.domain.access import Access
 
@@ -22,6 +23,7 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     tags=["system"],
     summary="The database (and cache) answer",
+    responses={503: problem_response(503)},
     opt={ACCESS: Access.PUBLIC},
 )
 async def readyz(runtime: RuntimeDep) -> Response[Any]:
