@@ -1,15 +1,16 @@
-"""Figures from raw results: ratios beside the DESIGN §5 targets, JSON, Markdown and a chart."""
+"""The report of a run: the machine, the table of figures, docs/benchmarks.{json,md,png}."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import statistics
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from benchmarks import chart
 
 BEGIN = "<!-- bench:begin (written by scripts/bench; edit outside these markers) -->"
 END = "<!-- bench:end -->"
@@ -79,97 +80,6 @@ def machine_line(m: dict[str, Any]) -> str:
     )
 
 
-def _median(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
-
-
-def _figure(
-    name: str,
-    charter: float,
-    baseline: float | None,
-    unit: str,
-    target: str,
-    met: bool,
-    ratio: float | None = None,
-) -> dict[str, Any]:
-    if ratio is None and baseline:
-        ratio = charter / baseline
-    return {
-        "figure": name,
-        "charter": charter,
-        "baseline": baseline,
-        "unit": unit,
-        "ratio": ratio,
-        "target": target,
-        "met": met,
-    }
-
-
-def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for key, label, floor in (
-        ("prompt_200", "cached prompt read", 0.7),
-        ("prompt_304", "If-None-Match → 304", 0.8),
-    ):
-        runs = results[key]
-        c, b = _median(runs["charter"], "rps"), _median(runs["bare"], "rps")
-        out.append(
-            _figure(f"{label}: throughput", c, b, "req/s", f"≥ {floor}x bare", c / b >= floor)
-        )
-        for pct in ("p50", "p99"):
-            c, b = _median(runs["charter"], f"{pct}_ms"), _median(runs["bare"], f"{pct}_ms")
-            target = "< 10 ms (64 conns)" if pct == "p99" else "—"
-            out.append(_figure(f"{label}: {pct}", c, b, "ms", target, pct != "p99" or c < 10))
-    comp = results["composition"]
-    out.append(
-        _figure(
-            "cold composition: round trips",
-            comp["round_trips"],
-            comp["bare_round_trips"],
-            "per read",
-            "1",
-            comp["round_trips"] <= 1,
-        )
-    )
-    for pct, target in (("p50", 3.0), ("p99", None)):
-        c = _median(comp["runs"]["charter"], f"{pct}_ms")
-        b = _median(comp["runs"]["bare"], f"{pct}_ms")
-        text = f"< {target:g} ms" if target else "—"
-        out.append(
-            _figure(
-                f"cold composition (depth 4, {comp['layers']} layers): {pct}",
-                c,
-                b,
-                "ms",
-                text,
-                target is None or c < target,
-            )
-        )
-    trips = results["cas_round_trips"]
-    out.append(
-        _figure(
-            "CAS transaction (one body change): round trips",
-            trips["round_trips"],
-            trips["bare_round_trips"],
-            "per write",
-            "—",
-            True,
-        )
-    )
-    for key, value in results.items():
-        if not key.startswith("cas_") or key == "cas_round_trips":
-            continue
-        c, b = _median(value["charter"], "cas_per_s"), _median(value["bare"], "cas_per_s")
-        label = f"CAS, {value['writers']} writers over {value['directives']} directive(s)"
-        out.append(_figure(f"{label}: CAS/s", c, b, "CAS/s", "≥ 0.5x raw asyncpg", c / b >= 0.5))
-        if value.get("statements"):  # reference: the statement-by-statement transaction
-            s = _median(value["statements"], "cas_per_s")
-            out.append(_figure(f"{label}: CAS/s vs statements", c, s, "CAS/s", "—", True))
-        c, b = _median(value["charter"], "p99_ms"), _median(value["bare"], "p99_ms")
-        out.append(_figure(f"{label}: p99", c, b, "ms", "—", True))
-    return out
-
-
 def _num(value: float | None) -> str:
     if value is None:
         return "—"
@@ -198,98 +108,105 @@ def table(figs: list[dict[str, Any]], markdown: bool = False) -> str:
     )
 
 
-def chart(figs: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+def _statements(lines: list[str]) -> str:
+    return "\n".join(f"{i + 1}. `{line}`" for i, line in enumerate(lines))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    bars = [f for f in figs if f["unit"] in ("req/s", "CAS/s")]
-    lat = [f for f in figs if f["unit"] == "ms" and f["target"] != "—"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), width_ratios=[3, 2])
-    names = [f["figure"].replace(": throughput", "").replace(": CAS/s", "") for f in bars]
-    ratios = [f["ratio"] for f in bars]
-    targets = [float(f["target"].split("x")[0].lstrip("≥ ")) for f in bars]
-    colours = ["tab:green" if f["met"] else "tab:red" for f in bars]
-    ys = range(len(bars))
-    left.barh(ys, ratios, color=colours)
-    for y, t in zip(ys, targets, strict=True):
-        left.plot([t, t], [y - 0.4, y + 0.4], color="black", linewidth=2)
-    left.set_yticks(list(ys), names, fontsize=8)
-    left.invert_yaxis()
-    left.set_xlabel("Charter / baseline, same run (black: §5 target)")
-    left.set_title("Throughput ratios")
-    lnames = [f["figure"] for f in lat]
-    ys = range(len(lat))
-    left_vals = [f["charter"] for f in lat]
-    right.barh(
-        [y - 0.2 for y in ys],
-        left_vals,
-        height=0.4,
-        label="Charter",
-        color=["tab:green" if f["met"] else "tab:red" for f in lat],
-    )
-    right.barh(
-        [y + 0.2 for y in ys],
-        [f["baseline"] or 0 for f in lat],
-        height=0.4,
-        label="baseline",
-        color="tab:gray",
-    )
-    for y, f in zip(ys, lat, strict=True):
-        bound = float(f["target"].split()[1])
-        right.plot([bound, bound], [y - 0.45, y + 0.45], color="black", linewidth=2)
-    right.set_yticks(list(ys), lnames, fontsize=8)
-    right.invert_yaxis()
-    right.set_xscale("log")
-    right.set_xlabel("ms, log scale (black: §5 bound)")
-    right.set_title("Latency against absolute targets")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _load(raw: dict[str, Any]) -> str:
+    """What load each scenario that ran was under."""
+    s, results = raw["settings"], raw["results"]
+    parts = [
+        f"{s['rounds']} rounds, baseline and Charter alternating (the order swaps every round);"
+        " medians over rounds (the size scenario's baseline is the small realm)."
+    ]
+    if "prompt_200" in results:
+        parts.append(
+            f"Reads: wrk, 1 thread, {s['connections']} connections, {s['seconds']:g} s a run."
+        )
+    if "composition" in results:
+        parts.append(f"Composition: {s['iterations']} sequential calls a run.")
+    if any(k.startswith("cas_") for k in results):
+        parts.append(f"CAS: {s['cas_seconds']:g} s a run.")
+    if "realm" in raw:
+        parts.append(f"Realm `{raw['realm']['id']}`: {raw['realm']['nodes']} directives.")
+    if "fanout" in results:
+        fan = results["fanout"]
+        sse, poll = fan["memory"]["sse"], fan["memory"]["poll"]
+        parts.append(
+            f"Fan-out and watchers: realm `{fan['realm']['id']}`, {fan['realm']['nodes']} nodes,"
+            f" {fan['realm']['agents']} agents, one event-stream watcher each, held by"
+            f" {s['watcher_processes']} client processes per server; {s['fanout_rounds']}"
+            f" root updates per side; {s['singles']} single-agent changes per side and round."
+            f" Opening the streams took {sse['charter']['open_seconds']:.0f} s on Charter"
+            f" (each reads and caches its prompt), {sse['bare']['open_seconds']:.0f} s on the"
+            f" bare server; at the end {sse['charter']['still_open']} and"
+            f" {sse['bare']['still_open']} were still open. Then as many long polls"
+            " (`?wait=60` with the ETag) on a fresh pair of servers, for their memory; opening"
+            f" them took {poll['charter']['open_seconds']:.0f} s and"
+            f" {poll['bare']['open_seconds']:.0f} s."
+        )
+    if "size" in results:
+        realms = results["size"]["realms"]
+        parts.append(
+            f"Size: realms of {realms['large']['nodes']} nodes ({realms['large']['versions']}"
+            f" versions, seeded in {realms['large']['seed_seconds']:.0f} s) and"
+            f" {realms['small']['nodes']} nodes ({realms['small']['versions']} versions);"
+            f" {s['size_rounds']} rounds of {s['size_requests']} sequential requests per"
+            " operation and realm."
+        )
+    if "embedded" in results:
+        parts.append(
+            "SQLite: `charter serve` in an empty folder (default database URL, no Redis),"
+            f" {s['sqlite_rounds']} rounds."
+        )
+    return "\n".join(f"- {part}" for part in parts)
 
 
 def _generated(raw: dict[str, Any], figs: list[dict[str, Any]]) -> str:
-    m, s = raw["machine"], raw["settings"]
-    comp = raw["results"]["composition"]
+    m, results = raw["machine"], raw["results"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
-    statements = "\n".join(f"{i + 1}. `{st}`" for i, st in enumerate(comp["statements"]))
-    trips = raw["results"]["cas_round_trips"]
-    writes = "\n".join(f"{i + 1}. `{st}`" for i, st in enumerate(trips["statements"]))
+    sections = []
+    if "composition" in results:
+        comp = results["composition"]
+        sections.append(
+            f"""Cold composition, what one `Prompts.compute` asked of SQLAlchemy (its events; on an
+AUTOCOMMIT connection its BEGIN and ROLLBACK events send nothing). Round trips, counted by a
+TCP proxy in front of PostgreSQL: {comp["round_trips"]:g} per read, against
+{comp["bare_round_trips"]:g} for the bare prepared query.
+
+{_statements(comp["statements"])}"""
+        )
+    if "cas_round_trips" in results:
+        trips = results["cas_round_trips"]
+        sections.append(
+            f"""A CAS body change, what Charter's write transaction sent
+(`services/writes.update` in `Database.transaction`; {trips["round_trips"]:g} round trips, against
+{trips["bare_round_trips"]:g} for the baseline's transaction; after commit, the PATCH also
+tombstones the agents' Redis entries and publishes the invalidation):
+
+{_statements(trips["statements"])}"""
+        )
+    details = "\n\n".join(sections)
     return f"""{BEGIN}
 
 ## Latest run
 
-Command: `scripts/bench` (from the repository root; {m["seconds"]:.0f} s in all).
+Command: `{raw["command"]}` (from the repository root; {m["seconds"]:.0f} s in all).
 
 Machine: {m["nproc"]} cores ({m["cpu"]}), {m["memory_gb"]} GB, Linux {m["kernel"]},
 Python {m["python"]}; PostgreSQL {m["postgresql"]}, Redis {m["redis_server"]}, {m["wrk"]};
 {packages}. Git {m["git"]}. Load average {m["load_average_start"][0]:.2f} at the start,
 {m["load_average_end"][0]:.2f} at the end.
 
-Load: {s["rounds"]} rounds, baseline and Charter alternating (the order swaps every round);
-medians over rounds. Reads: wrk, 1 thread, {s["connections"]} connections, {s["seconds"]:g} s a
-run. Composition: {s["iterations"]} sequential calls a run. CAS: {s["cas_seconds"]:g} s a run.
-Realm `{raw["realm"]["id"]}`: {raw["realm"]["nodes"]} directives.
+Load:
+
+{_load(raw)}
 
 {table(figs, markdown=True)}
 
 ![benchmark figures](benchmarks.png)
 
-Cold composition, what one `Prompts.compute` asked of SQLAlchemy (its events; on an
-AUTOCOMMIT connection its BEGIN and ROLLBACK events send nothing). Round trips, counted by a
-TCP proxy in front of PostgreSQL: {comp["round_trips"]:g} per read, against
-{comp["bare_round_trips"]:g} for the bare prepared query.
-
-{statements}
-
-A CAS body change, what Charter's write transaction sent (`services/writes.update` in
-`Database.transaction`; {trips["round_trips"]:g} round trips, against
-{trips["bare_round_trips"]:g} for the baseline's transaction; after commit, the PATCH also
-tombstones the agents' Redis entries and publishes the invalidation):
-
-{writes}
+{details}
 
 Raw results: [`benchmarks.json`](benchmarks.json).
 
@@ -307,7 +224,7 @@ How Charter stands against DESIGN §5, measured by `scripts/bench`.
 def write(docs: Path, raw: dict[str, Any], figs: list[dict[str, Any]]) -> None:
     raw = {**raw, "figures": figs}
     (docs / "benchmarks.json").write_text(json.dumps(raw, indent=2, default=str) + "\n")
-    chart(figs, docs / "benchmarks.png")
+    chart.chart(figs, docs / "benchmarks.png")
     path = docs / "benchmarks.md"
     generated = _generated(raw, figs)
     if path.exists() and BEGIN in (text := path.read_text()) and END in text:

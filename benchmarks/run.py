@@ -1,14 +1,24 @@
-"""`scripts/bench`: DESIGN §5 scenarios 1-3, each as a ratio to a baseline from the same run.
+"""`scripts/bench`: DESIGN §5, each figure as a ratio to a baseline from the same run.
 
-Reads its database and Redis from the environment that `scripts/bench` sets:
-BENCH_APP_URL (the app role), BENCH_OWNER_URL (the schema owner, for ANALYZE), BENCH_REDIS_URL;
-BENCH_ROUNDS, BENCH_SECONDS, BENCH_CAS_SECONDS, BENCH_CONNECTIONS, BENCH_ITERATIONS and
-BENCH_CAS_DIRECTIVES change the load.
+Scenarios (BENCH_ONLY picks some, by number or name, comma-separated; default: all):
+
+1 `reads`        cached prompt reads and 304s against a bare Litestar route (`reads.py`)
+2 `composition`  cold composition against the bare query (`composition.py`)
+3 `cas`          CAS writes against the same transaction in raw asyncpg (`cas.py`)
+4, 5 `fanout`    a root update over 10 000 agents, and 10 000 watchers' memory (`fanout.py`)
+6 `size`         a 100 000-node, 1 000 000-version realm against a 100-node one (`size.py`)
+7 `sqlite`       scenarios 1 and 3 against `charter serve` in embedded mode (`embedded.py`)
+
+Reads its database and Redis from the environment that `scripts/bench` sets: BENCH_APP_URL
+(the app role), BENCH_OWNER_URL (the schema owner: bulk seeding, ANALYZE), BENCH_REDIS_URL.
+The load knobs are in `_settings`. A full run writes docs/benchmarks.{json,md,png}; a BENCH_ONLY
+run writes them only with BENCH_WRITE_DOCS=1, and otherwise leaves its JSON in the temp folder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -17,25 +27,56 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cas, composition, reads, report
+from benchmarks import cas, composition, embedded, fanout, figures, reads, report, size
 from benchmarks.seed import COMPOSER, analyze, seed
 from benchmarks.servers import Server
+from benchmarks.watchers import raise_fd_limit
 
 ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ("reads", "composition", "cas", "fanout", "size", "sqlite")
+_ALIASES = {
+    "1": "reads",
+    "2": "composition",
+    "3": "cas",
+    "4": "fanout",
+    "5": "fanout",
+    "watchers": "fanout",
+    "6": "size",
+    "7": "sqlite",
+    "embedded": "sqlite",
+}
 
 
 def _settings() -> dict[str, Any]:
     env = os.environ
+
+    def number(name: str, default: float) -> float:
+        return float(env.get(name, default))
+
+    app_url, owner_url = env["BENCH_APP_URL"], env["BENCH_OWNER_URL"]
     return {
-        "app_url": env["BENCH_APP_URL"],
-        "owner_url": env["BENCH_OWNER_URL"],
+        "app_url": app_url,
+        "owner_url": owner_url,
+        "app_dsn": _dsn(app_url),
+        "owner_dsn": _dsn(owner_url),
         "redis_url": env.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"),
-        "rounds": int(env.get("BENCH_ROUNDS", 3)),
-        "seconds": float(env.get("BENCH_SECONDS", 5)),
-        "cas_seconds": float(env.get("BENCH_CAS_SECONDS", 4)),
-        "connections": int(env.get("BENCH_CONNECTIONS", 64)),
-        "iterations": int(env.get("BENCH_ITERATIONS", 300)),
-        "cas_directives": int(env.get("BENCH_CAS_DIRECTIVES", 1000)),
+        "rounds": int(number("BENCH_ROUNDS", 3)),
+        "seconds": number("BENCH_SECONDS", 5),
+        "cas_seconds": number("BENCH_CAS_SECONDS", 4),
+        "connections": int(number("BENCH_CONNECTIONS", 64)),
+        "iterations": int(number("BENCH_ITERATIONS", 300)),
+        "cas_directives": int(number("BENCH_CAS_DIRECTIVES", 1000)),
+        "fanout_agents": int(number("BENCH_FANOUT_AGENTS", 10_000)),
+        "fanout_rounds": int(number("BENCH_FANOUT_ROUNDS", 3)),
+        "fanout_seconds": number("BENCH_FANOUT_SECONDS", 60),
+        "singles": int(number("BENCH_SINGLES", 5)),
+        "watcher_processes": int(number("BENCH_WATCHER_PROCESSES", 4)),
+        "size_large": int(number("BENCH_SIZE_LARGE", 100_000)),
+        "size_small": int(number("BENCH_SIZE_SMALL", 100)),
+        "size_rounds": int(number("BENCH_SIZE_ROUNDS", 3)),
+        "size_requests": int(number("BENCH_SIZE_REQUESTS", 100)),
+        "sqlite_rounds": int(number("BENCH_SQLITE_ROUNDS", 3)),
+        "sqlite_cas_directives": 8,
     }
 
 
@@ -43,33 +84,43 @@ def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-def main() -> int:
-    cfg = _settings()
-    started = time.time()
-    machine = report.machine(cfg["app_url"])
-    print(report.machine_line(machine), flush=True)
+def selected(only: str) -> list[str]:
+    """The scenarios BENCH_ONLY names, in run order; all of them when it is empty."""
+    if not only.strip():
+        return list(SCENARIOS)
+    names = {_ALIASES.get(part.strip(), part.strip()) for part in only.split(",") if part.strip()}
+    unknown = names - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY: unknown scenario(s) {sorted(unknown)}; know {SCENARIOS}")
+    return [name for name in SCENARIOS if name in names]
+
+
+def _first_three(
+    cfg: dict[str, Any], work: Path, admin_key: str, only: list[str], raw: dict[str, Any]
+) -> dict[str, Any]:
+    """Scenarios 1-3: one seeded realm, one Charter server and the bare route."""
     realm_id = "bench-" + secrets.token_hex(4)
     print(f"seeding realm {realm_id} …", flush=True)
     realm = asyncio.run(seed(cfg["app_url"], realm_id, cfg["cas_directives"]))
-    asyncio.run(analyze(_dsn(cfg["owner_url"])))
-    admin_key = "chk_bench-" + secrets.token_hex(16)
+    asyncio.run(analyze(cfg["owner_dsn"]))
+    raw["realm"] = {"id": realm_id, "nodes": realm.nodes}
+    results: dict[str, Any] = {}
     servers: list[Server] = []
-    with tempfile.TemporaryDirectory(prefix="charter-bench.") as tmp:
-        work = Path(tmp)
-        try:
-            charter = Server(
-                "charter",
-                "charter.app:app_from_env",
-                {
-                    "CHARTER_DATABASE_URL": cfg["app_url"],
-                    "CHARTER_REDIS_URL": cfg["redis_url"],
-                    "CHARTER_BOOTSTRAP_KEY": admin_key,
-                    "CHARTER_RATE_LIMIT": "0",
-                },
-                work / "charter.log",
-            )
-            servers.append(charter)
-            charter.wait_ready()
+    try:
+        charter = Server(
+            "charter",
+            "charter.app:app_from_env",
+            {
+                "CHARTER_DATABASE_URL": cfg["app_url"],
+                "CHARTER_REDIS_URL": cfg["redis_url"],
+                "CHARTER_BOOTSTRAP_KEY": admin_key,
+                "CHARTER_RATE_LIMIT": "0",
+            },
+            work / "charter.log",
+        )
+        servers.append(charter)
+        charter.wait_ready()
+        if "reads" in only:
             path = reads.prompt_path(realm_id, COMPOSER)
             status, payload, etag = reads.fetch(
                 charter.base + path, {"Authorization": f"Bearer {realm.composer_key}"}
@@ -89,22 +140,24 @@ def main() -> int:
             )
             servers.append(bare)
             bare.wait_ready()
-
             print(
                 f"1. cached prompt read ({len(payload)} bytes), wrk at "
                 f"{cfg['connections']} connections",
                 flush=True,
             )
-            results: dict[str, Any] = reads.run(
-                charter,
-                bare,
-                path,
-                realm.composer_key,
-                etag,
-                rounds=cfg["rounds"],
-                seconds=cfg["seconds"],
-                connections=cfg["connections"],
+            results.update(
+                reads.run(
+                    charter,
+                    bare,
+                    path,
+                    realm.composer_key,
+                    etag,
+                    rounds=cfg["rounds"],
+                    seconds=cfg["seconds"],
+                    connections=cfg["connections"],
+                )
             )
+        if "composition" in only:
             print("2. cold composition (in-process, no cache tier)", flush=True)
             results["composition"] = asyncio.run(
                 composition.run(
@@ -115,6 +168,7 @@ def main() -> int:
                     iterations=cfg["iterations"],
                 )
             )
+        if "cas" in only:
             print("3. CAS updates through HTTP vs raw asyncpg", flush=True)
             results["cas_round_trips"] = asyncio.run(
                 cas.round_trips(cfg["app_url"], realm_id, realm.cas_ids[-1])
@@ -122,7 +176,7 @@ def main() -> int:
             results.update(
                 asyncio.run(
                     cas.run(
-                        _dsn(cfg["app_url"]),
+                        cfg["app_dsn"],
                         charter.port,
                         realm_id,
                         admin_key,
@@ -132,20 +186,69 @@ def main() -> int:
                     )
                 )
             )
-        finally:
-            for server in servers:
-                server.stop()
-    machine["load_average_end"] = os.getloadavg()
-    machine["seconds"] = round(time.time() - started, 1)
-    raw = {
-        "machine": machine,
-        "settings": {k: v for k, v in cfg.items() if not k.endswith("_url")},
-        "realm": {"id": realm_id, "nodes": realm.nodes},
-        "results": results,
-    }
-    figures = report.figures(results)
-    report.write(ROOT / "docs", raw, figures)
-    print(report.table(figures))
+    finally:
+        for server in servers:
+            server.stop()
+    return results
+
+
+def main() -> int:
+    cfg = _settings()
+    only = selected(os.environ.get("BENCH_ONLY", ""))
+    files = raise_fd_limit()
+    started = time.time()
+    machine = report.machine(cfg["app_url"])
+    print(report.machine_line(machine) + f", open files {files}", flush=True)
+    print(f"scenarios: {', '.join(only)}", flush=True)
+    admin_key = "chk_bench-" + secrets.token_hex(16)
+    command = "scripts/bench"
+    if os.environ.get("BENCH_ONLY"):
+        command = f"BENCH_ONLY={os.environ['BENCH_ONLY']} scripts/bench"
+    raw: dict[str, Any] = {"command": command, "scenarios": only}
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="charter-bench.") as tmp:
+        work = Path(tmp)
+        if {"reads", "composition", "cas"} & set(only):
+            results.update(_first_three(cfg, work, admin_key, only, raw))
+        if "fanout" in only:
+            print(
+                f"4, 5. {cfg['fanout_agents']} watchers on one process; a root update "
+                "over all of them",
+                flush=True,
+            )
+            results["fanout"] = asyncio.run(fanout.run(cfg, work, admin_key))
+        if "size" in only:
+            print(
+                f"6. a {cfg['size_large']}-node realm against a {cfg['size_small']}-node one",
+                flush=True,
+            )
+            results["size"] = asyncio.run(
+                size.run(
+                    cfg, work, admin_key, rounds=cfg["size_rounds"], count=cfg["size_requests"]
+                )
+            )
+        if "sqlite" in only:
+            print("7. embedded mode: `charter serve` on SQLite, no Redis", flush=True)
+            results["embedded"] = asyncio.run(
+                embedded.run(
+                    cfg, work, admin_key, rounds=cfg["sqlite_rounds"], seconds=cfg["cas_seconds"]
+                )
+            )
+        machine["load_average_end"] = os.getloadavg()
+        machine["seconds"] = round(time.time() - started, 1)
+        raw.update(
+            machine=machine,
+            settings={k: v for k, v in cfg.items() if not k.endswith(("_url", "_dsn"))},
+            results=results,
+        )
+        figs = figures.figures(results)
+        if only == list(SCENARIOS) or os.environ.get("BENCH_WRITE_DOCS") == "1":
+            report.write(ROOT / "docs", raw, figs)
+        else:
+            kept = Path(tempfile.gettempdir()) / f"charter-bench-{int(started)}.json"
+            kept.write_text(json.dumps({**raw, "figures": figs}, indent=2, default=str) + "\n")
+            print(f"(a partial run: docs untouched; raw results in {kept})")
+    print(report.table(figs))
     return 0
 
 

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
-# The options `charter serve` uses (ADR 0002), for both servers.
-GRANIAN = ["--interface", "asgi", "--workers", "1", "--loop", "uvloop", "--no-access-log"]
+from charter.__main__ import open_files_limit
+
+# The options `charter serve` uses (ADR 0002, and its backpressure), for both servers.
+GRANIAN = [
+    "--interface",
+    "asgi",
+    "--workers",
+    "1",
+    "--loop",
+    "uvloop",
+    "--no-access-log",
+    "--backpressure",
+    str(open_files_limit()),
+]
 
 
 def free_port() -> int:
@@ -22,25 +36,30 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, name: str, target: str, env: dict[str, str], log: Path) -> None:
+    """A granian server for `target` (an app factory), or `command` (such as `charter serve`)
+    given the host and port; `env` changes this process's environment (None: unset)."""
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        env: Mapping[str, str | None],
+        log: Path,
+        *,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.log = log
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if command is None:
+            command = ["granian", target, "--factory", *GRANIAN, "--log-level", "warning"]
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [
-                    "granian",
-                    target,
-                    "--factory",
-                    *GRANIAN,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                ],
-                env={**os.environ, **env},
+                [*command, *address],
+                env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
+                cwd=cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its workers share its process group: stopped together
@@ -69,6 +88,15 @@ class Server:
             ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True, check=False
         ).stdout
         return [int(pid) for pid in out.split()]
+
+    def profile(self, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+        """py-spy on the server's worker for `seconds`, collapsed stacks, if py-spy is there."""
+        workers = [pid for pid in self.worker_pids() if pid != self.process.pid]
+        if not workers or shutil.which("py-spy") is None:
+            return None
+        command = ["py-spy", "record", "--nonblocking", "-r", "200", "-d", str(int(seconds))]
+        command += ["-f", "raw", "-o", str(out), "-p", str(workers[0])]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.process.poll() is not None:

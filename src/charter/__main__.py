@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -48,10 +49,26 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         interface=Interfaces.ASGI,
         workers=args.workers,
         loop=Loops.uvloop,
+        backpressure=open_files_limit(),
         log_access=args.access_log,
         log_level=LogLevels.info,
     ).serve()
     return 0
+
+
+def open_files_limit() -> int:
+    """Raise this process's open-file limit to its hard limit and return it.
+
+    Every long-poll or event-stream watcher holds a request open, and granian by default
+    serves at most 1 024 requests at once per worker (`backpressure`): watcher 1 025 would
+    wait, unanswered, for another to leave. Each request needs a socket anyway, so the
+    open-file limit (inherited by the workers) is the natural bound for both.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return max(1024, min(soft, 1 << 20))
 
 
 async def _first_key(settings: Settings) -> str | None:

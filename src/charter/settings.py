@@ -20,7 +20,7 @@ class Settings:
     max_depth: int = DEFAULT_MAX_DEPTH
     max_request_bytes: int = 256 * 1024
     allow_rls_bypass: bool = False
-    database_pool_size: int = 10
+    database_pool_size: int = 20
     heartbeat_seconds: float = 15.0
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
@@ -51,7 +51,7 @@ class Settings:
             max_depth=int(env.get("CHARTER_MAX_DEPTH", DEFAULT_MAX_DEPTH)),
             max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),
             allow_rls_bypass=env.get("CHARTER_ALLOW_RLS_BYPASS") == "1",
-            database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 10)),
+            database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 20)),
             rate_limit_per_second=(
                 float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
             ),

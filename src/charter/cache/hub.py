@@ -24,8 +24,11 @@ class Watch:
         self._event.set()
 
     async def wait(self, seconds: float) -> bool:
+        # A timeout scope, not wait_for: no task per wait, which thousands of held watchers
+        # pay for in memory, and a herd of them in CPU when one change wakes them all.
         try:
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         except TimeoutError:
             return False
         self._event.clear()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -131,6 +131,21 @@ class RedisTier:
             return None
         return decode(raw if isinstance(raw, bytes) else None)
 
+    async def get_many(self, realm: str, agents: Sequence[str]) -> dict[str, Entry]:
+        """`get` for many agents in one MGET (their keys share the realm's hash slot)."""
+        if not agents or not self.available or self._relayed != self.failures:
+            return {}
+        try:
+            raws = await self.redis.mget([entry_key(realm, agent) for agent in agents])
+        except (RedisError, OSError) as exc:
+            self._trip(exc)
+            return {}
+        found = {
+            agent: decode(raw if isinstance(raw, bytes) else None)
+            for agent, raw in zip(agents, raws, strict=True)
+        }
+        return {agent: entry for agent, entry in found.items() if entry is not None}
+
     async def put(self, realm: str, agent: str, entry: Entry) -> bool:
         if not self.available:
             return False
@@ -142,6 +157,19 @@ class RedisTier:
             self._trip(exc)
             return False
         return bool(stored)
+
+    async def put_many(self, realm: str, entries: Mapping[str, Entry]) -> None:
+        """`put` for many agents' entries, in one pipeline (one round trip)."""
+        if not self.available or not entries:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for agent, entry in entries.items():
+                    args: list[Any] = [entry.stamp, encode(entry), ENTRY_SECONDS]
+                    await self._put(keys=[entry_key(realm, agent)], args=args, client=pipe)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._trip(exc)
 
     async def invalidate(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         """Raises on failure: the relay must know, to keep the change pending."""

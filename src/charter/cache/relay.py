@@ -40,13 +40,18 @@ class Relay:
         """The fast path, after commit. Failures are left to the loop."""
         for change in changes:
             agents = sorted(change.agents)
-            self.hub.deliver(change.realm, agents, change.stamp)
             if self.tier is None:
+                self.hub.deliver(change.realm, agents, change.stamp)
                 continue
+            # This process's entries go at once; its waiters wake only after the Redis
+            # tombstones: woken first, thousands of them would read the old entries back from
+            # Redis, and crowd the event loop that is laying the tombstones.
+            self.hub.local.invalidate(change.realm, agents, change.stamp)
             try:
                 await self._send(change.realm, agents, change.stamp)
             except Exception as exc:
                 log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            self.hub.deliver(change.realm, agents, change.stamp)
 
     async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
         if self.tier is not None and agents:

@@ -20,13 +20,17 @@ class Database:
         _keep_text_out_of_logs()
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 20) -> Database:
         if url.startswith("sqlite"):
             return cls(_sqlite_engine(url))
         engine = create_async_engine(
             url,
+            # Connections stay open once made: no overflow, because an overflow connection is
+            # closed when it is returned, and under bursts of writers that meant a new
+            # connection (TLS handshake, an empty prepared-statement cache) per request.
+            # Requests beyond `pool_size` wait for a connection instead.
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=0,
             pool_recycle=1800,
             hide_parameters=True,  # statement parameters are directive text: never in errors
             connect_args={"server_settings": {"application_name": "charter"}},

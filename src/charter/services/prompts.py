@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -20,7 +20,9 @@ from charter.domain.composition import (
     render,
 )
 from charter.domain.tree import InjectionMode, Level
+from charter.errors import NotFound
 from charter.metrics import Metrics
+from charter.services.misses import Misses
 from charter.store import compositions
 from charter.store._time import utcnow
 
@@ -77,6 +79,19 @@ def _layer_documents(layers: tuple[Layer, ...]) -> list[LayerDocument]:
     ]
 
 
+def _entry(realm: str, agent: str, snap: compositions.Snapshot, composition: Composition) -> Entry:
+    document = PromptDocument(
+        composition_id=composition.composition_id,
+        realm_id=realm,
+        agent_id=agent,
+        injection_mode=composition.injection_mode,
+        text=composition.text,
+        layers=_layer_documents(composition.layers),
+        realm_revision=snap.realm_revision,
+    )
+    return Entry(snap.realm_revision, composition.composition_id, _encoder.encode(document))
+
+
 def decode(entry: Entry) -> PromptDocument:
     return _decoder.decode(entry.payload)
 
@@ -99,6 +114,8 @@ class Prompts:
         self.before_store: Callable[[], Awaitable[None]] | None = None
         self._recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._known_ids = known_ids
+        # Concurrent misses are computed and stored together (see services/misses.py).
+        self._misses = Misses(self._fill)
 
     def cached(self, realm: str, agent: str) -> Entry | None:
         """The local tier's entry, if it holds one: the answer with no I/O at all."""
@@ -113,55 +130,86 @@ class Prompts:
         entry = self.cached(realm, agent)
         if entry is not None:
             return entry
+        entry = await self._misses.compute(realm, agent)
+        self.local.put(key, entry, epoch)
+        return entry
+
+    async def _fill(self, realm: str, agents: Sequence[str]) -> dict[str, Entry | Exception]:
+        """A batch of local misses: Redis first (one MGET), then the rest computed together
+        and offered to Redis in one pipeline (which refuses any entry older than an
+        invalidation it holds)."""
+        out: dict[str, Entry | Exception] = {}
         if self.tier is not None:
-            entry = await self.tier.get(realm, agent)
-            if entry is not None:
-                self.metrics.count("prompt_reads", "redis")
-                self.local.put(key, entry, epoch)
-                return entry
-        self.metrics.count("prompt_reads", "database")
-        entry = await self.compute(realm, agent)
+            out.update(await self.tier.get_many(realm, agents))
+        for _ in out:
+            self.metrics.count("prompt_reads", "redis")
+        missing = [agent for agent in agents if agent not in out]
+        if not missing:
+            return out
+        for _ in missing:
+            self.metrics.count("prompt_reads", "database")
+        computed = await self.compute_many(realm, missing)
         if self.before_store is not None:
             await self.before_store()
         if self.tier is not None:
-            await self.tier.put(realm, agent, entry)
-        self.local.put(key, entry, epoch)
-        return entry
+            await self.tier.put_many(
+                realm, {agent: e for agent, e in computed.items() if isinstance(e, Entry)}
+            )
+        return out | computed
 
     async def compute(self, realm: str, agent: str) -> Entry:
         """Bypass the cache: one query, then the composition record if it is new."""
         async with self.db.one_statement(realm) as conn:
             snap = await compositions.snapshot(conn, realm, agent)
         composition = compose(agent, snap.nodes, snap.bodies)
-        await self._record(realm, agent, composition)
-        document = PromptDocument(
-            composition_id=composition.composition_id,
-            realm_id=realm,
-            agent_id=agent,
-            injection_mode=composition.injection_mode,
-            text=composition.text,
-            layers=_layer_documents(composition.layers),
-            realm_revision=snap.realm_revision,
-        )
-        return Entry(snap.realm_revision, composition.composition_id, _encoder.encode(document))
+        await self._record(realm, [(agent, composition)])
+        return _entry(realm, agent, snap, composition)
 
-    async def _record(self, realm: str, agent: str, composition: Composition) -> None:
-        key = (realm, composition.composition_id)
-        if key in self._recorded:
-            self._recorded.move_to_end(key)
+    async def compute_many(self, realm: str, agents: Sequence[str]) -> dict[str, Entry | Exception]:
+        """`compute` for several agents: one query, one insert of the new records. An agent
+        that owns nothing here gets its NotFound."""
+        if len(agents) == 1:  # the one-agent query is the cheaper
+            try:
+                return {agents[0]: await self.compute(realm, agents[0])}
+            except NotFound as exc:
+                return {agents[0]: exc}
+        async with self.db.one_statement(realm) as conn:
+            snaps = await compositions.snapshots(conn, realm, agents)
+        out: dict[str, Entry | Exception] = {}
+        made: list[tuple[str, Composition]] = []
+        for agent, snap in snaps.items():
+            if isinstance(snap, NotFound):
+                out[agent] = snap
+                continue
+            composition = compose(agent, snap.nodes, snap.bodies)
+            made.append((agent, composition))
+            out[agent] = _entry(realm, agent, snap, composition)
+        await self._record(realm, made)
+        return out
+
+    async def _record(self, realm: str, made: Sequence[tuple[str, Composition]]) -> None:
+        """Record the compositions not recorded yet, in one transaction."""
+        new: dict[tuple[str, str], compositions.Record] = {}
+        for agent, composition in made:
+            key = (realm, composition.composition_id)
+            if key in self._recorded:
+                self._recorded.move_to_end(key)
+            elif key not in new:
+                new[key] = compositions.Record(
+                    id=composition.composition_id,
+                    agent_id=agent,
+                    renderer_version=RENDERER_VERSION,
+                    injection_mode=composition.injection_mode,
+                    layers=[msgspec.to_builtins(d) for d in _layer_documents(composition.layers)],
+                    created_at=utcnow(),
+                )
+        if not new:
             return
-        record = compositions.Record(
-            id=composition.composition_id,
-            agent_id=agent,
-            renderer_version=RENDERER_VERSION,
-            injection_mode=composition.injection_mode,
-            layers=[msgspec.to_builtins(doc) for doc in _layer_documents(composition.layers)],
-            created_at=utcnow(),
-        )
         async with self.db.transaction(realm) as conn:
-            await compositions.record(conn, realm, record)
-        self._recorded[key] = None
-        if len(self._recorded) > self._known_ids:
+            await compositions.record_many(conn, realm, list(new.values()))
+        for key in new:
+            self._recorded[key] = None
+        while len(self._recorded) > self._known_ids:
             self._recorded.popitem(last=False)
 
     async def resolve(self, realm: str, composition_id: str) -> CompositionDocument:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,42 @@ async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snaps
         params = {"realm": realm_id, "agent": agent_id}
         return _snapshot(agent_id, list(await conn.execute(_ROWS_FUNCTION, params)))
     return _snapshot(agent_id, list(await conn.execute(_snapshot_query(realm_id, agent_id))))
+
+
+# The same function for each of many agents, in one statement: each call sets the realm and
+# reads its rows and the realm revision in one snapshot, so each agent's stamp matches its rows.
+_ROWS_FOR_AGENTS = text(
+    "SELECT a.agent, r.* FROM unnest(CAST(:agents AS text[])) AS a(agent), "
+    "LATERAL charter_composition_rows(:realm, a.agent) AS r"
+).columns(column("agent"), *(column(c.key) for c in _ROWS_FUNCTION.selected_columns))
+
+
+async def snapshots(
+    conn: AsyncConnection, realm_id: str, agent_ids: Sequence[str]
+) -> dict[str, Snapshot | NotFound]:
+    """`snapshot` for each of several agents; NotFound for an agent that owns nothing here.
+
+    On PostgreSQL one statement (one round trip) for them all; elsewhere one query each, on
+    the caller's connection.
+    """
+    out: dict[str, Snapshot | NotFound] = {}
+    if conn.dialect.name != "postgresql":
+        for agent in agent_ids:
+            try:
+                out[agent] = await snapshot(conn, realm_id, agent)
+            except NotFound as exc:
+                out[agent] = exc
+        return out
+    rows: dict[str, list[Row[Any]]] = {agent: [] for agent in agent_ids}
+    params = {"realm": realm_id, "agents": list(agent_ids)}
+    for row in await conn.execute(_ROWS_FOR_AGENTS, params):
+        rows[row.agent].append(row)
+    for agent, mine in rows.items():
+        try:
+            out[agent] = _snapshot(agent, mine)
+        except NotFound as exc:
+            out[agent] = exc
+    return out
 
 
 def _snapshot_query(realm_id: str, agent_id: str) -> Any:
@@ -141,17 +178,29 @@ class Record:
 
 async def record(conn: AsyncConnection, realm_id: str, rec: Record) -> None:
     """Keep a composition resolvable forever; the first record of an id wins."""
-    values = {
-        "realm_id": realm_id,
-        "id": rec.id,
-        "agent_id": rec.agent_id,
-        "renderer_version": rec.renderer_version,
-        "injection_mode": rec.injection_mode.value,
-        "layers": rec.layers,
-        "created_at": rec.created_at,
-    }
+    await record_many(conn, realm_id, [rec])
+
+
+async def record_many(conn: AsyncConnection, realm_id: str, recs: Sequence[Record]) -> None:
+    """`record` for several compositions, in one statement (batched by the driver)."""
+    if not recs:
+        return
+    values = [
+        {
+            "realm_id": realm_id,
+            "id": rec.id,
+            "agent_id": rec.agent_id,
+            "renderer_version": rec.renderer_version,
+            "injection_mode": rec.injection_mode.value,
+            "layers": rec.layers,
+            "created_at": rec.created_at,
+        }
+        for rec in recs
+    ]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(dialect.insert(c).values(**values).on_conflict_do_nothing())
+    # Parameters apart from the statement: one cached compilation whatever the count (a
+    # multi-row VALUES would be compiled afresh for each count, at a cost that grows with it).
+    await conn.execute(dialect.insert(c).on_conflict_do_nothing(), values)
 
 
 async def get(conn: AsyncConnection, realm_id: str, composition_id: str) -> Record:

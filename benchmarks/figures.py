@@ -1,0 +1,240 @@
+"""Figures from raw results: each a ratio to its same-run baseline, beside its DESIGN §5 target.
+
+A figure is a dict: `figure` (its name), `charter` and `baseline` (medians over rounds),
+`unit`, `ratio` (Charter over baseline; for the size scenario, the large realm over the
+small), `target` (text; "—" when §5 sets none), `met`, and for the chart `kind` (throughput,
+latency, scale or other) and `bound` (the number the target compares with). Scenarios that
+were not run (BENCH_ONLY) give no figures.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from benchmarks.size import OPERATIONS
+
+NO_TARGET = "—"
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
+def _figure(
+    name: str,
+    charter: float,
+    baseline: float | None,
+    unit: str,
+    target: str = NO_TARGET,
+    met: bool = True,
+    *,
+    kind: str = "other",
+    bound: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "figure": name,
+        "charter": charter,
+        "baseline": baseline,
+        "unit": unit,
+        "ratio": charter / baseline if baseline else None,
+        "target": target,
+        "met": met,
+        "kind": kind,
+        "bound": bound,
+    }
+
+
+def _reads(results: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    out = []
+    for key, label, floor in (
+        ("prompt_200", "cached prompt read", 0.7),
+        ("prompt_304", "If-None-Match → 304", 0.8),
+    ):
+        if key not in results:
+            continue
+        runs = results[key]
+        c, b = _median(runs["charter"], "rps"), _median(runs["bare"], "rps")
+        out.append(
+            _figure(
+                f"{prefix}{label}: throughput",
+                c,
+                b,
+                "req/s",
+                f"≥ {floor}x bare",
+                c / b >= floor,
+                kind="throughput",
+                bound=floor,
+            )
+        )
+        for pct in ("p50", "p99"):
+            c, b = _median(runs["charter"], f"{pct}_ms"), _median(runs["bare"], f"{pct}_ms")
+            if pct == "p99":
+                out.append(
+                    _figure(
+                        f"{prefix}{label}: p99",
+                        c,
+                        b,
+                        "ms",
+                        "< 10 ms (64 conns)",
+                        c < 10,
+                        kind="latency",
+                        bound=10,
+                    )
+                )
+            else:
+                out.append(_figure(f"{prefix}{label}: p50", c, b, "ms"))
+    return out
+
+
+def _composition(comp: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [
+        _figure(
+            "cold composition: round trips",
+            comp["round_trips"],
+            comp["bare_round_trips"],
+            "per read",
+            "1",
+            comp["round_trips"] <= 1,
+        )
+    ]
+    for pct in ("p50", "p99"):
+        c = _median(comp["runs"]["charter"], f"{pct}_ms")
+        b = _median(comp["runs"]["bare"], f"{pct}_ms")
+        name = f"cold composition (depth 4, {comp['layers']} layers): {pct}"
+        if pct == "p50":
+            out.append(_figure(name, c, b, "ms", "< 3 ms", c < 3, kind="latency", bound=3))
+        else:
+            out.append(_figure(name, c, b, "ms"))
+    return out
+
+
+def _cas(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    if "cas_round_trips" in results:
+        trips = results["cas_round_trips"]
+        out.append(
+            _figure(
+                "CAS transaction (one body change): round trips",
+                trips["round_trips"],
+                trips["bare_round_trips"],
+                "per write",
+            )
+        )
+    for key, value in results.items():
+        if not key.startswith("cas_") or key == "cas_round_trips":
+            continue
+        out += _cas_load(
+            f"CAS, {value['writers']} writers over {value['directives']} directive(s)",
+            value,
+            "≥ 0.5x raw asyncpg",
+        )
+    return out
+
+
+def _cas_load(label: str, value: dict[str, Any], target: str) -> list[dict[str, Any]]:
+    c, b = _median(value["charter"], "cas_per_s"), _median(value["bare"], "cas_per_s")
+    out = [
+        _figure(
+            f"{label}: CAS/s", c, b, "CAS/s", target, c / b >= 0.5, kind="throughput", bound=0.5
+        )
+    ]
+    if value.get("statements"):  # reference: the statement-by-statement transaction
+        s = _median(value["statements"], "cas_per_s")
+        out.append(_figure(f"{label}: CAS/s vs statements", c, s, "CAS/s"))
+    c, b = _median(value["charter"], "p99_ms"), _median(value["bare"], "p99_ms")
+    out.append(_figure(f"{label}: p99", c, b, "ms"))
+    return out
+
+
+def _fanout(fan: dict[str, Any]) -> list[dict[str, Any]]:
+    agents = f"{fan['realm']['agents']:,}".replace(",", " ")
+    out = []
+    for key, what in (("invalid", "every cache entry invalid"), ("told", "every watcher told")):
+        for pct in ("p50", "p99", "max"):
+            c = _median([r[key] for r in fan["fanout"]["charter"]], f"{pct}_ms")
+            b = _median([r[key] for r in fan["fanout"]["bare"]], f"{pct}_ms")
+            name = f"root update over {agents} agents: {what}, {pct}"
+            if pct == "p99":
+                out.append(
+                    _figure(
+                        name, c, b, "ms", "< 1 s (aim 250 ms)", c < 1000, kind="latency", bound=1000
+                    )
+                )
+            else:
+                out.append(_figure(name, c, b, "ms"))
+    for mode, what in (("sse", "event streams"), ("poll", "long polls")):
+        memory = fan["memory"][mode]
+        c, b = memory["charter"]["rss_after_mb"], memory["bare"]["rss_after_mb"]
+        out.append(
+            _figure(
+                f"{agents} {what} on one process: RSS",
+                c,
+                b,
+                "MB",
+                "< 500 MB",
+                c < 500,
+                kind="memory",
+                bound=500,
+            )
+        )
+        c, b = memory["charter"]["per_watcher_kb"], memory["bare"]["per_watcher_kb"]
+        out.append(_figure(f"{agents} {what} on one process: per watcher", c, b, "KB"))
+    single = fan["single"]
+    for pct in ("p50", "p99"):
+        c, b = single["charter"][f"{pct}_ms"], single["bare"][f"{pct}_ms"]
+        name = f"one agent's change, {agents} watchers held: told, {pct}"
+        if pct == "p99":
+            out.append(_figure(name, c, b, "ms", "< 1 s", c < 1000, kind="latency", bound=1000))
+        else:
+            out.append(_figure(name, c, b, "ms"))
+    return out
+
+
+_SIZE_LABELS = {
+    "read": "GET a directive",
+    "list": "list, first page",
+    "list_after": "list, page after a cursor",
+    "versions": "a directive's versions",
+    "write": "CAS write",
+    "composition": "cold composition",
+}
+
+
+def _size(size: dict[str, Any]) -> list[dict[str, Any]]:
+    realms = size["realms"]
+    large = f"{realms['large']['nodes']:,}".replace(",", " ")
+    small = f"{realms['small']['nodes']:,}".replace(",", " ")
+    out = []
+    for op in OPERATIONS:
+        runs = size["runs"][op]
+        for pct in ("p50", "p99"):
+            c, b = _median(runs["large"], f"{pct}_ms"), _median(runs["small"], f"{pct}_ms")
+            name = f"{large} vs {small} nodes, {_SIZE_LABELS[op]}: {pct}"
+            if pct == "p50" and op != "write":
+                out.append(
+                    _figure(name, c, b, "ms", "≤ 1.2x small", c / b <= 1.2, kind="scale", bound=1.2)
+                )
+            else:
+                out.append(_figure(name, c, b, "ms", kind="scale"))
+    return out
+
+
+def _embedded(emb: dict[str, Any]) -> list[dict[str, Any]]:
+    out = _reads(emb, prefix="SQLite: ")
+    out += _cas_load("SQLite: CAS, 8 writers over 1 directive", emb["cas"], "≥ 0.5x raw aiosqlite")
+    return out
+
+
+def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = _reads(results)
+    if "composition" in results:
+        out += _composition(results["composition"])
+    out += _cas(results)
+    if "fanout" in results:
+        out += _fanout(results["fanout"])
+    if "size" in results:
+        out += _size(results["size"])
+    if "embedded" in results:
+        out += _embedded(results["embedded"])
+    return out
