@@ -53,17 +53,7 @@ class SnapshottingRedis(OwnRedis):
     """Snapshots every second, so a SIGKILL brings it back older than it was: holding entries
     whose later tombstones it never saved. The relay's recovery has to cope with exactly that."""
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "1 1"]
-        args += ["--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"]
-        args += ["--logfile", "redis.log"]
-        return subprocess.Popen(
-            ["redis-server", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    SAVE = "1 1"
 
     async def kill(self) -> None:
         assert self.process is not None

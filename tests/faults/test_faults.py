@@ -99,19 +99,35 @@ async def test_redis_killed_costs_no_write_and_serves_nothing_stale(rig: Rig) ->
     assert any(isinstance(op, PromptRead) and op.outcome is Outcome.OK for op in during)
 
 
-async def test_a_quiet_redis_kill_brings_back_nothing_stale(rig: Rig) -> None:
-    """No traffic during the outage, and Redis back from a snapshot older than the last write:
-    its entries predate that write's tombstones, which it lost."""
-    load = Load(rig.tree, {name: rig.clients[name] for name in SERVERS}, seed=4)
-    agents = sorted(rig.tree.chains)
+async def _every_prompt(rig: Rig, load: Load) -> None:
     for server in SERVERS:
-        for agent in agents:
+        for agent in sorted(rig.tree.chains):
             await load.prompt(server, agent)
+
+
+async def _write_after_a_snapshot(rig: Rig, load: Load) -> None:
+    """Prompts cached everywhere, a Redis snapshot, then a write it does not hold, delivered."""
+    await _every_prompt(rig, load)
     await rig.redis.freeze()
     root = rig.tree.directives["root"]
     write = await load.write("a", root, (await load.read("a", root)).revision)
     assert write.outcome is Outcome.OK
     await rig.drained()  # delivered: nothing is pending when Redis goes
+
+
+async def _judge_every_prompt(rig: Rig, load: Load, fault: str) -> None:
+    await _every_prompt(rig, load)
+    drain = await rig.drained()
+    verdict = await rig.verdict(load)
+    rig.report(fault, verdict, load, drain)
+    _assert_clean(verdict)
+
+
+async def test_a_quiet_redis_kill_brings_back_nothing_stale(rig: Rig) -> None:
+    """No traffic during the outage, and Redis back from a snapshot older than the last write:
+    its entries predate that write's tombstones, which it lost."""
+    load = Load(rig.tree, {name: rig.clients[name] for name in SERVERS}, seed=4)
+    await _write_after_a_snapshot(rig, load)
     await rig.redis.kill()
     # Only health checks meanwhile, as a load balancer would send.
     deadline = time.monotonic() + OUTAGE_SECONDS
@@ -121,38 +137,18 @@ async def test_a_quiet_redis_kill_brings_back_nothing_stale(rig: Rig) -> None:
         await asyncio.sleep(0.1)
     await rig.redis.start()
     await rig.resubscribed()
-    for server in SERVERS:
-        for agent in agents:
-            await load.prompt(server, agent)
-    drain = await rig.drained()
-    verdict = await rig.verdict(load)
-    rig.report("quiet-redis", verdict, load, drain)
-    _assert_clean(verdict)
+    await _judge_every_prompt(rig, load, "quiet-redis")
 
 
 async def test_redis_back_older_while_no_server_runs_serves_nothing_stale(rig: Rig) -> None:
     """Every server down, Redis back from a snapshot older than the last write: the servers
     that start next have seen no failure, yet must not trust what Redis reloaded."""
     load = Load(rig.tree, {name: rig.clients[name] for name in SERVERS}, seed=5)
-    agents = sorted(rig.tree.chains)
-    for server in SERVERS:
-        for agent in agents:
-            await load.prompt(server, agent)
-    await rig.redis.freeze()
-    root = rig.tree.directives["root"]
-    write = await load.write("a", root, (await load.read("a", root)).revision)
-    assert write.outcome is Outcome.OK
-    await rig.drained()
+    await _write_after_a_snapshot(rig, load)
     for server in SERVERS:
         await rig.fleet.kill(server)
     await rig.redis.kill()
     await rig.redis.start()
     for server in SERVERS:
         await rig.fleet.restart(server)
-    for server in SERVERS:
-        for agent in agents:
-            await load.prompt(server, agent)
-    drain = await rig.drained()
-    verdict = await rig.verdict(load)
-    rig.report("redis-older-cold-start", verdict, load, drain)
-    _assert_clean(verdict)
+    await _judge_every_prompt(rig, load, "redis-older-cold-start")

@@ -189,8 +189,10 @@ class OwnRedis:
             await asyncio.sleep(0.01)
         pytest.fail("redis-server did not answer PING within 10 s")
 
+    SAVE = ""  # redis-server's `--save`: no snapshots unless a subclass asks
+
     def _spawn(self) -> subprocess.Popen[bytes]:
-        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", self.SAVE]
         args += ["--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"]
         args += ["--logfile", "redis.log"]
         return subprocess.Popen(
