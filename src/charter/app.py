@@ -9,12 +9,12 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import Receive, Scope, Send
 
+from charter.api import fastpath
 from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
-from charter.api.fastpath import cached_answer, send_answer
 from charter.api.keys import KeyController
 from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, openapi_config
 from charter.api.options import AllowMiddleware
@@ -31,9 +31,7 @@ class CharterApp(Litestar):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == ScopeType.HTTP:
             runtime = self.state.get("runtime")  # absent until the lifespan has started
-            answer = None if runtime is None else cached_answer(runtime, scope)
-            if answer is not None:
-                await send_answer(send, *answer)
+            if runtime is not None and await fastpath.answer(runtime, scope, send):
                 return
         await super().__call__(scope, receive, send)
 

@@ -1,4 +1,5 @@
-"""The pre-routing answer for cached prompt reads: identical bytes, or it declines."""
+"""The pre-routing answer for cached prompt reads and their long polls: identical bytes, or it
+declines."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPScope
 
-from charter.api.fastpath import cached_answer
+from charter.api.fastpath import cached_read
 from charter.runtime import Runtime
 from tests.api._support import assert_problem
 from tests.conftest import ADMIN_KEY, Api
+
+# A query parameter the fast path does not read (and the handler ignores): always routed.
+ROUTED = {"wait": 0, "via": "router"}
 
 
 def _runtime(app: Litestar) -> Runtime:
@@ -47,14 +51,14 @@ def _comparable(response: Any) -> tuple[int, dict[str, str], bytes]:
 async def test_the_fast_answer_is_byte_identical_to_the_routed_one(api: Api) -> None:
     await api.create(title="Root", body="root body", owner_agent_id="pilot")
     url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
-    routed = await api.client.get(url, params={"wait": 0})  # a query string always routes
+    routed = await api.client.get(url, params=ROUTED)
     assert routed.status_code == 200
-    assert cached_answer(_runtime(api.client.app), _scope(url, ADMIN_KEY)) is not None
+    assert cached_read(_runtime(api.client.app), _scope(url, ADMIN_KEY)) is not None
     fast = await api.client.get(url)
     assert _comparable(fast) == _comparable(routed)
 
     tag = {"If-None-Match": routed.headers["etag"]}
-    routed_304 = await api.client.get(url, params={"wait": 0}, headers=tag)
+    routed_304 = await api.client.get(url, params=ROUTED, headers=tag)
     fast_304 = await api.client.get(url, headers=tag)
     assert routed_304.status_code == 304
     assert _comparable(fast_304) == _comparable(routed_304)
@@ -82,10 +86,12 @@ async def test_it_declines_what_it_cannot_answer_exactly(api: Api) -> None:
     assert (
         await api.client.get(url, headers={"Authorization": f"Bearer {pilot['key']}"})
     ).status_code == 200  # the keyring now knows the agent key
-    assert cached_answer(runtime, _scope(url, pilot["key"])) is not None
+    assert cached_read(runtime, _scope(url, pilot["key"])) is not None
 
     declined = {
-        "a query string": _scope(url, ADMIN_KEY, query=b"wait=1"),
+        "another query string": _scope(url, ADMIN_KEY, query=b"wait=1&x=2"),
+        "a wait it does not allow": _scope(url, ADMIN_KEY, query=b"wait=61"),
+        "a wait that is no number": _scope(url, ADMIN_KEY, query=b"wait=soon"),
         "another method": _scope(url, ADMIN_KEY, method="POST"),
         "no key": _scope(url, None),
         "a key never seen": _scope(url, "chk_never-seen"),
@@ -97,7 +103,10 @@ async def test_it_declines_what_it_cannot_answer_exactly(api: Api) -> None:
         "the stream": _scope(f"{url}/stream", ADMIN_KEY),
     }
     for why, scope in declined.items():
-        assert cached_answer(runtime, scope) is None, why
+        assert cached_read(runtime, scope) is None, why
+    polled = cached_read(runtime, _scope(url, pilot["key"], query=b"wait=30"))
+    assert polled is not None
+    assert polled.wait == 30
 
 
 async def test_a_revoked_key_is_refused_at_once(
@@ -110,7 +119,7 @@ async def test_a_revoked_key_is_refused_at_once(
     assert (await client.get(url, headers=auth)).status_code == 200
     assert (await client.get(url, headers=auth)).status_code == 200
     assert (await client.delete(f"/v1/keys/{pilot['id']}")).status_code == 204
-    assert cached_answer(_runtime(client.app), _scope(url, pilot["key"])) is None
+    assert cached_read(_runtime(client.app), _scope(url, pilot["key"])) is None
     assert_problem(await client.get(url, headers=auth), 401, "unauthenticated")
 
 
@@ -123,4 +132,16 @@ async def test_a_key_of_another_realm_gets_the_routed_404(
     elsewhere = await _agent_key(api, "pilot", realm="some-other-realm")
     auth = {"Authorization": f"Bearer {elsewhere['key']}"}
     assert_problem(await client.get(url, headers=auth), 404, "not-found")
-    assert cached_answer(_runtime(client.app), _scope(url, elsewhere["key"])) is None
+    assert cached_read(_runtime(client.app), _scope(url, elsewhere["key"])) is None
+
+
+async def test_a_long_poll_ends_the_same_either_way(api: Api) -> None:
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    first = await api.client.get(url)
+    tag = {"If-None-Match": first.headers["etag"]}
+    assert cached_read(_runtime(api.client.app), _scope(url, ADMIN_KEY, query=b"wait=1"))
+    fast = await api.client.get(url, params={"wait": 1}, headers=tag)
+    routed = await api.client.get(url, params={"wait": 1, "via": "router"}, headers=tag)
+    assert fast.status_code == 304
+    assert _comparable(fast) == _comparable(routed)

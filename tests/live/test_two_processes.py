@@ -168,3 +168,55 @@ async def test_the_event_stream_on_b_replays_then_follows_a(pair: tuple[LiveApi,
         assert document["affected_agents"] == ["x"]
         await events.aclose()
     await until_watchers(b, watching)
+
+
+async def test_a_long_poll_on_the_writer_wakes_routed_or_not(
+    pair: tuple[LiveApi, LiveApi],
+) -> None:
+    """A long poll for a cached prompt is answered before routing (api/fastpath.py); with a
+    query parameter that path does not read, by the routed handler. Both wake on a change."""
+    a, _ = pair
+    root = await a.create(title="Root", body="v0", owner_agent_id="x")
+    for n, extra in enumerate(({}, {"via": "router"}), start=1):
+        before = await a.prompt("x")
+        watching = await watchers(a)
+        poll = asyncio.create_task(
+            a.http.get(
+                f"{a.base}/agents/x/prompt",
+                params={"wait": 10, **extra},
+                headers={"If-None-Match": f'"{before["composition_id"]}"'},
+                timeout=15.0,
+            )
+        )
+        try:
+            await until_watchers(a, watching + 1)
+            assert not poll.done(), "the long-poll answered before any change"
+            root = await a.patch(root, body=f"v{n}")
+            response = await asyncio.wait_for(poll, READ_AFTER_WRITE_SECONDS)
+        finally:
+            poll.cancel()
+        assert response.status_code == 200, response.text
+        assert response.json()["text"] == f"# Root\n\nv{n}"
+
+
+async def test_an_error_while_long_polling_gets_the_routed_problem(
+    pair: tuple[LiveApi, LiveApi],
+) -> None:
+    a, _ = pair
+    root = await a.create(title="Root", body="b", owner_agent_id="x")
+    before = await a.prompt("x")
+    watching = await watchers(a)
+    url = f"{a.base}/agents/x/prompt"
+    tag = {"If-None-Match": f'"{before["composition_id"]}"'}
+    poll = asyncio.create_task(a.http.get(url, params={"wait": 10}, headers=tag, timeout=15.0))
+    try:
+        await until_watchers(a, watching + 1)
+        await a.patch(root, owner_agent_id="y")  # x owns nothing now: its prompt is gone
+        response = await asyncio.wait_for(poll, READ_AFTER_WRITE_SECONDS)
+    finally:
+        poll.cancel()
+    routed = await a.http.get(url, params={"via": "router"})
+    assert routed.status_code >= 400
+    assert response.status_code == routed.status_code
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == routed.json()["code"]

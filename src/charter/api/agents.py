@@ -66,9 +66,11 @@ def _not_modified(entry: Entry) -> Response[bytes]:
     return Response(b"", status_code=304, headers={"ETag": f'"{entry.composition_id}"'})
 
 
-async def _wait_for_change(
+async def changed(
     runtime: Runtime, realm_id: str, agent_id: str, tags: set[str], seconds: float
-) -> Response[bytes]:
+) -> Entry:
+    """The long poll: the agent's entry once it no longer matches `tags`, or after `seconds`
+    the current one (which still does)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     # Watch first, then read: a change landing in between still rings the bell.
@@ -76,10 +78,17 @@ async def _wait_for_change(
         while True:
             entry = await runtime.prompts.current(realm_id, agent_id)
             if not matches(entry, tags):
-                return _prompt(entry)
+                return entry
             remaining = deadline - loop.time()
             if remaining <= 0 or not await watch.wait(remaining):
-                return _not_modified(entry)
+                return entry
+
+
+async def _wait_for_change(
+    runtime: Runtime, realm_id: str, agent_id: str, tags: set[str], seconds: float
+) -> Response[bytes]:
+    entry = await changed(runtime, realm_id, agent_id, tags, seconds)
+    return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 
 
 class AgentController(Controller):

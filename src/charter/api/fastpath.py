@@ -1,42 +1,78 @@
-"""The cached prompt read, answered before Litestar routes the request.
+"""The cached prompt read and its long poll, answered before Litestar routes the request.
 
 `GET /v1/realms/{realm}/agents/{agent}/prompt` is what agents call most, and when the answer
 is in the local cache tier and the key is one the keyring already knows, the work is three
 dictionary lookups. Routing, the per-route layers and response objects cost more than that
-(docs/benchmarks.md), so this path answers such a request from the raw ASGI scope.
+(docs/benchmarks.md), so this path answers such a request from the raw ASGI scope. The same
+goes for its long poll (`?wait=N` with `If-None-Match`): a held request then costs a watch
+and a coroutine, not Litestar's request, handler and response objects as well, which is what
+thousands of waiting agents are made of.
 
 It only ever answers when it can give exactly what the routed handler would: the same
-status, headers and bytes. Anything else — a query string, an unknown or refused key, a
-malformed id, a rate-limited key, a cache miss — is declined and takes the ordinary route,
-which does the full checks and produces the problem response.
+status, headers and bytes. Anything else — another query string, an unknown or refused key,
+a malformed id, a rate-limited key, a cache miss, an error while waiting — is declined and
+takes the ordinary route, which does the full checks and produces the problem response.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from litestar.types import HTTPScope, Send
 
-from charter.api.agents import agent_ids_valid, entity_tags, matches
+from charter.api.agents import (
+    MAX_WAIT_SECONDS,
+    agent_ids_valid,
+    changed,
+    entity_tags,
+    matches,
+)
 from charter.cache.entries import Entry
 from charter.domain.access import Access
 from charter.runtime import Runtime
 
 _PREFIX = "/v1/realms/"
 _SUFFIX = "/prompt"
+_WAIT = re.compile(rb"wait=(\d{1,2})")
 _JSON = (b"content-type", b"application/json")
 
 
-def _target(scope: HTTPScope) -> tuple[str, str] | None:
-    """(realm, agent) when the scope is a plain cached-prompt read, else None."""
-    if scope["method"] != "GET" or scope["query_string"]:
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A cached prompt read this path may answer."""
+
+    realm: str
+    agent: str
+    entry: Entry
+    tags: set[str]
+    wait: int  # seconds to long-poll; 0: answer at once
+
+
+def _wait(query: bytes) -> int | None:
+    """Seconds to long-poll (0 without a query string); None: the routed handler reads it."""
+    if not query:
+        return 0
+    found = _WAIT.fullmatch(query)
+    if found is None:
         return None
+    seconds = int(found.group(1))
+    return seconds if seconds <= MAX_WAIT_SECONDS else None
+
+
+def _target(scope: HTTPScope) -> tuple[str, str, int] | None:
+    """(realm, agent, wait) when the scope is a plain prompt read, else None."""
+    if scope["method"] != "GET":
+        return None
+    wait = _wait(scope["query_string"])
     path: str = scope["path"]
-    if not path.startswith(_PREFIX) or not path.endswith(_SUFFIX):
+    if wait is None or not path.startswith(_PREFIX) or not path.endswith(_SUFFIX):
         return None
     parts = path[len(_PREFIX) : -len(_SUFFIX)].split("/")
     if len(parts) != 3 or parts[1] != "agents":
         return None
     realm, _, agent = parts
-    return (realm, agent) if agent_ids_valid(realm, agent) else None
+    return (realm, agent, wait) if agent_ids_valid(realm, agent) else None
 
 
 def _headers(scope: HTTPScope) -> tuple[str | None, str | None]:
@@ -49,12 +85,12 @@ def _headers(scope: HTTPScope) -> tuple[str | None, str | None]:
     return authorization, if_none_match
 
 
-def cached_answer(runtime: Runtime, scope: HTTPScope) -> tuple[int, Entry] | None:
-    """The status and entry to send, or None to decline."""
+def cached_read(runtime: Runtime, scope: HTTPScope) -> Read | None:
+    """The read to answer here, or None to decline. Takes the caller's rate-limit token."""
     target = _target(scope)
     if target is None:
         return None
-    realm, agent = target
+    realm, agent, wait = target
     authorization, if_none_match = _headers(scope)
     if authorization is None:
         return None
@@ -69,10 +105,25 @@ def cached_answer(runtime: Runtime, scope: HTTPScope) -> tuple[int, Entry] | Non
         return None
     if runtime.limiter.take(caller.key_id):
         return None  # refused: the routed path takes again, refuses, and says so
-    return (304 if matches(entry, entity_tags(if_none_match)) else 200), entry
+    return Read(realm, agent, entry, entity_tags(if_none_match), wait)
 
 
-async def send_answer(send: Send, status: int, entry: Entry) -> None:
+async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
+    """Answer the request if this path may; False: nothing was sent, route it."""
+    read = cached_read(runtime, scope)
+    if read is None:
+        return False
+    entry = read.entry
+    if read.wait and read.tags and matches(entry, read.tags):
+        try:
+            entry = await changed(runtime, read.realm, read.agent, read.tags, read.wait)
+        except Exception:
+            return False  # nothing sent yet: the routed handler answers, problem and all
+    await _send(send, 304 if matches(entry, read.tags) else 200, entry)
+    return True
+
+
+async def _send(send: Send, status: int, entry: Entry) -> None:
     etag = (b"etag", f'"{entry.composition_id}"'.encode())
     if status == 304:  # as Litestar sends it: no body, so no length and no type
         headers = [etag]
