@@ -40,6 +40,7 @@ from benchmarks.load import Http1
 from benchmarks.reads import fetch
 from benchmarks.servers import Server
 from benchmarks.watchers import Fleet
+from charter.cache.entries import Entry, decode, encode
 from charter.cache.redis_tier import entry_key
 
 TEAMS = 100
@@ -169,8 +170,11 @@ async def _fanout_bare(
     seconds: float,
     agents: int,
 ) -> dict[str, Any]:
+    # Keys of the same length as Charter's, outside its `charter:{*}:prompt:*` pattern: a
+    # Charter process that drops its prompt entries (its first relay pass, or recovery after
+    # a Redis error) must not delete the baseline's keys before they are measured.
     tag = "bench-floor-" + secrets.token_hex(3)
-    keys = [entry_key(tag, f"agent-{j}") for j in range(agents)]
+    keys = ["bench" + entry_key(tag, f"agent-{j}")[len("charter") :] for j in range(agents)]
     for start in range(0, agents, 1000):
         await redis.mset(dict.fromkeys(keys[start : start + 1000], value))
     message = json.dumps([f"agent-{j}" for j in range(agents)])
@@ -262,9 +266,13 @@ class _Pair:
         await asyncio.sleep(1.0)  # both settled: lifespans done, subscriptions up
         redis = Redis.from_url(self.cfg["redis_url"])
         try:
-            return (await redis.get(entry_key(seeded.realm, seeded.owner(0)))) or payload
+            held = await redis.get(entry_key(seeded.realm, seeded.owner(0)))
         finally:
             await redis.aclose()
+        # The baseline's keys must hold a live entry (an envelope with a stamp), or the poller
+        # sees them gone before the DEL: Charter's own entry if Redis has it yet, else the
+        # same payload in the same envelope.
+        return held if decode(held) is not None else encode(Entry(1, "cmp_" + "0" * 64, payload))
 
     @property
     def charter(self) -> Server:
