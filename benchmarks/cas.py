@@ -19,7 +19,6 @@ INSERT the event. It is kept as a reference: what Charter now does against what 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import random
@@ -35,6 +34,7 @@ from sqlalchemy import make_url
 from benchmarks.load import Http1
 from benchmarks.roundtrips import proxied, statement_log
 from charter.db.session import Database
+from charter.domain.versions import content_hash
 from charter.services import writes
 
 SET_REALM = "SELECT set_config('charter.realm', $1, true)"
@@ -82,13 +82,6 @@ Attempt = Callable[[str, int, str], Awaitable[tuple[bool, int]]]
 Writer = tuple[Attempt, Callable[[], Awaitable[None]]]  # an attempt and how to close it
 
 
-def _content_hash(title: str, body: str) -> str:
-    canonical = json.dumps(
-        {"body": body, "title": title}, ensure_ascii=False, separators=(",", ":"), sort_keys=True
-    )
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-
-
 async def revisions(pool: asyncpg.Pool, realm: str, ids: list[str]) -> dict[str, int]:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(SET_REALM, realm)
@@ -106,7 +99,7 @@ def swap_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
             if row["revision"] != expected:
                 return False, row["revision"]
             title = row["title"]
-            hashed = _content_hash(title, body)
+            hashed = content_hash(title, body)
             now = datetime.now(UTC)
             swapped = await conn.fetchrow(
                 SWAP, realm, directive_id, expected, title, body, hashed, now
@@ -139,7 +132,7 @@ def raw_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
                 number,
                 title,
                 body,
-                _content_hash(title, body),
+                content_hash(title, body),
                 "bench",
                 row["active_version"],
                 now,
@@ -188,7 +181,7 @@ def http_attempt(port: int, realm: str, key: str) -> Callable[[], Writer]:
     return make
 
 
-async def _nothing() -> None:
+async def nothing() -> None:
     return None
 
 
@@ -249,8 +242,8 @@ async def run(
             runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": [], "statements": []}
             sides: dict[str, Callable[[], Writer]] = {
                 "charter": http_attempt(port, realm, key),
-                "bare": lambda: (swap_attempt(pool, realm), _nothing),
-                "statements": lambda: (raw_attempt(pool, realm), _nothing),
+                "bare": lambda: (swap_attempt(pool, realm), nothing),
+                "statements": lambda: (raw_attempt(pool, realm), nothing),
             }
             for i in range(rounds):
                 order = ("charter", "bare", "statements")

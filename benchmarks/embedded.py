@@ -99,10 +99,6 @@ async def _transaction(
     return True, revision
 
 
-async def _nothing() -> None:
-    return None
-
-
 async def _revisions(conn: aiosqlite.Connection, realm: str, ids: list[str]) -> dict[str, int]:
     marks = ",".join("?" * len(ids))
     query = f"SELECT id, revision FROM directives WHERE realm_id = ? AND id IN ({marks})"  # noqa: S608
@@ -120,7 +116,7 @@ async def _cas(
         turn = asyncio.Lock()
         sides: dict[str, Any] = {
             "charter": cas.http_attempt(port, realm, key),
-            "bare": lambda: (sqlite_attempt(conn, turn, realm), _nothing),
+            "bare": lambda: (sqlite_attempt(conn, turn, realm), cas.nothing),
         }
         runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": []}
         for i in range(rounds):

@@ -1,4 +1,4 @@
-"""Server-sent event routes, driven in-process: the status and first event, then hang up.
+"""Server-sent event routes, driven in-process: the status and first events, then hang up.
 
 The test client buffers whole responses, so on an open stream it would wait forever.
 """
@@ -20,23 +20,25 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+    chunks: tuple[bytes, ...] = ()  # the non-empty body chunks, in order
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
 async def open_stream(
-    client: AsyncTestClient[Litestar], url: str, headers: dict[str, str]
+    client: AsyncTestClient[Litestar], url: str, headers: dict[str, str], chunks: int = 1
 ) -> Answer:
-    """GET a streaming route: the status and the first chunk, then hang up (bounded).
+    """GET a streaming route: the status and the first `chunks` non-empty chunks (fewer if
+    the response ends first), then hang up (bounded).
 
     Runs on the loop the client runs the app on (its portal), as the client's requests do.
     """
-    future = client.blocking_portal.start_task_soon(_stream_once, client.app, url, headers)
+    future = client.blocking_portal.start_task_soon(_stream_once, client.app, url, headers, chunks)
     return await asyncio.wait_for(asyncio.wrap_future(future), 30)
 
 
-async def _stream_once(app: Litestar, url: str, headers: dict[str, str]) -> Answer:
+async def _stream_once(app: Litestar, url: str, headers: dict[str, str], count: int) -> Answer:
     start: dict[str, Any] = {}
     chunks: list[bytes] = []
     first = asyncio.Event()
@@ -55,8 +57,9 @@ async def _stream_once(app: Litestar, url: str, headers: dict[str, str]) -> Answ
         if message["type"] == "http.response.start":
             start.update(message)
         elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-            if message.get("body") or not message.get("more_body", False):
+            if message.get("body"):
+                chunks.append(message["body"])
+            if len(chunks) >= count or not message.get("more_body", False):
                 first.set()
 
     path, _, query = url.partition("?")
@@ -92,4 +95,4 @@ async def _stream_once(app: Litestar, url: str, headers: dict[str, str]) -> Answ
     for name, value in start.get("headers", []):
         if name.lower() == b"content-type":
             content_type = value.decode()
-    return Answer(start["status"], content_type, b"".join(chunks))
+    return Answer(start["status"], content_type, b"".join(chunks), tuple(chunks))

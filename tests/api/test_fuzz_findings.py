@@ -10,14 +10,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from tests.api._streams import open_stream
 from tests.conftest import ADMIN_KEY, Api
 
 HEARTBEAT = b": ping\r\n\r\n"
@@ -37,59 +35,10 @@ async def test_the_document_and_its_pages_are_served_without_a_key(
     assert response.status_code == 200, response.text
 
 
-async def _chunks(app: Litestar, url: str, count: int) -> list[bytes]:
-    """The first `count` non-empty body chunks of a streaming GET, then hang up."""
-    chunks: list[bytes] = []
-    enough = asyncio.Event()
-    hang_up = asyncio.Event()
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await hang_up.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            assert message["status"] == 200
-        elif message["type"] == "http.response.body" and message.get("body"):
-            chunks.append(message["body"])
-            if len(chunks) >= count:
-                enough.set()
-
-    path, _, query = url.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {ADMIN_KEY}".encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-        "extensions": {},
-        "state": {},
-    }
-    task = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
-    try:
-        await asyncio.wait_for(enough.wait(), 10)
-    finally:
-        hang_up.set()
-        await asyncio.wait_for(task, 10)
-    return chunks[:count]
-
-
 async def _stream(client: AsyncTestClient[Litestar], url: str, count: int) -> list[bytes]:
-    # On the loop the client runs the app on (its portal), as the client's own requests are.
-    future = client.blocking_portal.start_task_soon(_chunks, client.app, url, count)
-    return await asyncio.wait_for(asyncio.wrap_future(future), 30)
+    answer = await open_stream(client, url, {"Authorization": f"Bearer {ADMIN_KEY}"}, count)
+    assert answer.status == 200
+    return list(answer.chunks[:count])
 
 
 async def test_event_stream_heartbeats_are_comments_without_data(api: Api) -> None:
