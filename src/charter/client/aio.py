@@ -1,58 +1,40 @@
-"""`AsyncCharter`: the asyncio client."""
+"""`AsyncCharter`: the asyncio client.
+
+sync.py is generated from this file (scripts/gen-sync): write here what both clients do,
+in a form the generation rules in `_generate.py` turn into blocking code.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 import msgspec
+import stamina
+from httpx_sse import EventSource, ServerSentEvent
 
 from charter.client import _retry, errors
 from charter.client import models as m
 from charter.client._calls import Call, Endpoints
 from charter.client._retry import RetryPolicy
-from charter.client._sse import EventParser
+from charter.client._shared import (
+    EVENT,
+    PROMPT,
+    STALE_IF,
+    Cursor,
+    Reapply,
+    client_headers,
+    prepared,
+    stream_headers,
+)
 from charter.client.errors import StaleRevision
 
 T = TypeVar("T")
-Reapply = Callable[[m.Directive], m.Patch | None]
-# Failures a local prompt copy covers (stale-if-error): the server is away or overwhelmed.
-STALE_IF = (errors.TransportError, errors.Unavailable)
-
-_prompt = msgspec.json.Decoder(m.Prompt)
-_event = msgspec.json.Decoder(m.Event)
-
-
-class _Reconnect(Exception):
-    """The stream answered with a retryable status: wait, then connect again."""
-
-
-def client_headers(key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
-    headers = {"User-Agent": "charter-client/0.1", "Accept": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    return headers | dict(extra or {})
-
-
-def prepared(call: Call[Any], idempotency_key: str | None) -> dict[str, Any]:
-    """Arguments for `httpx` `request`/`build_request`."""
-    headers = dict(call.headers)
-    if call.body is not None:
-        headers.setdefault("Content-Type", "application/json")
-    if idempotency_key is not None:
-        headers["Idempotency-Key"] = idempotency_key
-    return {
-        "method": call.method,
-        "url": call.path,
-        "params": call.params,
-        "content": call.body,
-        "headers": headers,
-    }
 
 
 class AsyncCharter:
@@ -110,23 +92,21 @@ class AsyncCharter:
         key = str(uuid.uuid4()) if call.write else None
         request = prepared(call, key)
         timeout = call.timeout if call.timeout is not None else self._timeout
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
-            try:
-                response = await self._http.request(**request, timeout=timeout)
-            except httpx.TransportError as exc:
-                if last:
-                    raise errors.TransportError(f"{type(exc).__name__}: {exc}") from exc
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            if _retry.is_retryable(response) and not last:
-                await asyncio.sleep(self.retry.delay(attempt, _retry.retry_after(response)))
-                continue
-            if response.status_code == 304 and call.not_modified_ok:
-                return call.read(response)
-            _retry.raise_for_problem(response)
+
+        async def attempt() -> httpx.Response:
+            return _retry.check(await self._http.request(**request, timeout=timeout))
+
+        retrying = stamina.AsyncRetryingCaller(**self.retry.options()).on(self.retry.backoff)
+        try:
+            response = await retrying(attempt)
+        except httpx.TransportError as exc:
+            raise errors.TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except _retry.Retryable as exc:
+            response = exc.response  # out of tries: the last answer's problem is raised
+        if response.status_code == 304 and call.not_modified_ok:
             return call.read(response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        _retry.raise_for_problem(response)
+        return call.read(response)
 
     # realms
 
@@ -297,10 +277,10 @@ class AsyncCharter:
         """The realm's events as they happen (after `after`, else from now), reconnecting and
         resuming from the last one seen."""
         path = self._api.events_stream_path(realm)
-        cursor = _Cursor(None if after is None else str(after))
+        cursor = Cursor(None if after is None else str(after))
         async for event in self._stream(path, cursor):
             if event.event.startswith("directive."):
-                item = _event.decode(event.data)
+                item = EVENT.decode(event.data)
                 cursor.value = str(item.seq)
                 yield item
 
@@ -344,42 +324,48 @@ class AsyncCharter:
         """
         slot = (realm or self._api.realm or "", agent)
         path = self._api.prompt_stream_path(agent, realm)
-        last = _Cursor(None)
+        last = Cursor(None)
         async for event in self._stream(path, last):
             if event.event != "prompt":
                 continue
-            prompt = _prompt.decode(event.data)
+            prompt = PROMPT.decode(event.data)
             self._prompts[slot] = prompt
             if prompt.composition_id != last.value:
                 last.value = prompt.composition_id
                 yield prompt
 
-    async def _stream(self, path: str, resume: _Cursor) -> AsyncGenerator[Any, None]:
-        failures = 0
+    async def _stream(self, path: str, resume: Cursor) -> AsyncGenerator[ServerSentEvent, None]:
+        """The stream's events, heartbeats left out. It connects again, from `resume`, as
+        often as the stream breaks, and raises for problems that retrying cannot fix."""
         timeout = httpx.Timeout(self._timeout, read=self.stream_read_timeout)
+
+        async def connect() -> httpx.Response:
+            headers = stream_headers(resume.value)
+            request = self._http.build_request("GET", path, headers=headers, timeout=timeout)
+            response = await self._http.send(request, stream=True)
+            if response.status_code >= 400:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+                _retry.check(response)
+            return response
+
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if resume.value is not None:
-                headers["Last-Event-ID"] = resume.value
+            options = self.retry.reconnect_options()
+            reconnect = stamina.AsyncRetryingCaller(**options).on(self.retry.backoff)
+            response = await reconnect(connect)
             try:
-                async with self._http.stream(
-                    "GET", path, headers=headers, timeout=timeout
-                ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        if _retry.is_retryable(response):
-                            raise _Reconnect
-                        _retry.raise_for_problem(response)
-                    failures = 0
-                    parser = EventParser()
-                    async for line in response.aiter_lines():
-                        event = parser.feed(line)
-                        if event is not None:
-                            yield event
-            except (httpx.TransportError, _Reconnect):
-                pass
-            await asyncio.sleep(max(0.05, self.retry.delay(min(failures, 6))))
-            failures += 1
+                _retry.raise_for_problem(response)
+                async for event in EventSource(response).aiter_sse():
+                    # httpx-sse hands on each `: ping` heartbeat as an empty "message".
+                    if event.data:
+                        yield event
+            except httpx.TransportError:
+                pass  # the stream broke: connect again
+            finally:
+                await response.aclose()
+            await asyncio.sleep(self.retry.base_delay)
 
     async def inject(
         self, agent: str, messages: Sequence[Mapping[str, Any]], *, realm: str | None = None
@@ -406,10 +392,3 @@ class AsyncCharter:
 
     async def revoke_key(self, key_id: str) -> None:
         await self._send(self._api.revoke_key(key_id))
-
-
-class _Cursor:
-    """Where a stream resumes: the id of the last event it handed on."""
-
-    def __init__(self, value: str | None) -> None:
-        self.value = value

@@ -1,8 +1,6 @@
-"""`Charter`: the blocking client, the twin of `AsyncCharter` method for method.
-
-Written as a mechanical translation of `aio.py` (async → sync): change both together;
-tests/client/test_client.py checks that their public methods match.
-"""
+# Generated from aio.py by src/charter/client/_generate.py (unasync): do not edit.
+# Change aio.py, then run scripts/gen-sync; scripts/check fails while this file is stale.
+"""`Charter`: the blocking client, generated from `AsyncCharter` method for method."""
 
 from __future__ import annotations
 
@@ -15,21 +13,22 @@ from typing import Any, Self, TypeVar
 
 import httpx
 import msgspec
+import stamina
+from httpx_sse import EventSource, ServerSentEvent
 
 from charter.client import _retry, errors
 from charter.client import models as m
 from charter.client._calls import Call, Endpoints
 from charter.client._retry import RetryPolicy
-from charter.client._sse import EventParser
-from charter.client.aio import (
+from charter.client._shared import (
+    EVENT,
+    PROMPT,
     STALE_IF,
+    Cursor,
     Reapply,
-    _Cursor,
-    _event,
-    _prompt,
-    _Reconnect,
     client_headers,
     prepared,
+    stream_headers,
 )
 from charter.client.errors import StaleRevision
 
@@ -37,7 +36,7 @@ T = TypeVar("T")
 
 
 class Charter:
-    """A Charter server, over HTTP (blocking). `realm` is the default for realm-scoped methods."""
+    """A Charter server, over HTTP. `realm` is the default for realm-scoped methods."""
 
     def __init__(
         self,
@@ -91,23 +90,21 @@ class Charter:
         key = str(uuid.uuid4()) if call.write else None
         request = prepared(call, key)
         timeout = call.timeout if call.timeout is not None else self._timeout
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
-            try:
-                response = self._http.request(**request, timeout=timeout)
-            except httpx.TransportError as exc:
-                if last:
-                    raise errors.TransportError(f"{type(exc).__name__}: {exc}") from exc
-                time.sleep(self.retry.delay(attempt))
-                continue
-            if _retry.is_retryable(response) and not last:
-                time.sleep(self.retry.delay(attempt, _retry.retry_after(response)))
-                continue
-            if response.status_code == 304 and call.not_modified_ok:
-                return call.read(response)
-            _retry.raise_for_problem(response)
+
+        def attempt() -> httpx.Response:
+            return _retry.check(self._http.request(**request, timeout=timeout))
+
+        retrying = stamina.RetryingCaller(**self.retry.options()).on(self.retry.backoff)
+        try:
+            response = retrying(attempt)
+        except httpx.TransportError as exc:
+            raise errors.TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except _retry.Retryable as exc:
+            response = exc.response  # out of tries: the last answer's problem is raised
+        if response.status_code == 304 and call.not_modified_ok:
             return call.read(response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        _retry.raise_for_problem(response)
+        return call.read(response)
 
     # realms
 
@@ -117,7 +114,7 @@ class Charter:
     def realms(self, *, limit: int | None = None, cursor: str | None = None) -> m.RealmPage:
         return self._send(self._api.realms(limit, cursor))
 
-    def iter_realms(self) -> Generator[m.Realm, None, None]:
+    def iter_realms(self) -> Generator[m.Realm, None]:
         cursor: str | None = None
         while True:
             page = self.realms(limit=500, cursor=cursor)
@@ -144,7 +141,7 @@ class Charter:
 
     def iter_directives(
         self, *, realm: str | None = None, **filters: Any
-    ) -> Generator[m.DirectiveSummary, None, None]:
+    ) -> Generator[m.DirectiveSummary, None]:
         cursor: str | None = None
         while True:
             page = self.directives(realm=realm, **filters, limit=500, cursor=cursor)
@@ -270,14 +267,14 @@ class Charter:
 
     def follow_events(
         self, *, after: int | None = None, realm: str | None = None
-    ) -> Generator[m.Event, None, None]:
+    ) -> Generator[m.Event, None]:
         """The realm's events as they happen (after `after`, else from now), reconnecting and
         resuming from the last one seen."""
         path = self._api.events_stream_path(realm)
-        cursor = _Cursor(None if after is None else str(after))
+        cursor = Cursor(None if after is None else str(after))
         for event in self._stream(path, cursor):
             if event.event.startswith("directive."):
-                item = _event.decode(event.data)
+                item = EVENT.decode(event.data)
                 cursor.value = str(item.seq)
                 yield item
 
@@ -309,7 +306,7 @@ class Charter:
         self._prompts[slot] = fresh
         return fresh
 
-    def watch(self, agent: str, *, realm: str | None = None) -> Generator[m.Prompt, None, None]:
+    def watch(self, agent: str, *, realm: str | None = None) -> Generator[m.Prompt, None]:
         """Each new composition of the agent's prompt, the current one first.
 
         Reconnects with backoff when the stream breaks, and yields on reconnection only if the
@@ -317,40 +314,48 @@ class Charter:
         """
         slot = (realm or self._api.realm or "", agent)
         path = self._api.prompt_stream_path(agent, realm)
-        last = _Cursor(None)
+        last = Cursor(None)
         for event in self._stream(path, last):
             if event.event != "prompt":
                 continue
-            prompt = _prompt.decode(event.data)
+            prompt = PROMPT.decode(event.data)
             self._prompts[slot] = prompt
             if prompt.composition_id != last.value:
                 last.value = prompt.composition_id
                 yield prompt
 
-    def _stream(self, path: str, resume: _Cursor) -> Generator[Any, None, None]:
-        failures = 0
+    def _stream(self, path: str, resume: Cursor) -> Generator[ServerSentEvent, None]:
+        """The stream's events, heartbeats left out. It connects again, from `resume`, as
+        often as the stream breaks, and raises for problems that retrying cannot fix."""
         timeout = httpx.Timeout(self._timeout, read=self.stream_read_timeout)
+
+        def connect() -> httpx.Response:
+            headers = stream_headers(resume.value)
+            request = self._http.build_request("GET", path, headers=headers, timeout=timeout)
+            response = self._http.send(request, stream=True)
+            if response.status_code >= 400:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+                _retry.check(response)
+            return response
+
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if resume.value is not None:
-                headers["Last-Event-ID"] = resume.value
+            options = self.retry.reconnect_options()
+            reconnect = stamina.RetryingCaller(**options).on(self.retry.backoff)
+            response = reconnect(connect)
             try:
-                with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        if _retry.is_retryable(response):
-                            raise _Reconnect
-                        _retry.raise_for_problem(response)
-                    failures = 0
-                    parser = EventParser()
-                    for line in response.iter_lines():
-                        event = parser.feed(line)
-                        if event is not None:
-                            yield event
-            except (httpx.TransportError, _Reconnect):
-                pass
-            time.sleep(max(0.05, self.retry.delay(min(failures, 6))))
-            failures += 1
+                _retry.raise_for_problem(response)
+                for event in EventSource(response).iter_sse():
+                    # httpx-sse hands on each `: ping` heartbeat as an empty "message".
+                    if event.data:
+                        yield event
+            except httpx.TransportError:
+                pass  # the stream broke: connect again
+            finally:
+                response.close()
+            time.sleep(self.retry.base_delay)
 
     def inject(
         self, agent: str, messages: Sequence[Mapping[str, Any]], *, realm: str | None = None
