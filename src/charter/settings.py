@@ -56,4 +56,12 @@ class Settings:
                 float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
             ),
             idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
+            heartbeat_seconds=_positive(env, "CHARTER_HEARTBEAT_SECONDS", 15.0),
         )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = float(env.get(name) or default)
+    if not value > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0")
+    return value

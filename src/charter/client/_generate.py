@@ -81,25 +81,30 @@ def _ruff(text: str, *command: str) -> str:
     return done.stdout
 
 
+def stale_lines(target: Path = TARGET) -> list[str]:
+    """A diff from `target` to what aio.py generates; empty when it is up to date."""
+    current = target.read_text(encoding="utf-8") if target.exists() else ""
+    diff = difflib.unified_diff(
+        current.splitlines(keepends=True),
+        generate().splitlines(keepends=True),
+        f"{target.name} (as it is)",
+        f"{target.name} (generated from aio.py)",
+    )
+    return list(diff)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="Generate sync.py from aio.py (unasync).")
     parser.add_argument("--check", action="store_true", help="fail if sync.py is stale")
     args = parser.parse_args(argv)
-    wanted = generate()
-    current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
     if args.check:
-        if current == wanted:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            wanted.splitlines(keepends=True),
-            "sync.py (checked in)",
-            "sync.py (generated from aio.py)",
-        )
-        sys.stderr.writelines(diff)
-        print("sync.py is stale: run scripts/gen-sync", file=sys.stderr)
-        return 1
-    if current != wanted:
+        stale = stale_lines()
+        sys.stderr.writelines(stale)
+        if stale:
+            print("\nsync.py is stale: run scripts/gen-sync", file=sys.stderr)
+        return 1 if stale else 0
+    wanted = generate()
+    if not TARGET.exists() or TARGET.read_text(encoding="utf-8") != wanted:
         TARGET.write_text(wanted, encoding="utf-8")
         print(f"wrote {TARGET}")
     return 0
