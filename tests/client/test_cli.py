@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from charter.__main__ import main
 from charter.cli import exits
 from charter.client import Charter, NewDirective, Patch
-from tests.client.conftest import ADMIN_KEY, ServerProcess
+from tests.client.conftest import ADMIN_KEY, ServerProcess, free_port
 
 
 @pytest.fixture
@@ -163,3 +164,21 @@ def test_the_installed_command_runs_as_a_process(env: str, server: ServerProcess
         check=False,
     )
     assert usage.returncode == exits.USAGE
+
+
+def test_an_unreachable_server_is_reported_once(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "charter", "tree", "--url", url, "--realm", "r"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == exits.UNAVAILABLE
+    # The retries before it (stamina's) log nothing to the terminal.
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"charter: cannot reach {url}: ConnectError")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import stamina.instrumentation
 
 from charter.client import (
     AsyncCharter,
@@ -152,6 +153,25 @@ def test_a_write_is_retried_under_one_idempotency_key(scripted: type[ScriptedSer
         assert len(server.arrivals) == QUICK.attempts
         assert len(keys) == 1
         assert None not in keys
+
+
+def test_retries_are_logged_without_directive_text(
+    scripted: type[ScriptedServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "Launch codes: 0000"
+    unavailable = Answer(503, _problem(503, "unavailable"))
+    server = scripted(*[unavailable] * QUICK.attempts)
+    stamina.instrumentation.set_on_retry_hooks([stamina.instrumentation.LoggingOnRetryHook])
+    try:
+        with Charter(server.url, realm="r", retry=QUICK) as charter, pytest.raises(Unavailable):
+            charter.create(NewDirective(level="realm", title=secret, body=secret))
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)
+    retries = [r for r in caplog.records if r.getMessage() == "stamina.retry_scheduled"]
+    assert len(retries) == QUICK.attempts - 1
+    for record in retries:
+        assert secret not in repr(vars(record))
+        assert "HTTP 503" in getattr(record, "stamina.caused_by")
 
 
 def test_connection_failures_are_retried_then_raised() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
+import stamina.instrumentation
 
 from charter.cli import exits
 from charter.cli._style import Style
@@ -105,6 +106,8 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     style = Style.for_stream(getattr(args, "color", "auto"))
     realm = getattr(args, "realm_arg", None) or getattr(args, "realm", None)
     realm = realm if isinstance(realm, str) else None  # `keys create --realm` is a list
+    # The client's retries are silent here: a failure that outlasts them is reported once.
+    stamina.instrumentation.set_on_retry_hooks(())
     try:
         with Charter(url, key) as charter:
             context = Context(charter, style, bool(getattr(args, "json", False)), realm)
