@@ -211,7 +211,8 @@ def test_retry_after_is_capped_at_max_delay(scripted: type[ScriptedServer]) -> N
 
 
 def _answer(status: int, retry_after: str | None = None) -> Retryable:
-    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    # As bytes off the wire: httpx decodes header values as Latin-1.
+    headers = [] if retry_after is None else [(b"Retry-After", retry_after.encode())]
     return Retryable(httpx.Response(status, headers=headers))
 
 
@@ -224,6 +225,9 @@ def _answer(status: int, retry_after: str | None = None) -> Retryable:
         (429, None, True),  # no header: stamina's own backoff
         (503, "soon", True),  # not a number nor an HTTP date
         (503, "-1", True),
+        (503, "1.5", True),  # delta-seconds are whole
+        (429, "\u00b2", True),  # a digit to str.isdigit, not to float()
+        (503, "Wed, 21 Oct 2015 07:28:00", True),  # a date without its GMT
         (502, "2", True),  # Retry-After counts on 429 and 503 only
         (504, "2", True),
     ],

@@ -100,7 +100,7 @@ def retry_after(response: httpx.Response) -> float | None:
     if value is None or response.status_code not in RETRY_AFTER_STATUSES:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
