@@ -61,7 +61,10 @@ class Settings:
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    value = float(env.get(name) or default)
-    if not value > 0:
+    try:
+        value = float(env.get(name) or default)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # nan too
         raise ValueError(f"{name} must be a number of seconds above 0")
     return value

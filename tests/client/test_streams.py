@@ -19,6 +19,7 @@ import pytest
 
 from charter.client import AsyncCharter, Charter, NewDirective, Patch
 from charter.client._shared import Cursor
+from charter.settings import Settings
 from tests.client.conftest import ADMIN_KEY, FAST_RETRY, ServerProcess, new_realm
 
 T = TypeVar("T")
@@ -166,3 +167,11 @@ def test_watch_yields_only_prompts_and_resumes_with_heartbeats_on(
         assert third.text.endswith("v3")
         assert len({first.composition_id, second.composition_id, third.composition_id}) == 3
         stream.close()
+
+
+def test_the_heartbeat_setting_is_read_and_checked() -> None:
+    assert Settings.from_env({}).heartbeat_seconds == 15.0
+    assert Settings.from_env({"CHARTER_HEARTBEAT_SECONDS": "0.25"}).heartbeat_seconds == 0.25
+    for bad in ("0", "-1", "nan", "soon"):
+        with pytest.raises(ValueError, match="CHARTER_HEARTBEAT_SECONDS"):
+            Settings.from_env({"CHARTER_HEARTBEAT_SECONDS": bad})
