@@ -8,6 +8,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
+from charter.client.vocabulary import ROLES
 from charter.settings import Settings
 
 
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys: create (in the database), list, revoke")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="mint a key and print its secret once")
-    create.add_argument("--role", required=True, choices=["admin", "operator", "reader", "agent"])
+    create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--realm", action="append", help="a realm it may use (repeat); default *")
     create.add_argument("--agent-id", help="the agent an agent key stands for")
     create.add_argument("--name", help="who or what holds it")

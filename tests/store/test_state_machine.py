@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import directive_versions, events
 from charter.domain.tree import Level, Status
@@ -42,7 +43,6 @@ from charter.errors import (
 from charter.services import activation, writes
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
-from charter.store._time import utcnow
 from tests.conftest import new_realm_id
 
 T = TypeVar("T")

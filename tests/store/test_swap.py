@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import events
 from charter.domain.tree import Level
@@ -13,7 +14,6 @@ from charter.domain.versions import Content
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms, swap
-from charter.store._time import utcnow
 from charter.store.events import COMMITTED_KEY, Committed
 from tests.conftest import new_realm_id
 

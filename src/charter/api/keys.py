@@ -18,12 +18,12 @@ from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
 from charter.api.idempotent import write_once
 from charter.api.wire import REALM_ID_PATTERN, AgentId, Name, _In
+from charter.clock import utcnow
 from charter.domain.access import ALL_REALMS, Access, Role
 from charter.errors import InvalidRequest, NotFound
 from charter.ids import is_key_id
 from charter.services import keys as key_service
 from charter.store import keys
-from charter.store._time import utcnow
 from charter.store.keys import Key
 
 log = logging.getLogger("charter.keys")

@@ -12,10 +12,10 @@ from charter.api import params, render, wire
 from charter.api.auth import ACCESS
 from charter.api.deps import CallerDep, RuntimeDep
 from charter.api.idempotent import write_once
+from charter.clock import utcnow
 from charter.domain.access import ALL_REALMS, Access
 from charter.services import reads
 from charter.store import realms
-from charter.store._time import utcnow
 
 
 class RealmController(Controller):

@@ -13,11 +13,7 @@ from charter.cli import Context, UnknownKey, UsageError, _views, connection_opti
 from charter.cli import json_option as _json_option
 from charter.cli import realm_option as _realm_option
 from charter.client import models as m
-
-LEVELS = ["realm", "team", "agent"]
-STATUSES = ["active", "paused", "completed", "cancelled"]
-PRIORITIES = ["critical", "high", "normal", "low"]
-MODES = ["system_first", "system_append", "user_prepend"]
+from charter.client.vocabulary import INJECTION_MODES, LEVELS, PRIORITIES, STATUSES
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -153,7 +149,7 @@ def _attribute_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--priority", choices=PRIORITIES)
     p.add_argument("--owner", help="the owning agent id ('-': none)")
-    p.add_argument("--mode", choices=MODES, help="the injection mode")
+    p.add_argument("--mode", choices=INJECTION_MODES, help="the injection mode")
 
 
 def _read_body(path: str) -> str:

@@ -166,11 +166,3 @@ idempotency_records = Table(
     PrimaryKeyConstraint("realm_id", "caller", "method", "path", "key"),
     Index("ix_idempotency_records_realm_id_created_at", "realm_id", "created_at"),
 )
-
-REALM_SCOPED = (
-    "directives",
-    "directive_versions",
-    "events",
-    "compositions",
-    "idempotency_records",
-)

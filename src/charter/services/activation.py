@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import utcnow
+from charter.domain.events import EventType
 from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 from charter.store import directives, events, versions
-from charter.store._time import utcnow
 from charter.store.events import NewEvent
 
 
@@ -33,7 +34,7 @@ async def rollback(
     await _record(
         conn,
         realm_id,
-        "directive.rolled_back",
+        EventType.ROLLED_BACK,
         directive_id,
         revision,
         version,
@@ -64,7 +65,7 @@ async def deactivate(
     await _record(
         conn,
         realm_id,
-        "directive.deactivated",
+        EventType.DEACTIVATED,
         directive_id,
         revision,
         None,
@@ -78,7 +79,7 @@ async def deactivate(
 async def _record(
     conn: AsyncConnection,
     realm_id: str,
-    kind: str,
+    kind: EventType,
     directive_id: str,
     revision: int,
     version: int | None,

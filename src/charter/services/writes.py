@@ -13,7 +13,9 @@ from typing import Any
 from msgspec import UNSET, UnsetType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import utcnow
 from charter.domain import tree
+from charter.domain.events import EventType
 from charter.domain.metadata import validate_metadata
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.domain.versions import Content, validate_body, validate_title
@@ -21,7 +23,6 @@ from charter.errors import InvalidHierarchy, InvalidRequest, NotFound, StaleRevi
 from charter.ids import new_directive_id
 from charter.services.changes import ChangePlan, cascade_status, raw_value
 from charter.store import directives, events, realms, swap, versions
-from charter.store._time import utcnow
 from charter.store.directives import Directive, Node
 from charter.store.events import NewEvent
 from charter.store.versions import Version
@@ -127,7 +128,7 @@ async def create(
         realm_id,
         [
             NewEvent(
-                type="directive.created",
+                type=EventType.CREATED,
                 directive_id=directive_id,
                 revision=1,
                 version=1,

@@ -11,6 +11,7 @@ from sqlalchemy import Row, and_, column, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import compositions as c
 from charter.db.tables import directive_versions as v
 from charter.db.tables import directives as d
@@ -18,7 +19,6 @@ from charter.db.tables import realms
 from charter.domain.composition import TreeNode
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.errors import NotFound
-from charter.store._time import aware
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import directive_versions as versions
 from charter.db.tables import directives as d
-from charter.domain.tree import InjectionMode, Level, Priority, Status, walk_up
+from charter.domain.tree import OPEN, InjectionMode, Level, Priority, Status, walk_up
 from charter.errors import AlreadyExists, NotFound
-from charter.store._time import aware
 
 # A hard bound on every recursive walk, whatever the configured depth limit: corrupt rows
 # (a cycle written straight into the table) can never make a query or a loop run unbounded.
@@ -292,7 +292,7 @@ async def set_status(
         .where(
             d.c.realm_id == realm_id,
             d.c.id.in_(ids),
-            d.c.status.in_([Status.ACTIVE.value, Status.PAUSED.value]),
+            d.c.status.in_(sorted(s.value for s in OPEN)),
         )
         .values(status=status.value, revision=d.c.revision + 1, updated_at=now)
         .returning(d.c.id, d.c.revision, d.c.active_version, d.c.status)

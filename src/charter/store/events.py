@@ -10,14 +10,15 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import events as e
+from charter.domain.events import EventType
 from charter.store import realms
-from charter.store._time import aware
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    type: str
+    type: EventType
     directive_id: str
     revision: int
     version: int | None

@@ -11,9 +11,9 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import realms
 from charter.errors import AlreadyExists, NotFound
-from charter.store._time import aware
 
 
 @dataclass(frozen=True, slots=True)
