@@ -103,8 +103,6 @@ async def test_occurred_at_never_decreases_along_the_feed(db: Database, backend:
     feed = await _feed_times(db, realm_id)
     assert len(feed) >= WRITERS * ROUNDS
     backwards = [
-        (earlier, later)
-        for earlier, later in itertools.pairwise(feed)
-        if later[1] < earlier[1]
+        (earlier, later) for earlier, later in itertools.pairwise(feed) if later[1] < earlier[1]
     ]
     assert not backwards, f"{len(backwards)} steps back in time, e.g. {backwards[:3]}"

@@ -44,6 +44,8 @@ realms = Table(
     Column("name", String(256), nullable=False),
     Column("revision", BigInteger, nullable=False, server_default="0"),
     Column("created_at", Timestamp, nullable=False),
+    # The time of the realm's latest event: no later event may take an earlier one (0007).
+    Column("clock", Timestamp, nullable=True),
 )
 
 directives = Table(

@@ -5,9 +5,10 @@ Neither makes a version; both raise the node's revision and write one event.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from charter.clock import utcnow
 from charter.domain.events import EventType
 from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 from charter.store import directives, events, versions
@@ -23,11 +24,10 @@ async def rollback(
     version: int,
     message: str | None,
 ) -> Outcome:
-    current = await read_for_write(conn, realm_id, directive_id, expected)
+    current, now = await read_for_write(conn, realm_id, directive_id, expected)
     target = await versions.get(conn, realm_id, directive_id, version)  # 404 if never made
     if current.active_version == version:
         return Outcome(current, changed=False)
-    now = utcnow()
     values = {"active_version": version, "updated_at": now}
     written = await swap_revision(conn, current, expected, values, target.content)
     revision = written.revision
@@ -41,6 +41,7 @@ async def rollback(
         actor,
         message,
         {"from_version": current.active_version, "to_version": version},
+        now,
     )
     return Outcome(written, changed=True)
 
@@ -53,10 +54,9 @@ async def deactivate(
     expected: Expected,
     message: str | None = None,
 ) -> Outcome:
-    current = await read_for_write(conn, realm_id, directive_id, expected)
+    current, now = await read_for_write(conn, realm_id, directive_id, expected)
     if current.active_version is None:
         return Outcome(current, changed=False)
-    now = utcnow()
     # A deactivated node shows its latest version's text.
     latest = await versions.get(conn, realm_id, directive_id, current.latest_version)
     values = {"active_version": None, "updated_at": now}
@@ -72,6 +72,7 @@ async def deactivate(
         actor,
         message,
         {"previous_version": current.active_version},
+        now,
     )
     return Outcome(written, changed=True)
 
@@ -86,6 +87,7 @@ async def _record(
     actor: Actor,
     message: str | None,
     payload: dict[str, int | None],
+    now: datetime,
 ) -> None:
     below = directives.owners(await directives.subtree(conn, realm_id, directive_id))
     event = NewEvent(
@@ -94,7 +96,7 @@ async def _record(
         revision=revision,
         version=version,
         actor=actor.key_id,
-        occurred_at=utcnow(),
+        occurred_at=now,
         affected_agents=sorted(below),
         payload=dict(payload),
         message=message,

@@ -60,7 +60,7 @@ async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) 
     """Give the events the next realm revisions, in order, and write them. Needs the realm lock."""
     if not new:
         return None
-    last = await realms.advance(conn, realm_id, len(new))
+    last = await realms.advance(conn, realm_id, len(new), max(ev.occurred_at for ev in new))
     first = last - len(new) + 1
     await conn.execute(
         insert(e),
