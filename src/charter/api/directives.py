@@ -20,7 +20,6 @@ from charter.services.writes import NewDirective, Patch
 from charter.store import directives, events, keys, realms, versions
 from charter.store.directives import Directive, ListFilters
 
-
 T = TypeVar("T")
 
 

@@ -18,7 +18,6 @@ from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
 from charter.api.idempotent import write_once
 from charter.api.wire import REALM_ID_PATTERN, AgentId, Name, _In
-from charter.clock import utcnow
 from charter.domain.access import ALL_REALMS, Access, Role
 from charter.errors import InvalidRequest, NotFound
 from charter.ids import is_key_id
@@ -126,7 +125,7 @@ class KeyController(Controller):
             raise NotFound(f"key {key_id!r} not found")
 
         async def run(conn: AsyncConnection) -> Response[None]:
-            await keys.revoke(conn, key_id, utcnow())
+            await key_service.revoke(conn, key_id)
             return Response(None, status_code=204)
 
         response = await write_once(runtime, request, "", run)

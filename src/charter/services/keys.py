@@ -129,3 +129,8 @@ class Keyring:
         self._revocations += 1
         self._by_secret.clear()
         self._unknown.clear()
+
+
+async def revoke(conn: AsyncConnection, key_id: str) -> None:
+    """Revoke a key now; the caller tells the processes (`Hub.revoke_key`, the bus)."""
+    await keys.revoke(conn, key_id, utcnow())
