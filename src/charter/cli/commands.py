@@ -9,9 +9,10 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import Context, UnknownKey, UsageError, _views, connection_options, exits
-from charter.cli import json_option as _json_option
-from charter.cli import realm_option as _realm_option
+from charter.cli import _views, declarative, edit, exits
+from charter.cli._context import Context, UsageError, connection_options, resolve
+from charter.cli._context import json_option as _json_option
+from charter.cli._context import realm_option as _realm_option
 from charter.client import models as m
 from charter.client.vocabulary import INJECTION_MODES, LEVELS, PRIORITIES, STATUSES
 
@@ -21,8 +22,6 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def add(
     commands: Subparsers, key_commands: Subparsers, key_create: argparse.ArgumentParser
 ) -> None:
-    from charter.cli import declarative, edit
-
     conn, realm, as_json = connection_options(), _realm_option(), _json_option()
     read = [conn, realm, as_json]
 
@@ -159,17 +158,6 @@ def _read_body(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def resolve(ctx: Context, ref: str) -> m.Directive:
-    """A directive by id (`dir_…`) or by operator key."""
-    realm = ctx.realm()
-    if ref.startswith("dir_"):
-        return ctx.charter.get(ref, realm=realm)
-    found = ctx.charter.find(ref, realm=realm)
-    if found is None:
-        raise UnknownKey(f"no directive has the key {ref!r} in {realm}")
-    return found
 
 
 def _done(ctx: Context, d: m.Directive, verb: str) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from charter.cli import InvalidFile
+from charter.cli._context import InvalidFile
 from charter.client import models as m
 from charter.client.vocabulary import ALLOWED_PARENTS
 
