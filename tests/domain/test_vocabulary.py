@@ -30,7 +30,7 @@ PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
 ]
 
 
-@pytest.mark.parametrize(("server", "words"), PAIRS, ids=lambda p: getattr(p, "__name__", ""))
+@pytest.mark.parametrize(("server", "words"), PAIRS, ids=[kind.__name__ for kind, _ in PAIRS])
 def test_the_client_knows_every_server_word_and_no_other(
     server: type[enum.StrEnum], words: tuple[str, ...]
 ) -> None:
