@@ -70,7 +70,7 @@ class Patch:
 
 # The Patch fields with rules of their own in `update`; every other field is an attribute,
 # written to its column as it is. Derived, not listed: a new Patch field is written (or, with
-# no column of its name, refused by the database) and never silently dropped.
+# no field of its name on `Directive`, refused at once) and never silently dropped.
 _CONTENT_FIELDS = frozenset({"title", "body"})
 _CHANGE_FIELDS = frozenset({"message"})
 _MOVE_FIELDS = frozenset({"parent_id"})
