@@ -74,7 +74,8 @@ VALUES ($1, $2, 'directive.version_created', $3, $4, $5, $6, NULL, $7, $8::jsonb
 """
 
 SWAP = """
-SELECT outcome, revision FROM charter_swap_content($1, $2, $3, $4, $5, $6, 'bench', NULL, $7, 256)
+SELECT s.outcome, (s.directive).revision FROM charter_swap_content($1, $2, $3, $4, $5, $6,
+    'bench', NULL, 'directive.version_created', 256) AS s
 """
 
 _bodies = itertools.count()
@@ -100,10 +101,7 @@ def swap_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
                 return False, row["revision"]
             title = row["title"]
             hashed = content_hash(title, body)
-            now = datetime.now(UTC)
-            swapped = await conn.fetchrow(
-                SWAP, realm, directive_id, expected, title, body, hashed, now
-            )
+            swapped = await conn.fetchrow(SWAP, realm, directive_id, expected, title, body, hashed)
             return swapped["outcome"] == "ok", swapped["revision"]
 
     return attempt

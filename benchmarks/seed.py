@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.domain.access import Role
 from charter.domain.tree import Level
 from charter.services import keys, writes
 from charter.store import realms
-from charter.store._time import utcnow
 
 ACTOR = writes.Actor("bench", "scripts/bench")
 COMPOSER = "composer"

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from charter.__main__ import open_files_limit
+from charter.server_cli import open_files_limit
 
 # The options `charter serve` uses (ADR 0002, and its backpressure), for both servers.
 GRANIAN = [

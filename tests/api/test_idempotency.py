@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from charter.app import create_app
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.services.idempotency import (
     fingerprint,
@@ -26,7 +27,6 @@ from charter.services.idempotency import (
 from charter.services.keys import BOOTSTRAP_KEY_ID
 from charter.settings import Settings
 from charter.store import idempotency
-from charter.store._time import utcnow
 from charter.store.idempotency import Scope, Stored
 from tests.api._support import (
     assert_problem,

@@ -8,9 +8,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from charter.clock import utcnow
 from charter.runtime import Runtime
 from charter.store import keys as key_store
-from charter.store._time import utcnow
 
 
 async def test_a_lookup_that_races_a_revocation_is_not_cached(

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import directive_versions, directives, events
 from charter.domain.tree import Level
@@ -16,7 +17,6 @@ from charter.domain.versions import MAX_BODY_BYTES, content_hash
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms
-from charter.store._time import utcnow
 from tests.conftest import new_realm_id
 
 ACTOR = Actor(key_id="guards")

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import directives, events
 from charter.domain.tree import Level
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms
-from charter.store._time import utcnow
 from tests.conftest import new_realm_id
 
 TRANSACTIONS = 10_000

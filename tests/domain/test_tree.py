@@ -58,8 +58,8 @@ def test_check_depth_refuses_exactly_what_exceeds_the_limit(
 def _transition_allowed(current: Status, target: Status, reopen: bool) -> bool:
     if current is target:
         return True
-    if current in (Status.ACTIVE, Status.PAUSED):
-        return True  # active <-> paused, and either -> completed | cancelled
+    if current in tree.OPEN:
+        return True  # open <-> open (active, paused), and open -> terminal
     return target is Status.ACTIVE and reopen  # a terminal node is only reopened
 
 

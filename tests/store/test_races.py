@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import directive_versions, events
 from charter.domain.tree import Level
@@ -22,7 +23,6 @@ from charter.errors import CycleDetected, StaleRevision
 from charter.services import writes
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
-from charter.store._time import utcnow
 from charter.store.directives import Directive
 from tests.conftest import new_realm_id
 

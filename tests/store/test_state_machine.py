@@ -26,9 +26,10 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import directive_versions, events
-from charter.domain.tree import Level, Status
+from charter.domain.tree import OPEN, Level, Status
 from charter.domain.versions import Content
 from charter.errors import (
     CharterError,
@@ -42,7 +43,6 @@ from charter.errors import (
 from charter.services import activation, writes
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
-from charter.store._time import utcnow
 from tests.conftest import new_realm_id
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ ACTOR = Actor(key_id="state-machine")
 # Few distinct values, so equal (no-op) updates and repeated content happen often.
 titles = st.sampled_from(["Ship", "Hold", "Grow"])
 bodies = st.sampled_from(["Do it.", "Wait.", "Ünïcode ✓"])
-open_statuses = st.sampled_from([Status.ACTIVE, Status.PAUSED])
+open_statuses = st.sampled_from(sorted(OPEN))
 
 # (level, parent level) pairs the hierarchy rules allow under a parent.
 PLACEMENTS = {
@@ -83,7 +83,7 @@ class ModelNode:
 
 
 def _transition_allowed(current: Status, target: Status, reopen: bool) -> bool:
-    if current in (Status.ACTIVE, Status.PAUSED):
+    if current in OPEN:
         return True
     return target is Status.ACTIVE and reopen
 

@@ -1,4 +1,4 @@
-"""The one-call text swap (migration 0006), called directly on PostgreSQL."""
+"""The one-call text swap (migrations 0006, 0007), called directly on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import events
 from charter.domain.tree import Level
@@ -13,7 +14,6 @@ from charter.domain.versions import Content
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms, swap
-from charter.store._time import utcnow
 from charter.store.events import COMMITTED_KEY, Committed
 from tests.conftest import new_realm_id
 
@@ -33,7 +33,7 @@ async def test_ok_stale_and_missing(pg_db: Database) -> None:
     content = Content("Root", "two")
     async with pg_db.transaction(realm_id) as conn:
         conn.info.pop(COMMITTED_KEY, None)
-        done = await swap.swap_content(conn, root, 1, content, "swapper", "why", utcnow())
+        done = await swap.swap_content(conn, root, 1, content, "swapper", "why")
         committed = conn.info.pop(COMMITTED_KEY)
         seqs = list((await conn.execute(select(events.c.seq).order_by(events.c.seq))).scalars())
     assert done.directive is not None
@@ -44,9 +44,9 @@ async def test_ok_stale_and_missing(pg_db: Database) -> None:
 
     async with pg_db.transaction(realm_id) as conn:
         conn.info.pop(COMMITTED_KEY, None)  # the connection's info outlives transactions
-        stale = await swap.swap_content(conn, root, 1, content, "swapper", None, utcnow())
+        stale = await swap.swap_content(conn, root, 1, content, "swapper", None)
         gone = replace(root, id="dir_00000000000000000000000000")
-        missing = await swap.swap_content(conn, gone, 1, content, "swapper", None, utcnow())
+        missing = await swap.swap_content(conn, gone, 1, content, "swapper", None)
         assert COMMITTED_KEY not in conn.info
     assert (stale.directive, stale.revision) == (None, 2)
     assert (missing.directive, missing.revision) == (None, None)

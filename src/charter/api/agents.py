@@ -31,7 +31,6 @@ _AGENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _COMPOSITION_ID = re.compile(r"cmp_[0-9a-f]{64}")
 _ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"|\*')
 MAX_WAIT_SECONDS = 60
-HEARTBEAT_SECONDS = 15.0
 
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", required=False)]
 

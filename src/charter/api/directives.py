@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import fields, is_dataclass
+from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -18,6 +19,15 @@ from charter.services import activation, reads, writes
 from charter.services.writes import NewDirective, Patch
 from charter.store import directives, events, keys, realms, versions
 from charter.store.directives import Directive, ListFilters
+
+T = TypeVar("T")
+
+
+def _fill(kind: type[T], data: object) -> T:
+    """A service's input from the request body: every field of `kind`, by name, so a field
+    the wire type lacks fails every request at once instead of being dropped."""
+    assert is_dataclass(kind)
+    return kind(**{f.name: getattr(data, f.name) for f in fields(kind)})
 
 
 def _etag(d: Directive) -> dict[str, str]:
@@ -40,19 +50,7 @@ class DirectiveController(Controller):
         request: Request[Any, Any, Any],
     ) -> Response[wire.DirectiveOut]:
         params.realm_id(realm_id)
-        new = NewDirective(
-            level=data.level,
-            title=data.title,
-            body=data.body,
-            parent_id=data.parent_id,
-            key=data.key,
-            status=data.status,
-            priority=data.priority,
-            owner_agent_id=data.owner_agent_id,
-            injection_mode=data.injection_mode,
-            metadata=data.metadata,
-            message=data.message,
-        )
+        new = _fill(NewDirective, data)
 
         async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
             created = await writes.create(conn, realm_id, actor, new, runtime.settings.max_depth)
@@ -118,20 +116,7 @@ class DirectiveController(Controller):
         _ids(realm_id, directive_id)
         data = params.strict_body(await request.json(), wire.DirectivePatch)
         expected = params.expected_revision(if_match, data.expected_revision)
-        change = Patch(
-            title=data.title,
-            body=data.body,
-            message=data.message,
-            status=data.status,
-            priority=data.priority,
-            owner_agent_id=data.owner_agent_id,
-            parent_id=data.parent_id,
-            injection_mode=data.injection_mode,
-            metadata=data.metadata,
-            key=data.key,
-            reopen=data.reopen,
-            cascade=data.cascade,
-        )
+        change = _fill(Patch, data)
 
         async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
             outcome = await writes.update(

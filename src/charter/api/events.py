@@ -15,20 +15,13 @@ from charter.api.auth import ACCESS
 from charter.api.deps import RuntimeDep
 from charter.api.openapi import FeedEvent, event_stream
 from charter.domain.access import Access
+from charter.domain.events import EventType
 from charter.runtime import Runtime
 from charter.store import events, realms
 
 EVENT_TYPES = frozenset(
-    {
-        "directive.created",
-        "directive.version_created",
-        "directive.updated",
-        "directive.moved",
-        "directive.status_changed",
-        "directive.rolled_back",
-        "directive.deactivated",
-    }
-)
+    t.value for t in EventType
+)  # `?type=` knows exactly the types the producers write
 
 MAX_SEQ = 2**63 - 1  # seq is a BIGINT: a larger cursor is bad input, not a driver overflow
 

@@ -23,7 +23,6 @@ from charter.errors import InvalidRequest, NotFound
 from charter.ids import is_key_id
 from charter.services import keys as key_service
 from charter.store import keys
-from charter.store._time import utcnow
 from charter.store.keys import Key
 
 log = logging.getLogger("charter.keys")
@@ -126,7 +125,7 @@ class KeyController(Controller):
             raise NotFound(f"key {key_id!r} not found")
 
         async def run(conn: AsyncConnection) -> Response[None]:
-            await keys.revoke(conn, key_id, utcnow())
+            await key_service.revoke(conn, key_id)
             return Response(None, status_code=204)
 
         response = await write_once(runtime, request, "", run)

@@ -14,8 +14,8 @@ from charter.api.deps import CallerDep, RuntimeDep
 from charter.api.idempotent import write_once
 from charter.domain.access import ALL_REALMS, Access
 from charter.services import reads
+from charter.services import realms as realm_service
 from charter.store import realms
-from charter.store._time import utcnow
 
 
 class RealmController(Controller):
@@ -30,7 +30,7 @@ class RealmController(Controller):
         request: Request[Any, Any, Any],
     ) -> Response[wire.RealmOut]:
         async def run(conn: AsyncConnection) -> Response[wire.RealmOut]:
-            created = await realms.create(conn, data.id, data.name or data.id, utcnow())
+            created = await realm_service.create(conn, data.id, data.name or data.id)
             headers = {"Location": f"/v1/realms/{created.id}"}
             return Response(render.realm(created), status_code=201, headers=headers)
 

@@ -268,12 +268,6 @@ class AgentPage(Struct):
     next_cursor: str | None
 
 
-class ChatMessage(Struct, kw_only=True, forbid_unknown_fields=False):
-    """An OpenAI-style chat message; fields other than `role` pass through unchanged."""
-
-    role: Annotated[str, Meta(min_length=1, max_length=64)]
-
-
 class InjectIn(_In):
     messages: list[dict[str, Any]]
 

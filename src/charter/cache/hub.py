@@ -60,6 +60,10 @@ class Hub:
         if self.keyring is not None:
             self.keyring.revoke(key_id)
 
+    def drop_local(self, realm: str, agents: list[str], stamp: int) -> None:
+        """Drop this process's entries older than `stamp`, waking no one (yet)."""
+        self.local.invalidate(realm, agents, stamp)
+
     def deliver(self, realm: str, agents: Iterable[str], stamp: int) -> None:
         """A change committed at realm revision `stamp` affects `agents`."""
         agents = list(agents)

@@ -24,7 +24,6 @@ class LocalTier:
         self.max_entries = max_entries
         self._entries: dict[Key, Entry] = {}
         self._tombs: dict[Key, _Tomb] = {}
-        self._realm_floor: dict[str, int] = {}
         self.enabled = True
         # Raised by every flush: an entry read before a flush may have missed an invalidation
         # published while this process was not listening, so it is refused (see `put`).
@@ -63,25 +62,18 @@ class LocalTier:
             if tomb is None or tomb.stamp < stamp:
                 self._tombs[key] = _Tomb(stamp, expires)
 
-    def drop_realm(self, realm: str, stamp: int) -> None:
-        """Forget every entry of a realm older than `stamp`, and refuse older ones after."""
-        self._realm_floor[realm] = max(stamp, self._realm_floor.get(realm, 0))
-        for key in [k for k, e in self._entries.items() if k[0] == realm and e.stamp < stamp]:
-            del self._entries[key]
-
     def flush(self) -> None:
         self.epoch += 1
         self._entries.clear()
 
     def _floor(self, key: Key) -> int:
         tomb = self._tombs.get(key)
-        floor = self._realm_floor.get(key[0], 0)
-        if tomb is not None:
-            if tomb.expires < time.monotonic():
-                del self._tombs[key]
-            else:
-                floor = max(floor, tomb.stamp)
-        return floor
+        if tomb is None:
+            return 0
+        if tomb.expires < time.monotonic():
+            del self._tombs[key]
+            return 0
+        return tomb.stamp
 
     def _expire_tombs(self) -> None:
         now = time.monotonic()

@@ -13,15 +13,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from charter.cache.bus import Bus
 from charter.cache.hub import Hub
 from charter.cache.redis_tier import RedisTier
 from charter.db.session import Database
-from charter.db.tables import events, realms, relay_cursors
+from charter.store import relay_cursors
 from charter.store.events import Committed
 
 log = logging.getLogger("charter.relay")
@@ -46,7 +42,7 @@ class Relay:
             # This process's entries go at once; its waiters wake only after the Redis
             # tombstones: woken first, thousands of them would read the old entries back from
             # Redis, and crowd the event loop that is laying the tombstones.
-            self.hub.local.invalidate(change.realm, agents, change.stamp)
+            self.hub.drop_local(change.realm, agents, change.stamp)
             try:
                 await self._send(change.realm, agents, change.stamp)
             except Exception as exc:
@@ -74,7 +70,7 @@ class Relay:
             # The realm caches are dropped wholesale, then the pending events delivered.
             await self.tier.drop_all()
         async with self.db.transaction() as conn:
-            pending = await _pending_realms(conn)
+            pending = await relay_cursors.pending_realms(conn)
         for realm, cursor in pending:
             delivered += await self._drain_realm(realm, cursor)
         if self.tier is not None:
@@ -85,14 +81,7 @@ class Relay:
         delivered = 0
         while True:
             async with self.db.transaction(realm) as conn:
-                rows = list(
-                    await conn.execute(
-                        select(events.c.seq, events.c.affected_agents)
-                        .where(events.c.realm_id == realm, events.c.seq > cursor)
-                        .order_by(events.c.seq)
-                        .limit(_PAGE)
-                    )
-                )
+                rows = await relay_cursors.pending(conn, realm, cursor, _PAGE)
             if not rows:
                 return delivered
             # Each agent is invalidated as of the last event that affects it: an entry it
@@ -100,42 +89,18 @@ class Relay:
             last_seen: dict[str, int] = {}
             for row in rows:
                 for agent in row.affected_agents:
-                    last_seen[agent] = int(row.seq)
+                    last_seen[agent] = row.seq
             by_stamp: dict[int, list[str]] = {}
             for agent, seq in last_seen.items():
                 by_stamp.setdefault(seq, []).append(agent)
-            stamp = int(rows[-1].seq)
+            stamp = rows[-1].seq
             for seq, agents in sorted(by_stamp.items()):
                 await self._send(realm, sorted(agents), seq)
             if stamp not in by_stamp:
                 await self._send(realm, [], stamp)  # realm watchers still hear of it
             async with self.db.transaction(realm) as conn:
-                await _advance(conn, realm, stamp)
+                await relay_cursors.advance(conn, realm, stamp)
             for seq, agents in sorted(by_stamp.items()):
                 self.hub.deliver(realm, agents, seq)
             delivered += len(rows)
             cursor = stamp
-
-
-async def _pending_realms(conn: AsyncConnection) -> list[tuple[str, int]]:
-    delivered = func.coalesce(relay_cursors.c.delivered_seq, 0)
-    query = (
-        select(realms.c.id, delivered)
-        .select_from(realms)
-        .outerjoin(relay_cursors, relay_cursors.c.realm_id == realms.c.id)
-        .where(realms.c.revision > delivered)
-    )
-    return [(row[0], int(row[1])) for row in await conn.execute(query)]
-
-
-async def _advance(conn: AsyncConnection, realm: str, stamp: int) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(relay_cursors).values(realm_id=realm, delivered_seq=stamp)
-    await conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[relay_cursors.c.realm_id],
-            set_={"delivered_seq": func.max(relay_cursors.c.delivered_seq, stamp)}
-            if conn.dialect.name == "sqlite"
-            else {"delivered_seq": func.greatest(relay_cursors.c.delivered_seq, stamp)},
-        )
-    )

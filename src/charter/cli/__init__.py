@@ -9,72 +9,37 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
-import msgspec
 import stamina.instrumentation
 
+from charter.cli import commands as client_commands
 from charter.cli import exits
+from charter.cli._context import (
+    Context,
+    Handler,
+    InvalidFile,
+    UnknownKey,
+    UsageError,
+    connection_options,
+    json_option,
+    realm_option,
+)
 from charter.cli._style import Style
 from charter.client import Charter, errors
 
-Handler = Callable[["Context", argparse.Namespace], int]
-
-
-@dataclass
-class Context:
-    """What every client-side command gets: a client, output style, and the chosen realm."""
-
-    charter: Charter
-    style: Style
-    json: bool
-    realm_flag: str | None  # --realm, or the command's positional realm
-
-    def realm(self, fallback: str | None = None) -> str:
-        realm = self.realm_flag or fallback or os.environ.get("CHARTER_REALM")
-        if not realm:
-            raise UsageError("no realm: pass --realm or set CHARTER_REALM")
-        return realm
-
-    def dump(self, value: object) -> None:
-        """--json output: the value as the API shows it, one document."""
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
-
-
-class UsageError(Exception):
-    """A command that cannot run as asked; exit code 2."""
-
-
-class UnknownKey(Exception):
-    """An operator key that names no directive of the realm; exit code 3, as a 404 would."""
-
-
-class InvalidFile(Exception):
-    """A tree file that cannot be applied as it stands; exit code 5."""
-
-
-def connection_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection")
-    group.add_argument("--url", help="the server (default: $CHARTER_URL or http://127.0.0.1:8000)")
-    group.add_argument("--api-key", help="the API key (default: $CHARTER_KEY)")
-    group.add_argument(
-        "--color", choices=["auto", "always", "never"], default="auto", help="colour output"
-    )
-    return parent
-
-
-def realm_option() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--realm", help="the realm (default: $CHARTER_REALM)")
-    return parent
-
-
-def json_option() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--json", action="store_true", help="print JSON, for scripts")
-    return parent
+__all__ = [
+    "Context",
+    "Handler",
+    "InvalidFile",
+    "UnknownKey",
+    "UsageError",
+    "connection_options",
+    "dispatch",
+    "json_option",
+    "realm_option",
+    "register",
+    "run",
+]
 
 
 def register(
@@ -83,8 +48,6 @@ def register(
     key_create: argparse.ArgumentParser,
 ) -> None:
     """Add the client-side commands to the `charter` parser."""
-    from charter.cli import commands as client_commands
-
     client_commands.add(commands, key_commands, key_create)
 
 
@@ -92,9 +55,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
     """Run a client-side command; None if `args` names a server-side one."""
     handler: Handler | None = getattr(args, "client_run", None)
     if getattr(args, "remote", False):
-        from charter.cli.commands import keys_create_remote
-
-        handler = keys_create_remote
+        handler = client_commands.keys_create_remote
     if handler is None:
         return None
     return run(handler, args)

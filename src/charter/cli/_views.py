@@ -11,8 +11,8 @@ from charter.client import models as m
 def node_line(node: m.TreeNode | m.Directive, style: Style) -> str:
     """`Team: Engineering (Active) · high · owner lead · v3`."""
     head = f"{node.level.capitalize()}: {style(node.title, 'bold')}"
-    status = style(f"({node.status.capitalize()})", STATUS_COLOUR[node.status])
-    parts = [f"{head} {status}", style(node.priority, PRIORITY_COLOUR[node.priority])]
+    status = style(f"({node.status.capitalize()})", STATUS_COLOUR.get(node.status, ""))
+    parts = [f"{head} {status}", style(node.priority, PRIORITY_COLOUR.get(node.priority, ""))]
     if node.owner_agent_id:
         parts.append(f"owner {style(node.owner_agent_id, 'magenta')}")
     if node.active_version is None:

@@ -9,15 +9,12 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import Context, UnknownKey, UsageError, _views, connection_options, exits
-from charter.cli import json_option as _json_option
-from charter.cli import realm_option as _realm_option
+from charter.cli import _views, declarative, edit, exits
+from charter.cli._context import Context, UsageError, connection_options, resolve
+from charter.cli._context import json_option as _json_option
+from charter.cli._context import realm_option as _realm_option
 from charter.client import models as m
-
-LEVELS = ["realm", "team", "agent"]
-STATUSES = ["active", "paused", "completed", "cancelled"]
-PRIORITIES = ["critical", "high", "normal", "low"]
-MODES = ["system_first", "system_append", "user_prepend"]
+from charter.client.vocabulary import INJECTION_MODES, LEVELS, PRIORITIES, STATUSES
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -25,8 +22,6 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def add(
     commands: Subparsers, key_commands: Subparsers, key_create: argparse.ArgumentParser
 ) -> None:
-    from charter.cli import declarative, edit
-
     conn, realm, as_json = connection_options(), _realm_option(), _json_option()
     read = [conn, realm, as_json]
 
@@ -153,7 +148,7 @@ def _attribute_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--priority", choices=PRIORITIES)
     p.add_argument("--owner", help="the owning agent id ('-': none)")
-    p.add_argument("--mode", choices=MODES, help="the injection mode")
+    p.add_argument("--mode", choices=INJECTION_MODES, help="the injection mode")
 
 
 def _read_body(path: str) -> str:
@@ -163,17 +158,6 @@ def _read_body(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def resolve(ctx: Context, ref: str) -> m.Directive:
-    """A directive by id (`dir_…`) or by operator key."""
-    realm = ctx.realm()
-    if ref.startswith("dir_"):
-        return ctx.charter.get(ref, realm=realm)
-    found = ctx.charter.find(ref, realm=realm)
-    if found is None:
-        raise UnknownKey(f"no directive has the key {ref!r} in {realm}")
-    return found
 
 
 def _done(ctx: Context, d: m.Directive, verb: str) -> int:

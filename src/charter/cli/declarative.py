@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from charter.cli import Context, UsageError, exits, treefile
+from charter.cli import exits, treefile
+from charter.cli._context import Context, UsageError
 from charter.cli._style import Style
 from charter.cli.plan import Plan, RealmState, Step, make_plan
 from charter.client import Charter, errors

@@ -16,7 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from charter.cli import Context, InvalidFile, UsageError, _views, exits
+from charter.cli import _views, exits
+from charter.cli._context import Context, InvalidFile, UsageError, resolve
 from charter.cli._style import Style
 from charter.client import Charter, errors
 from charter.client import models as m
@@ -59,8 +60,6 @@ def add(
 
 
 def edit(ctx: Context, args: argparse.Namespace) -> int:
-    from charter.cli.commands import resolve
-
     realm = ctx.realm()
     if args.message is None and not sys.stdin.isatty():
         # Refuse before the editor opens, not after the work is done.

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from charter.cli import InvalidFile
+from charter.cli._context import InvalidFile
 from charter.cli.treefile import FileNode, TreeFile, walk
 from charter.client import models as m
 

@@ -13,10 +13,9 @@ from typing import Any
 import msgspec
 import yaml
 
-from charter.cli import InvalidFile
+from charter.cli._context import InvalidFile
 from charter.client import models as m
-
-_ALLOWED_PARENTS = {"realm": (), "team": ("realm", "team"), "agent": ("realm", "team", "agent")}
+from charter.client.vocabulary import ALLOWED_PARENTS
 
 
 class FileNode(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -64,7 +63,7 @@ def load(text: str, source: str) -> TreeFile:
         parent_level = parent.level if parent else None
         if parent_level is None and node.level != "realm":
             raise InvalidFile(f"{source}: {node.key!r} is a {node.level} node, so needs a parent")
-        if parent_level is not None and parent_level not in _ALLOWED_PARENTS[node.level]:
+        if parent_level is not None and parent_level not in ALLOWED_PARENTS[node.level]:
             raise InvalidFile(
                 f"{source}: {node.key!r} is a {node.level} node; it cannot sit under the "
                 f"{parent_level} node {parent.key if parent else ''!r}"

@@ -244,6 +244,3 @@ class Endpoints:
 
     def revoke_key(self, key_id: str) -> Call[None]:
         return Call("DELETE", f"/v1/keys/{_seg(key_id)}", _nothing, write=True)
-
-    def health(self) -> Call[None]:
-        return Call("GET", "/readyz", _nothing)

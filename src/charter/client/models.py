@@ -7,17 +7,13 @@ accept unknown fields, so a newer server does not break an older client.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from msgspec import UNSET, Struct, UnsetType, field
 
-Level = Literal["realm", "team", "agent"]
-Status = Literal["active", "paused", "completed", "cancelled"]
-Priority = Literal["critical", "high", "normal", "low"]
-InjectionMode = Literal["system_first", "system_append", "user_prepend"]
-Role = Literal["admin", "operator", "reader", "agent"]
+from charter.client.vocabulary import TERMINAL, InjectionMode, Level, Priority, Role, Status
 
-TERMINAL: frozenset[str] = frozenset({"completed", "cancelled"})
+__all__ = ["TERMINAL", "InjectionMode", "Level", "Priority", "Role", "Status"]
 
 
 class Realm(Struct, kw_only=True):

@@ -10,13 +10,16 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from charter.store import dialect
+
 
 class Database:
     """An async engine plus the per-transaction realm setting that row-level security keys on."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.is_postgres = engine.dialect.name == "postgresql"
+        # What this database can do: the store's dialect seam says, for every difference.
+        self.dialect = dialect.named(engine.dialect)
         _keep_text_out_of_logs()
 
     @classmethod
@@ -45,7 +48,7 @@ class Database:
         transaction-local, so a pooled connection never carries it into another request.
         """
         async with self.engine.begin() as conn:
-            if self.is_postgres:
+            if self.dialect.realm_setting:
                 await conn.execute(select(func.set_config("charter.realm", realm_id or "", True)))
             yield conn
 
@@ -53,7 +56,7 @@ class Database:
     async def one_statement(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
         """For a read that is a single statement setting the realm itself (PostgreSQL): no
         BEGIN, no COMMIT, one round trip. Elsewhere, an ordinary transaction."""
-        if not self.is_postgres:
+        if not self.dialect.server_functions:
             async with self.transaction(realm_id) as conn:
                 yield conn
             return

@@ -44,6 +44,8 @@ realms = Table(
     Column("name", String(256), nullable=False),
     Column("revision", BigInteger, nullable=False, server_default="0"),
     Column("created_at", Timestamp, nullable=False),
+    # The time of the realm's latest event: no later event may take an earlier one (0007).
+    Column("clock", Timestamp, nullable=True),
 )
 
 directives = Table(
@@ -165,12 +167,4 @@ idempotency_records = Table(
     Column("created_at", Timestamp, nullable=False),
     PrimaryKeyConstraint("realm_id", "caller", "method", "path", "key"),
     Index("ix_idempotency_records_realm_id_created_at", "realm_id", "created_at"),
-)
-
-REALM_SCOPED = (
-    "directives",
-    "directive_versions",
-    "events",
-    "compositions",
-    "idempotency_records",
 )

@@ -1,4 +1,9 @@
-"""The goal tree's rules: levels, hierarchy, status transitions, and guarded walks."""
+"""The goal tree's rules: levels, hierarchy, status transitions, and guarded walks.
+
+The vocabulary of a directive (levels, statuses, priorities, injection modes) is defined here
+and only here; every other list of these words is derived from these enums, or checked
+against them by a test (tests/domain/test_vocabulary.py). See docs/architecture.md.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,17 @@ class Status(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (Status.COMPLETED, Status.CANCELLED)
+        """Completed or cancelled: only a reopen leaves it."""
+        return self in TERMINAL
+
+    @property
+    def open(self) -> bool:
+        return self not in TERMINAL
+
+
+# The one list of terminal statuses; every other status is open.
+TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.CANCELLED})
+OPEN: frozenset[Status] = frozenset(Status) - TERMINAL
 
 
 class Priority(enum.StrEnum):

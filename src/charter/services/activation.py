@@ -5,11 +5,13 @@ Neither makes a version; both raise the node's revision and write one event.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.domain.events import EventType
 from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 from charter.store import directives, events, versions
-from charter.store._time import utcnow
 from charter.store.events import NewEvent
 
 
@@ -22,24 +24,24 @@ async def rollback(
     version: int,
     message: str | None,
 ) -> Outcome:
-    current = await read_for_write(conn, realm_id, directive_id, expected)
+    current, now = await read_for_write(conn, realm_id, directive_id, expected)
     target = await versions.get(conn, realm_id, directive_id, version)  # 404 if never made
     if current.active_version == version:
         return Outcome(current, changed=False)
-    now = utcnow()
     values = {"active_version": version, "updated_at": now}
     written = await swap_revision(conn, current, expected, values, target.content)
     revision = written.revision
     await _record(
         conn,
         realm_id,
-        "directive.rolled_back",
+        EventType.ROLLED_BACK,
         directive_id,
         revision,
         version,
         actor,
         message,
         {"from_version": current.active_version, "to_version": version},
+        now,
     )
     return Outcome(written, changed=True)
 
@@ -52,10 +54,9 @@ async def deactivate(
     expected: Expected,
     message: str | None = None,
 ) -> Outcome:
-    current = await read_for_write(conn, realm_id, directive_id, expected)
+    current, now = await read_for_write(conn, realm_id, directive_id, expected)
     if current.active_version is None:
         return Outcome(current, changed=False)
-    now = utcnow()
     # A deactivated node shows its latest version's text.
     latest = await versions.get(conn, realm_id, directive_id, current.latest_version)
     values = {"active_version": None, "updated_at": now}
@@ -64,13 +65,14 @@ async def deactivate(
     await _record(
         conn,
         realm_id,
-        "directive.deactivated",
+        EventType.DEACTIVATED,
         directive_id,
         revision,
         None,
         actor,
         message,
         {"previous_version": current.active_version},
+        now,
     )
     return Outcome(written, changed=True)
 
@@ -78,13 +80,14 @@ async def deactivate(
 async def _record(
     conn: AsyncConnection,
     realm_id: str,
-    kind: str,
+    kind: EventType,
     directive_id: str,
     revision: int,
     version: int | None,
     actor: Actor,
     message: str | None,
     payload: dict[str, int | None],
+    now: datetime,
 ) -> None:
     below = directives.owners(await directives.subtree(conn, realm_id, directive_id))
     event = NewEvent(
@@ -93,7 +96,7 @@ async def _record(
         revision=revision,
         version=version,
         actor=actor.key_id,
-        occurred_at=utcnow(),
+        occurred_at=now,
         affected_agents=sorted(below),
         payload=dict(payload),
         message=message,

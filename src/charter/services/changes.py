@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.domain import tree
+from charter.domain.events import EventType
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.domain.versions import Content
 from charter.store import directives
@@ -40,7 +41,7 @@ class ChangePlan:
         below = directives.owners(subtree)
         version = self.values.get("active_version", current.active_version)
 
-        def event(kind: str, affected: set[str], payload: dict[str, Any]) -> NewEvent:
+        def event(kind: EventType, affected: set[str], payload: dict[str, Any]) -> NewEvent:
             return NewEvent(
                 type=kind,
                 directive_id=current.id,
@@ -57,7 +58,7 @@ class ChangePlan:
         if self.content is not None:
             out.append(
                 event(
-                    "directive.version_created",
+                    EventType.VERSION_CREATED,
                     below,
                     {"version": version, "based_on": current.active_version},
                 )
@@ -65,7 +66,7 @@ class ChangePlan:
         if self.attributes:
             out.append(
                 event(
-                    "directive.updated",
+                    EventType.UPDATED,
                     _attribute_audience(current, self.values, below),
                     _attribute_payload(current, self.values, self.attributes),
                 )
@@ -73,7 +74,7 @@ class ChangePlan:
         if self.moved:
             out.append(
                 event(
-                    "directive.moved",
+                    EventType.MOVED,
                     below,
                     {"from_parent_id": current.parent_id, "to_parent_id": self.values["parent_id"]},
                 )
@@ -81,7 +82,7 @@ class ChangePlan:
         if "status" in self.values:
             out.append(
                 event(
-                    "directive.status_changed",
+                    EventType.STATUS_CHANGED,
                     below,
                     {"from": current.status.value, "to": self.values["status"]},
                 )
@@ -130,7 +131,7 @@ async def cascade_status(
         }
         out.append(
             NewEvent(
-                type="directive.status_changed",
+                type=EventType.STATUS_CHANGED,
                 directive_id=row.id,
                 revision=row.revision,
                 version=row.active_version,

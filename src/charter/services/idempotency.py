@@ -14,10 +14,10 @@ from datetime import timedelta
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from charter.store import idempotency, realms
-from charter.store._time import utcnow
 from charter.store.idempotency import Scope, Stored
 
 log = logging.getLogger("charter.idempotency")

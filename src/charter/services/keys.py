@@ -16,12 +16,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.domain.access import ALL_REALMS, Caller, Role
 from charter.errors import InvalidRequest
 from charter.ids import new_id
 from charter.store import keys
-from charter.store._time import utcnow
 from charter.store.keys import Key
 
 SECRET_PREFIX = "chk_"
@@ -129,3 +129,8 @@ class Keyring:
         self._revocations += 1
         self._by_secret.clear()
         self._unknown.clear()
+
+
+async def revoke(conn: AsyncConnection, key_id: str) -> None:
+    """Revoke a key now; the caller tells the processes (`Hub.revoke_key`, the bus)."""
+    await keys.revoke(conn, key_id, utcnow())

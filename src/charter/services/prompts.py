@@ -11,6 +11,7 @@ import msgspec
 from charter.cache.entries import Entry
 from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.domain.composition import (
     RENDERER_VERSION,
@@ -24,7 +25,6 @@ from charter.errors import NotFound
 from charter.metrics import Metrics
 from charter.services.misses import Misses
 from charter.store import compositions
-from charter.store._time import utcnow
 
 
 class LayerDocument(msgspec.Struct, kw_only=True):

@@ -6,7 +6,7 @@ version and the events in the caller's transaction. Nothing here commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.domain import tree
+from charter.domain.events import EventType
 from charter.domain.metadata import validate_metadata
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.domain.versions import Content, validate_body, validate_title
@@ -21,7 +22,6 @@ from charter.errors import InvalidHierarchy, InvalidRequest, NotFound, StaleRevi
 from charter.ids import new_directive_id
 from charter.services.changes import ChangePlan, cascade_status, raw_value
 from charter.store import directives, events, realms, swap, versions
-from charter.store._time import utcnow
 from charter.store.directives import Directive, Node
 from charter.store.events import NewEvent
 from charter.store.versions import Version
@@ -68,6 +68,25 @@ class Patch:
     cascade: bool = False
 
 
+# The Patch fields with rules of their own in `update`; every other field is an attribute,
+# written to its column as it is. Derived, not listed: a new Patch field is written (or, with
+# no field of its name on `Directive`, refused at once) and never silently dropped.
+_CONTENT_FIELDS = frozenset({"title", "body"})
+_CHANGE_FIELDS = frozenset({"message"})
+_MOVE_FIELDS = frozenset({"parent_id"})
+_STATUS_FIELDS = frozenset({"status", "reopen", "cascade"})
+_RULED = _CONTENT_FIELDS | _CHANGE_FIELDS | _MOVE_FIELDS | _STATUS_FIELDS
+# What the one-call text swap handles (ADR 0004): a PATCH with any other field set goes the
+# general way.
+_SWAP_FIELDS = _CONTENT_FIELDS | _CHANGE_FIELDS
+# NewDirective fields that are not columns of the directive row.
+_NOT_COLUMNS = _CONTENT_FIELDS | _CHANGE_FIELDS
+
+
+def _attributes(patch: Patch) -> list[str]:
+    return [f.name for f in fields(patch) if f.name not in _RULED]
+
+
 @dataclass(frozen=True, slots=True)
 class Expected:
     """The caller's expected revision and where it came from (header: 412, body: 409)."""
@@ -90,28 +109,21 @@ async def create(
     validate_metadata(new.metadata)
     if new.status.terminal:
         raise InvalidRequest("a directive is created active or paused")
-    await realms.lock(conn, realm_id)
+    now = await realms.lock(conn, realm_id)
     if new.parent_id is None:
         tree.check_parent_level(new.level, None)
     else:
         chain = await _parent_chain(conn, realm_id, new.parent_id)
         tree.check_parent_level(new.level, chain[0].level)
         tree.check_depth(len(chain), 1, max_depth)
-    now = utcnow()
     directive_id = new_directive_id()
+    row = {f.name: raw_value(getattr(new, f.name)) for f in fields(new)}
     await directives.insert_row(
         conn,
         {
+            **{name: value for name, value in row.items() if name not in _NOT_COLUMNS},
             "realm_id": realm_id,
             "id": directive_id,
-            "key": new.key,
-            "level": new.level.value,
-            "parent_id": new.parent_id,
-            "status": new.status.value,
-            "priority": new.priority.value,
-            "owner_agent_id": new.owner_agent_id,
-            "injection_mode": new.injection_mode.value,
-            "metadata": new.metadata,
             "revision": 1,
             "active_version": 1,
             "latest_version": 1,
@@ -127,7 +139,7 @@ async def create(
         realm_id,
         [
             NewEvent(
-                type="directive.created",
+                type=EventType.CREATED,
                 directive_id=directive_id,
                 revision=1,
                 version=1,
@@ -173,13 +185,16 @@ async def _parent_chain(conn: AsyncConnection, realm_id: str, parent_id: str) ->
 
 async def read_for_write(
     conn: AsyncConnection, realm_id: str, directive_id: str, expected: Expected
-) -> Directive:
-    """Lock the realm, read the node, and refuse early if the expected revision is stale."""
-    await realms.lock(conn, realm_id)
+) -> tuple[Directive, datetime]:
+    """Lock the realm, read the node, and refuse early if the expected revision is stale.
+
+    Also the change's time, taken under the lock: never before the realm's last event.
+    """
+    now = await realms.lock(conn, realm_id)
     current = await directives.get(conn, realm_id, directive_id)
     if current.revision != expected.revision:
         raise StaleRevision(current.revision, via_header=expected.via_header)
-    return current
+    return current, now
 
 
 async def swap_revision(
@@ -208,12 +223,11 @@ async def update(
     patch: Patch,
     max_depth: int,
 ) -> Outcome:
-    if conn.dialect.name == "postgresql" and _text_only(patch):
+    if swap.available(conn) and _text_only(patch):
         outcome = await _swap_text(conn, realm_id, actor, directive_id, expected, patch)
         if outcome is not None:
             return outcome
-    current = await read_for_write(conn, realm_id, directive_id, expected)
-    now = utcnow()
+    current, now = await read_for_write(conn, realm_id, directive_id, expected)
     plan = ChangePlan(current)
 
     content = _new_content(current, patch)
@@ -222,7 +236,7 @@ async def update(
         plan.values["active_version"] = current.latest_version + 1
         plan.content = content
 
-    for name in ("priority", "owner_agent_id", "injection_mode", "metadata", "key"):
+    for name in _attributes(patch):
         value = getattr(patch, name)
         if value is not UNSET and raw_value(value) != raw_value(getattr(current, name)):
             if name == "metadata":
@@ -280,18 +294,14 @@ async def update(
 
 
 def _text_only(patch: Patch) -> bool:
-    """Whether a PATCH touches nothing but the title and the body."""
-    return (
-        (patch.title is not UNSET or patch.body is not UNSET)
-        and patch.status is UNSET
-        and patch.priority is UNSET
-        and patch.owner_agent_id is UNSET
-        and patch.parent_id is UNSET
-        and patch.injection_mode is UNSET
-        and patch.metadata is UNSET
-        and patch.key is UNSET
-        and not patch.reopen
-        and not patch.cascade
+    """Whether a PATCH touches nothing but the title and the body.
+
+    Every field outside `_SWAP_FIELDS` must be at its default, whatever fields Patch has.
+    """
+    if patch.title is UNSET and patch.body is UNSET:
+        return False
+    return all(
+        getattr(patch, f.name) is f.default for f in fields(patch) if f.name not in _SWAP_FIELDS
     )
 
 
@@ -319,7 +329,7 @@ async def _swap_text(
     if content is None:
         return Outcome(current, changed=False)
     swapped = await swap.swap_content(
-        conn, current, expected.revision, content, actor.key_id, patch.message, utcnow()
+        conn, current, expected.revision, content, actor.key_id, patch.message
     )
     if swapped.directive is None:
         if swapped.revision is None:  # never deleted, so never seen; said plainly all the same

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, column, func, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import compositions as c
 from charter.db.tables import directive_versions as v
 from charter.db.tables import directives as d
@@ -18,7 +18,7 @@ from charter.db.tables import realms
 from charter.domain.composition import TreeNode
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.errors import NotFound
-from charter.store._time import aware
+from charter.store import dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snaps
     On PostgreSQL a function (migration 0004) sets the realm and runs the same query, so a
     connection outside any transaction reads it in one round trip.
     """
-    if conn.dialect.name == "postgresql":
+    if dialect.of(conn).server_functions:
         params = {"realm": realm_id, "agent": agent_id}
         return _snapshot(agent_id, list(await conn.execute(_ROWS_FUNCTION, params)))
     return _snapshot(agent_id, list(await conn.execute(_snapshot_query(realm_id, agent_id))))
@@ -90,7 +90,7 @@ async def snapshots(
     the caller's connection.
     """
     out: dict[str, Snapshot | NotFound] = {}
-    if conn.dialect.name != "postgresql":
+    if not dialect.of(conn).server_functions:
         for agent in agent_ids:
             try:
                 out[agent] = await snapshot(conn, realm_id, agent)
@@ -197,10 +197,9 @@ async def record_many(conn: AsyncConnection, realm_id: str, recs: Sequence[Recor
         }
         for rec in recs
     ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     # Parameters apart from the statement: one cached compilation whatever the count (a
     # multi-row VALUES would be compiled afresh for each count, at a cost that grows with it).
-    await conn.execute(dialect.insert(c).on_conflict_do_nothing(), values)
+    await conn.execute(dialect.of(conn).insert_ignore(c), values)
 
 
 async def get(conn: AsyncConnection, realm_id: str, composition_id: str) -> Record:

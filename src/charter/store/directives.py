@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +20,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import directive_versions as versions
 from charter.db.tables import directives as d
-from charter.domain.tree import InjectionMode, Level, Priority, Status, walk_up
+from charter.domain.tree import OPEN, InjectionMode, Level, Priority, Status, walk_up
 from charter.errors import AlreadyExists, NotFound
-from charter.store._time import aware
 
 # A hard bound on every recursive walk, whatever the configured depth limit: corrupt rows
 # (a cycle written straight into the table) can never make a query or a loop run unbounded.
@@ -100,27 +100,28 @@ def _content(rows: Iterable[Row[Any]]) -> list[Directive]:
     return [_directive(row, row.title, row.body) for row in rows if row.title is not None]
 
 
+# How a column's stored value becomes the record's; a column not named here is taken as is.
+_FROM_COLUMN: dict[str, Callable[[Any], Any]] = {
+    "level": Level,
+    "status": Status,
+    "priority": Priority,
+    "injection_mode": InjectionMode,
+    "metadata": dict,
+    "created_at": aware,
+    "updated_at": aware,
+}
+# Every Directive field but the text is a column of the same name: derived, not listed.
+_COLUMNS = tuple(f.name for f in fields(Directive) if f.name not in ("title", "body"))
+
+
 def _directive(row: Row[Any] | Mapping[str, Any], title: str, body: str) -> Directive:
     m = row._mapping if isinstance(row, Row) else row
-    return Directive(
-        realm_id=m["realm_id"],
-        id=m["id"],
-        key=m["key"],
-        level=Level(m["level"]),
-        parent_id=m["parent_id"],
-        status=Status(m["status"]),
-        priority=Priority(m["priority"]),
-        owner_agent_id=m["owner_agent_id"],
-        injection_mode=InjectionMode(m["injection_mode"]),
-        metadata=dict(m["metadata"]),
-        revision=m["revision"],
-        active_version=m["active_version"],
-        latest_version=m["latest_version"],
-        created_at=aware(m["created_at"]),
-        updated_at=aware(m["updated_at"]),
-        title=title,
-        body=body,
-    )
+    values = {name: _FROM_COLUMN.get(name, _same)(m[name]) for name in _COLUMNS}
+    return Directive(**values, title=title, body=body)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 async def get(conn: AsyncConnection, realm_id: str, directive_id: str) -> Directive:
@@ -292,7 +293,7 @@ async def set_status(
         .where(
             d.c.realm_id == realm_id,
             d.c.id.in_(ids),
-            d.c.status.in_([Status.ACTIVE.value, Status.PAUSED.value]),
+            d.c.status.in_(sorted(s.value for s in OPEN)),
         )
         .values(status=status.value, revision=d.c.revision + 1, updated_at=now)
         .returning(d.c.id, d.c.revision, d.c.active_version, d.c.status)

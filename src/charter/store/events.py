@@ -10,14 +10,15 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import events as e
+from charter.domain.events import EventType
 from charter.store import realms
-from charter.store._time import aware
 
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    type: str
+    type: EventType
     directive_id: str
     revision: int
     version: int | None
@@ -59,7 +60,7 @@ async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) 
     """Give the events the next realm revisions, in order, and write them. Needs the realm lock."""
     if not new:
         return None
-    last = await realms.advance(conn, realm_id, len(new))
+    last = await realms.advance(conn, realm_id, len(new), max(ev.occurred_at for ev in new))
     first = last - len(new) + 1
     await conn.execute(
         insert(e),

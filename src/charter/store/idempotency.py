@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.db.tables import idempotency_records as r
+from charter.store import dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ async def try_lock(conn: AsyncConnection, scope: Scope) -> bool:
     On PostgreSQL a transaction-scoped advisory lock: released at commit or rollback, and by a
     crash. SQLite runs one transaction at a time, so the claim always succeeds.
     """
-    if conn.dialect.name != "postgresql":
+    if not dialect.of(conn).advisory_locks:
         return True
     claimed = await conn.scalar(select(func.pg_try_advisory_xact_lock(scope.lock_id)))
     return bool(claimed)

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import api_keys as k
 from charter.domain.access import Caller, Role
 from charter.errors import NotFound
-from charter.store._time import aware
 
 
 @dataclass(frozen=True, slots=True)

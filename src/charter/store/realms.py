@@ -11,9 +11,9 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware, utcnow
 from charter.db.tables import realms
 from charter.errors import AlreadyExists, NotFound
-from charter.store._time import aware
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,25 +60,28 @@ async def page(
     return [_realm(row) for row in await conn.execute(query)]
 
 
-async def lock(conn: AsyncConnection, realm_id: str) -> int:
-    """Take the realm's write lock, held until commit, and return its revision.
+async def lock(conn: AsyncConnection, realm_id: str) -> datetime:
+    """Take the realm's write lock, held until commit, and return the write's time.
 
     Every write in a realm takes this lock first: it is what makes the realm revision gapless
     and in commit order, and what serialises moves so two of them can never close a cycle.
+    The time is taken here, under the lock, and never before the realm's latest event, so
+    along the feed `occurred_at` never decreases (`advance` stores it back).
     """
-    query = select(realms.c.revision).where(realms.c.id == realm_id).with_for_update()
-    revision = (await conn.execute(query)).scalar_one_or_none()
-    if revision is None:
+    query = select(realms.c.clock).where(realms.c.id == realm_id).with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
         raise NotFound(f"realm {realm_id!r} not found")
-    return int(revision)
+    now = utcnow()
+    return now if row.clock is None else max(now, aware(row.clock))
 
 
-async def advance(conn: AsyncConnection, realm_id: str, by: int) -> int:
-    """Raise the realm revision by `by` (under the lock) and return the new value."""
+async def advance(conn: AsyncConnection, realm_id: str, by: int, clock: datetime) -> int:
+    """Raise the realm revision by `by` and set its clock (under the lock); the new revision."""
     query = (
         update(realms)
         .where(realms.c.id == realm_id)
-        .values(revision=realms.c.revision + by)
+        .values(revision=realms.c.revision + by, clock=clock)
         .returning(realms.c.revision)
     )
     return int((await conn.execute(query)).scalar_one())

@@ -1,48 +1,29 @@
-"""A text change's locked part in one call to PostgreSQL (migration 0006).
+"""A text change's locked part in one call to PostgreSQL (migrations 0006 and 0007).
 
 Used for a PATCH that changes only the title or the body, by far the most common write:
 the realm lock is taken and released inside the server instead of across round trips.
-`services.writes` decides when; SQLite, and every other change, takes the statement-by-
-statement path, which writes the same rows and the same event.
+`services.writes` decides when (`available`); SQLite, and every other change, takes the
+statement-by-statement path, which writes the same rows and the same event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import column, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.domain.events import EventType
 from charter.domain.versions import Content
+from charter.store import dialect
 from charter.store.directives import WALK_CAP, Directive, with_content
 from charter.store.events import COMMITTED_KEY, Committed
 
+# The function returns the directive as a row of the table's own type; `(s.directive).*`
+# spreads it into the table's columns, whatever they are, so none is named here.
 _SWAP = text(
-    "SELECT * FROM charter_swap_content(:realm, :id, :expected, :title, :body, :hash,"
-    " :author, :message, :now, :cap)"
-).columns(
-    *(
-        column(name)
-        for name in (
-            "outcome",
-            "revision",
-            "seq",
-            "agents",
-            "key",
-            "level",
-            "parent_id",
-            "status",
-            "priority",
-            "owner_agent_id",
-            "injection_mode",
-            "metadata",
-            "active_version",
-            "latest_version",
-            "created_at",
-            "updated_at",
-        )
-    )
+    "SELECT s.outcome, s.seq, s.agents, (s.directive).* FROM charter_swap_content(:realm,"
+    " :id, :expected, :title, :body, :hash, :author, :message, :type, :cap) AS s"
 )
 
 
@@ -54,6 +35,11 @@ class Swapped:
     revision: int | None
 
 
+def available(conn: AsyncConnection) -> bool:
+    """Whether this database has the function (PostgreSQL); elsewhere the general path."""
+    return dialect.of(conn).server_functions
+
+
 async def swap_content(
     conn: AsyncConnection,
     current: Directive,
@@ -61,9 +47,11 @@ async def swap_content(
     content: Content,
     author: str,
     message: str | None,
-    now: datetime,
 ) -> Swapped:
-    """Lock, check, write the new version and its event; the caller commits."""
+    """Lock, check, write the new version and its event; the caller commits.
+
+    The write's time is taken inside the function, under the realm lock.
+    """
     params = {
         "realm": current.realm_id,
         "id": current.id,
@@ -73,14 +61,12 @@ async def swap_content(
         "hash": content.hash,
         "author": author,
         "message": message,
-        "now": now,
+        "type": EventType.VERSION_CREATED.value,
         "cap": WALK_CAP,
     }
     row = (await conn.execute(_SWAP, params)).one()
     if row.outcome != "ok":
         return Swapped(None, row.revision)
-    fields = dict(row._mapping)
-    fields.update(realm_id=current.realm_id, id=current.id)
     agents = frozenset(row.agents)
     conn.info.setdefault(COMMITTED_KEY, []).append(Committed(current.realm_id, row.seq, agents))
-    return Swapped(with_content(fields, content.title, content.body), row.revision)
+    return Swapped(with_content(row, content.title, content.body), row.revision)

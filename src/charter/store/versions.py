@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from charter.clock import aware
 from charter.db.tables import directive_versions as v
 from charter.domain.versions import Content
 from charter.errors import NotFound
-from charter.store._time import aware
 
 # Version numbers are INTEGER columns: a number past this cannot exist, and sending one to the
 # driver would fail as an overflow (a 500) instead of finding nothing.

@@ -1,0 +1,15 @@
+"""The event types of a realm's feed: the one list, used by every producer and the filter."""
+
+from __future__ import annotations
+
+import enum
+
+
+class EventType(enum.StrEnum):
+    CREATED = "directive.created"
+    VERSION_CREATED = "directive.version_created"
+    UPDATED = "directive.updated"
+    MOVED = "directive.moved"
+    STATUS_CHANGED = "directive.status_changed"
+    ROLLED_BACK = "directive.rolled_back"
+    DEACTIVATED = "directive.deactivated"
