@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete, select
+
+from charter.db.session import Database
+from charter.db.tables import composition_agents
 from tests.api._support import assert_problem
 from tests.conftest import Api
 
@@ -83,3 +87,26 @@ async def test_another_agents_composition_is_as_unknown_as_one_never_made(api: A
     admin = await api.client.get(f"/v1/realms/{api.realm}/compositions/{theirs}")
     assert admin.status_code == 200, admin.text
     assert admin.json()["agent_id"] == "alpha"
+
+
+async def test_an_unrecorded_pair_is_recorded_when_it_is_the_agents_current_prompt(
+    api: Api, backend: str, db: Database, pg_admin_db: Database
+) -> None:
+    # What a prompt cached by a server older than migration 0009 leaves: no pair for beta.
+    root = await api.create(title="Root", body="Shared", owner_agent_id="alpha")
+    alpha, beta = await _agent_key(api, "alpha"), await _agent_key(api, "beta")
+    shared = (await _prompt(api, "alpha", alpha))["composition_id"]
+    await api.patch(root, owner_agent_id="beta")
+    assert (await _prompt(api, "beta", beta))["composition_id"] == shared
+    owner = pg_admin_db if backend == "postgres" else db  # the app role may not delete
+    pairs = composition_agents.c
+    async with owner.transaction(api.realm) as conn:
+        forget = delete(composition_agents).where(
+            pairs.realm_id == api.realm, pairs.agent_id == "beta"
+        )
+        assert (await conn.execute(forget)).rowcount == 1
+    resolved = await _resolve(api, shared, beta)
+    assert resolved.status_code == 200, resolved.text
+    async with owner.transaction(api.realm) as conn:
+        again = select(pairs.agent_id).where(pairs.realm_id == api.realm, pairs.agent_id == "beta")
+        assert (await conn.execute(again)).all() == [("beta",)]
