@@ -42,7 +42,8 @@ async def deployment(settings: Settings) -> AsyncIterator[tuple[Runtime, httpx.A
         runtime: Runtime = app.state.runtime
         deadline = time.monotonic() + READY_SECONDS
         tier, bus = runtime.prompts.tier, runtime.bus
-        assert tier is not None and isinstance(bus, RedisBus)
+        assert tier is not None
+        assert isinstance(bus, RedisBus)
         while not bus.subscribed.is_set() or tier.recovering:
             assert time.monotonic() < deadline, "the deployment never became ready"
             await asyncio.sleep(0.01)
