@@ -4,7 +4,7 @@ Without `CHARTER_REDIS_URL` a process keeps its cache and its key checks to itse
 only its own changes, so a second process on the same database would serve stale prompts and
 accept revoked keys. A process without Redis therefore holds the database's serving lock
 exclusively, and a process with Redis holds it shared: two processes without Redis, or one
-without and one with, cannot both start (docs/decisions/0005-one-process-without-redis.md).
+without and one with, cannot both start (docs/cache.md, "One process without Redis").
 
 - PostgreSQL: a session-level advisory lock on a connection of its own (kept by a thread,
   since the ASGI server owns the main thread), so it goes when the process goes.
