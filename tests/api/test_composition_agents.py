@@ -109,4 +109,4 @@ async def test_an_unrecorded_pair_is_recorded_when_it_is_the_agents_current_prom
     assert resolved.status_code == 200, resolved.text
     async with owner.transaction(api.realm) as conn:
         again = select(pairs.agent_id).where(pairs.realm_id == api.realm, pairs.agent_id == "beta")
-        assert (await conn.execute(again)).all() == [("beta",)]
+        assert list((await conn.execute(again)).scalars()) == ["beta"]

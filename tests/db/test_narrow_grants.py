@@ -7,7 +7,6 @@ app role (an injection, a compromised process) would try.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -35,9 +34,9 @@ async def _reader_key(db: Database, realm_id: str) -> str:
     return key.id
 
 
-async def _row(db: Database, query: str, **values: Any) -> Mapping[str, Any]:
+async def _row(db: Database, query: str, **values: Any) -> dict[str, Any]:
     async with db.transaction() as conn:
-        return (await conn.execute(text(query), values)).mappings().one()
+        return dict((await conn.execute(text(query), values)).mappings().one())
 
 
 async def _refused(db: Database, realm_id: str, statement: str, **values: Any) -> str:

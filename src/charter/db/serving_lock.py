@@ -36,6 +36,7 @@ log = logging.getLogger("charter.serve")
 # "charter\x01" as a big-endian bigint: one key for every Charter server of a database.
 LOCK_KEY = int.from_bytes(b"charter\x01", "big")
 _RETRY_SECONDS = 1.0
+_TAKE_SECONDS = 90.0  # longer than a connection attempt may take (asyncpg: 60 s)
 
 ALONE_ALREADY = (
     "a charter server without CHARTER_REDIS_URL is already serving this database, and it "
@@ -60,7 +61,8 @@ def serving_lock(settings: Settings) -> Iterator[None]:
         return
     holder = _PostgresHolder(settings.database_url, exclusive)
     holder.start()
-    holder.taken.wait()
+    if not holder.taken.wait(_TAKE_SECONDS):
+        raise PreflightFailed("timed out taking the serving lock on the database")
     if holder.refusal is not None:
         raise PreflightFailed(holder.refusal)
     try:
