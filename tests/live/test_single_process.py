@@ -7,15 +7,22 @@ refused, and so is one without Redis beside servers that have it (db/serving_loc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
 
+from charter.db.serving_lock import LOCK_KEY
 from tests.live.conftest import (
     SHARED_REDIS_URL,
     Server,
@@ -141,3 +148,66 @@ async def test_the_lock_goes_with_the_server(database_url: str, running: Running
     _stop_group(first.process, first=signal.SIGTERM)
     second = await running(_env(database_url, None))
     assert second.process.poll() is None
+
+
+# --- PostgreSQL: the lock's own connection drops -------------------------------------------
+
+_HOLDER = text(
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid::bigint = :high AND objid::bigint = :low"
+)
+_KEY = {"high": LOCK_KEY >> 32, "low": LOCK_KEY & 0xFFFFFFFF}
+EXIT_SECONDS = 30.0
+
+
+@asynccontextmanager
+async def _app_role(postgres_urls: tuple[str, str]) -> AsyncIterator[AsyncConnection]:
+    engine = create_async_engine(postgres_urls[1], poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    finally:
+        await engine.dispose()
+
+
+async def _cut_the_lock_connection(conn: AsyncConnection) -> int:
+    """Terminate the backend that holds the serving lock, once it is gone; returns its pid."""
+    pid = await conn.scalar(_HOLDER, _KEY)
+    assert pid is not None, "no server holds the serving lock"
+    assert await conn.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    return int(pid)
+
+
+async def test_a_server_takes_its_lock_again_after_its_connection_drops(
+    postgres_urls: tuple[str, str], running: Running
+) -> None:
+    first = await running(_env(postgres_urls[1], None))
+    async with _app_role(postgres_urls) as conn:
+        cut = await _cut_the_lock_connection(conn)
+        deadline = time.monotonic() + EXIT_SECONDS
+        while await conn.scalar(_HOLDER, _KEY) in (None, cut):  # taken again, on a new one
+            assert time.monotonic() < deadline, "the server never took its lock again"
+            await asyncio.sleep(0.05)
+    code, output = _run_refused(_env(postgres_urls[1], None))
+    assert code == 2, output
+    assert first.process.poll() is None, _tail(first.log)
+    assert "the serving lock's connection failed" in first.log.read_text()
+
+
+async def test_a_server_that_lost_its_lock_to_another_stops(
+    postgres_urls: tuple[str, str], running: Running
+) -> None:
+    first = await running(_env(postgres_urls[1], None))
+    async with _app_role(postgres_urls) as conn:
+        await _cut_the_lock_connection(conn)
+        # Take it before the server tries again (it waits a second after noticing the loss).
+        deadline = time.monotonic() + 0.9
+        while not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}):
+            assert time.monotonic() < deadline, "the lock never came free"
+            await asyncio.sleep(0.005)
+        try:
+            first.process.wait(EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server kept serving without its lock:\n{_tail(first.log)}")
+        assert "lost the serving lock to another process; stopping" in first.log.read_text()
