@@ -181,7 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     client_code = dispatch(args)
     if client_code is not None:
         return client_code
-    code: int = args.run(args, Settings.from_env())
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a setting that cannot be used, e.g. CHARTER_REDIS_PREFIX
+        print(f"charter: {exc}", file=sys.stderr)
+        return 2
+    code: int = args.run(args, settings)
     return code
 
 

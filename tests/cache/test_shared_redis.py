@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -185,3 +187,19 @@ def test_the_prefix_defaults_to_charter_and_refuses_what_would_cross_deployments
     for bad in ("", "a{b}", "a*", "a?", "a[b]", "a b", "x" * 65):
         with pytest.raises(ValueError, match="CHARTER_REDIS_PREFIX"):
             Settings(redis_prefix=bad)
+
+
+def test_serve_refuses_a_bad_prefix_and_names_the_setting() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
+    env["CHARTER_REDIS_PREFIX"] = "team{a}"
+    done = subprocess.run(
+        [sys.executable, "-m", "charter", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "CHARTER_REDIS_PREFIX 'team{a}'" in done.stderr
+    assert "Traceback" not in done.stderr

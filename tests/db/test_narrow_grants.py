@@ -1,5 +1,7 @@
 """The app role cannot escalate (DESIGN §12, migration 0008): tried as the app role itself.
 
+(And the table of migration 0009 is realm-scoped like the others.)
+
 Keys are made and revoked, never changed; realm rows change only by their revision, only in a
 transaction that names the realm, never downwards. Each statement below is what SQL run as the
 app role (an injection, a compromised process) would try.
@@ -15,8 +17,9 @@ from sqlalchemy.exc import DBAPIError
 
 from charter.db.session import Database
 from charter.domain.access import Role
+from charter.domain.tree import InjectionMode
 from charter.services.keys import mint
-from charter.store import realms
+from charter.store import compositions, realms
 from charter.store._time import utcnow
 from tests.conftest import new_realm_id
 
@@ -166,3 +169,29 @@ async def test_what_the_app_needs_still_works(pg_db: Database) -> None:
     async with pg_db.transaction() as conn:
         revoke = "UPDATE api_keys SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"
         assert (await conn.execute(text(revoke), {"id": key_id})).rowcount == 1
+
+
+async def test_composition_agents_are_realm_scoped(pg_db: Database) -> None:
+    mine, other = await _realm(pg_db), await _realm(pg_db)
+    record = compositions.Record(
+        id="cmp_" + "1" * 64,
+        agent_id="alpha",
+        renderer_version=1,
+        injection_mode=InjectionMode.SYSTEM_FIRST,
+        layers=[],
+        created_at=utcnow(),
+    )
+    async with pg_db.transaction(mine) as conn:
+        await compositions.record(conn, mine, record)
+    counted = "SELECT count(*) AS n FROM composition_agents WHERE composition_id = :id"
+    async with pg_db.transaction(mine) as conn:
+        assert await conn.scalar(text(counted), {"id": record.id}) == 1
+    for realm_id in (other, None):
+        async with pg_db.transaction(realm_id) as conn:
+            assert await conn.scalar(text(counted), {"id": record.id}) == 0
+    forged = (
+        "INSERT INTO composition_agents (realm_id, composition_id, agent_id) "
+        "VALUES (:realm, :id, 'intruder')"
+    )
+    message = await _refused(pg_db, other, forged, realm=mine, id=record.id)
+    assert "row-level security" in message
