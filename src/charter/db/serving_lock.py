@@ -24,7 +24,6 @@ import threading
 from collections.abc import Iterator
 
 from sqlalchemy import make_url, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -63,8 +62,8 @@ def serving_lock(settings: Settings) -> Iterator[None]:
     holder.start()
     if not holder.taken.wait(_TAKE_SECONDS):
         raise PreflightFailed("timed out taking the serving lock on the database")
-    if holder.refusal is not None:
-        raise PreflightFailed(holder.refusal)
+    if not holder.held:
+        raise PreflightFailed(holder.refusal or "could not take the serving lock on the database")
     try:
         yield
     finally:
@@ -100,7 +99,8 @@ class _PostgresHolder(threading.Thread):
         super().__init__(name="charter-serving-lock", daemon=True)
         self.url = url
         self.exclusive = exclusive
-        self.taken = threading.Event()
+        self.taken = threading.Event()  # set once `held` or `refusal` says how it went
+        self.held = False
         self.refusal: str | None = None
         self._released = threading.Event()
 
@@ -126,12 +126,13 @@ class _PostgresHolder(threading.Thread):
                         if not got:
                             self._refused()
                             return
+                        self.held = True
                         self.taken.set()
                         while not self._released.is_set():
                             await asyncio.sleep(_RETRY_SECONDS)
                             await auto.scalar(text("SELECT 1"))  # a dropped connection shows
                     return  # released: closing the connection let the lock go
-                except (DBAPIError, OSError) as exc:
+                except Exception as exc:  # the holder never gives up silently
                     if not self.taken.is_set():
                         self.refusal = f"cannot take the serving lock on the database: {exc}"
                         return
