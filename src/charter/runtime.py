@@ -93,9 +93,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         )
         redis = Redis(connection_pool=pool)
         redis.auto_close_connection_pool = True
-        tier = RedisTier(redis)
+        tier = RedisTier(redis, prefix=settings.redis_prefix)
         hub.set_coherent(False)  # until the invalidation subscription is up
-        bus = RedisBus(redis, hub, on_lost=tier.lost)
+        bus = RedisBus(redis, hub, on_lost=tier.lost, prefix=settings.redis_prefix)
     else:
         bus = LocalBus(hub)
     relay = Relay(db, hub, bus, tier)

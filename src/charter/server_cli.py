@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import sys
 
@@ -18,6 +19,7 @@ from granian.server import Server
 from charter.db.migrate import migrate as migrate_schema
 from charter.db.migrate import upgrade
 from charter.db.preflight import PreflightFailed, check_postgres
+from charter.db.serving_lock import serving_lock
 from charter.db.session import Database
 from charter.domain.access import Role
 from charter.errors import CharterError
@@ -25,12 +27,28 @@ from charter.services.keys import ensure_first_key, mint
 from charter.settings import Settings
 
 
+WORKERS_WITHOUT_REDIS = (
+    "charter: refusing to start {workers} worker processes without CHARTER_REDIS_URL: each "
+    "would keep its own cache and key checks and hear only its own changes, so the others "
+    "would serve stale prompts and accept revoked keys. Set CHARTER_REDIS_URL (Redis then "
+    "carries every change to every process), or use --workers 1."
+)
+
+
 def run(command: str, args: argparse.Namespace) -> int:
     """Run the server-side `command` ('serve', 'migrate' or 'keys_create')."""
-    return COMMANDS[command](args, Settings.from_env())
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a setting that cannot be used, e.g. CHARTER_REDIS_PREFIX
+        print(f"charter: {exc}", file=sys.stderr)
+        return 2
+    return COMMANDS[command](args, settings)
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers > 1 and settings.redis_url is None:
+        print(WORKERS_WITHOUT_REDIS.format(workers=args.workers), file=sys.stderr)
+        return 2
     if settings.is_sqlite:
         upgrade(settings.migration_url)
     else:
@@ -43,6 +61,18 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         for warning in warnings:
             print(warning, file=sys.stderr)
+    with contextlib.ExitStack() as held:
+        try:
+            # Held until the server stops: see db/serving_lock.py.
+            held.enter_context(serving_lock(settings))
+        except PreflightFailed as exc:
+            print(f"charter: refusing to start: {exc}", file=sys.stderr)
+            return 2
+        _run_server(args, settings)
+    return 0
+
+
+def _run_server(args: argparse.Namespace, settings: Settings) -> None:
     secret = asyncio.run(_first_key(settings))
     if secret is not None:
         print(
@@ -65,7 +95,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         log_access=args.access_log,
         log_level=LogLevels.info,
     ).serve()
-    return 0
 
 
 def open_files_limit() -> int:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from charter.cache.names import DEFAULT_PREFIX, valid_prefix
 from charter.domain.tree import DEFAULT_MAX_DEPTH
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./charter.db"
@@ -16,6 +17,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     admin_database_url: str | None = None
     redis_url: str | None = None
+    # Starts every Redis key and channel: deployments sharing one Redis keep out of each other.
+    redis_prefix: str = DEFAULT_PREFIX
     bootstrap_key: str | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_request_bytes: int = 256 * 1024
@@ -25,6 +28,12 @@ class Settings:
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
     idempotency_hours: float = 24.0
+
+    def __post_init__(self) -> None:
+        if not valid_prefix(self.redis_prefix):
+            raise ValueError(
+                f"CHARTER_REDIS_PREFIX {self.redis_prefix!r}: use 1-64 of A-Z a-z 0-9 . _ : -"
+            )
 
     @property
     def rate_limit(self) -> float:
@@ -47,6 +56,7 @@ class Settings:
             database_url=env.get("CHARTER_DATABASE_URL", DEFAULT_DATABASE_URL),
             admin_database_url=env.get("CHARTER_ADMIN_DATABASE_URL") or None,
             redis_url=env.get("CHARTER_REDIS_URL") or None,
+            redis_prefix=env.get("CHARTER_REDIS_PREFIX") or DEFAULT_PREFIX,
             bootstrap_key=env.get("CHARTER_BOOTSTRAP_KEY") or None,
             max_depth=int(env.get("CHARTER_MAX_DEPTH", DEFAULT_MAX_DEPTH)),
             max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),

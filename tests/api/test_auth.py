@@ -35,7 +35,8 @@ from tests.conftest import new_realm_id
 
 OK = "ok"  # allowed: the request is served (2xx or 3xx)
 NO = "forbidden"  # 403 forbidden: the role lacks the right
-HIDDEN = "hidden"  # 404 not-found: the realm is outside the key's realms
+HIDDEN = "hidden"  # 404 not-found: the realm is outside the key's realms (or, for a
+# composition, it was never the agent key's own prompt: no existence leak)
 PUBLIC = "public"  # served to anyone, with or without a key
 
 # Columns: who calls. `agent` is an agent key calling with its own agent id (every agent path
@@ -49,6 +50,7 @@ _ANY_IN_REALM = (OK, OK, OK, OK, OK, HIDDEN)
 _READ = (OK, OK, OK, NO, NO, HIDDEN)
 _WRITE = (OK, OK, NO, NO, NO, HIDDEN)
 _OWN_PROMPT = (OK, OK, OK, OK, NO, HIDDEN)
+_OWN_COMPOSITION = (OK, OK, OK, OK, HIDDEN, HIDDEN)
 _PUBLIC = (PUBLIC,) * len(ROLES)
 
 R = "/v1/realms/{realm_id:str}"
@@ -76,7 +78,7 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", A + "/prompt"): _OWN_PROMPT,
     ("GET", A + "/prompt/stream"): _OWN_PROMPT,
     ("POST", A + "/inject"): _OWN_PROMPT,
-    ("GET", R + "/compositions/{composition_id:str}"): _OWN_PROMPT,  # agent-own's composition
+    ("GET", R + "/compositions/{composition_id:str}"): _OWN_COMPOSITION,  # agent-own's
     ("GET", R + "/events"): _READ,
     ("GET", R + "/events/stream"): _READ,
     ("POST", "/v1/keys"): _ADMIN,
@@ -417,12 +419,20 @@ async def test_an_agent_key_reads_only_its_own_agent(world: World) -> None:
     theirs = Call("GET", f"{agents}/agent-other/prompt")
     assert (await send(world, theirs, other)).status == 200
     assert_code(await send(world, theirs, own), 403, "forbidden", theirs)
-    # A composition id is not a capability: another agent's composition is refused.
+    # A composition id is not a capability: another agent's composition is not found, exactly
+    # like an id never recorded, so the key cannot tell that it exists.
     composition = Call("GET", f"/v1/realms/{world.realm}/compositions/{world.composition_id}")
     document = await send(world, composition, own)
     assert document.status == 200
     assert document.json()["agent_id"] == "agent-own"
-    assert_code(await send(world, composition, other), 403, "forbidden", composition)
+    refused = await send(world, composition, other)
+    random = Call("GET", f"/v1/realms/{world.realm}/compositions/cmp_{'ab' * 32}")
+    unknown = await send(world, random, other)
+    assert_code(refused, 404, "not-found", composition)
+    assert_code(unknown, 404, "not-found", random)
+    assert refused.json()["detail"].replace(world.composition_id, "?") == unknown.json()[
+        "detail"
+    ].replace(f"cmp_{'ab' * 32}", "?")
 
 
 async def test_the_secret_is_shown_once_and_only_its_hash_is_stored(

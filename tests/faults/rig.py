@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -35,7 +36,15 @@ from tests.faults.history import (
 )
 from tests.faults.load import Load, Tree, composition, finals, get_json, plant
 from tests.faults.postgres import OwnPostgres
-from tests.live.conftest import OwnRedis, Server, _spawn_server, _stop_group, _wait_ready, free_port
+from tests.live.conftest import (
+    SHARED_REDIS_URL,
+    OwnRedis,
+    Server,
+    _spawn_server,
+    _stop_group,
+    _wait_ready,
+    free_port,
+)
 
 SERVERS = ("a", "b")  # under load; "fresh" is only read at the end
 WARMUP_SECONDS = 1.5
@@ -97,7 +106,9 @@ class Fleet:
     servers: dict[str, Server] = field(default_factory=dict)
     _envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    async def start(self, name: str, redis_url: str | None, port: int | None = None) -> Server:
+    async def start(
+        self, name: str, redis_url: str | None, port: int | None = None, prefix: str | None = None
+    ) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
         env |= {
             "CHARTER_DATABASE_URL": self.database_url,
@@ -106,6 +117,8 @@ class Fleet:
         }
         if redis_url is not None:
             env["CHARTER_REDIS_URL"] = redis_url
+        if prefix is not None:
+            env["CHARTER_REDIS_PREFIX"] = prefix
         port = port or free_port()
         log = self.logs / f"{name}-{len(self.started)}.log"
         server = Server(f"http://127.0.0.1:{port}", self.key, _spawn_server(port, env, log), log)
@@ -120,7 +133,8 @@ class Fleet:
     async def restart(self, name: str) -> None:
         """A new process on the old port, so clients simply find it there again."""
         port = int(self.servers[name].base_url.rpartition(":")[2])
-        await self.start(name, self._envs[name].get("CHARTER_REDIS_URL"), port)
+        env = self._envs[name]
+        await self.start(name, env.get("CHARTER_REDIS_URL"), port, env.get("CHARTER_REDIS_PREFIX"))
 
     def stop_all(self) -> None:
         for process in self.started:
@@ -148,9 +162,12 @@ class Rig:
         directory: Path,
         summaries: list[str],
     ) -> AsyncIterator[Rig]:
-        await asyncio.gather(
-            *(fleet.start(name, redis.url) for name in SERVERS), fleet.start("fresh", None)
-        )
+        # "fresh" reads only at the end, so whatever it serves is computed then: its own prefix
+        # on the shared Redis (never the one the faults hit) keeps it deaf to the others' cache,
+        # as a server without Redis would be, which `charter serve` refuses beside servers
+        # with it (db/serving_lock.py).
+        fresh = fleet.start("fresh", SHARED_REDIS_URL, prefix=f"fresh-{secrets.token_hex(4)}")
+        await asyncio.gather(*(fleet.start(name, redis.url) for name in SERVERS), fresh)
         clients = {
             name: server.client(timeout=CLIENT_SECONDS) for name, server in fleet.servers.items()
         }

@@ -22,7 +22,7 @@ from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
 from charter.domain.access import Access, Role
 from charter.domain.composition import inject
-from charter.errors import Forbidden, InvalidRequest, NotFound
+from charter.errors import InvalidRequest, NotFound
 from charter.runtime import Runtime
 from charter.services import prompts
 from charter.store import compositions, realms
@@ -227,7 +227,7 @@ class AgentController(Controller):
         params.realm_id(realm_id)
         if _COMPOSITION_ID.fullmatch(composition_id) is None:
             raise InvalidRequest("composition ids look like cmp_ followed by 64 hex digits")
-        document = await runtime.prompts.resolve(realm_id, composition_id)
-        if caller.role is Role.AGENT and document.agent_id != caller.agent_id:
-            raise Forbidden("an agent key resolves only its own compositions")
-        return document
+        # An agent key resolves only compositions that are or were its own prompt; any other
+        # is a 404, like an id never recorded, so it cannot learn that another exists.
+        agent = (caller.agent_id or "") if caller.role is Role.AGENT else None
+        return await runtime.prompts.resolve(realm_id, composition_id, agent)

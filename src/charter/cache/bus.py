@@ -11,12 +11,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from charter.cache import names
 from charter.cache.hub import Hub
 
 log = logging.getLogger("charter.cache")
-
-CHANNEL = "charter:invalidations"
-KEYS_CHANNEL = "charter:revocations"
 
 
 class Invalidation(msgspec.Struct, frozen=True):
@@ -52,6 +50,8 @@ class LocalBus:
 class RedisBus:
     """One subscription per process, fanned out by the hub to every waiter.
 
+    Each realm's changes go out on its own channel (`{prefix}:{<realm>}:invalidations`), and
+    the process subscribes to them all with one pattern of its own deployment's prefix.
     While the subscription is down the process cannot know what others changed, so its local
     tier is switched off (reads go to Redis or the database) and flushed when it comes back.
     """
@@ -62,8 +62,12 @@ class RedisBus:
         hub: Hub,
         retry_seconds: float = 0.5,
         on_lost: Callable[[BaseException], None] | None = None,
+        prefix: str = names.DEFAULT_PREFIX,
     ) -> None:
         self.redis = redis
+        self.prefix = prefix
+        self._pattern = names.invalidation_pattern(prefix)
+        self._revocations = names.revocation_channel(prefix)
         self.hub = hub
         self.retry_seconds = retry_seconds
         self.on_lost = on_lost
@@ -72,11 +76,11 @@ class RedisBus:
 
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
-        await self.redis.publish(CHANNEL, message)
+        await self.redis.publish(names.invalidation_channel(realm, self.prefix), message)
 
     async def revoke_key(self, key_id: str) -> None:
         self.hub.revoke_key(key_id)
-        await self.redis.publish(KEYS_CHANNEL, key_id)
+        await self.redis.publish(self._revocations, key_id)
 
     async def run(self) -> None:
         while True:
@@ -94,7 +98,8 @@ class RedisBus:
 
     async def _listen(self) -> None:
         async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(CHANNEL, KEYS_CHANNEL)
+            await pubsub.psubscribe(self._pattern)
+            await pubsub.subscribe(self._revocations)
             # Anything published before this point may have been missed: start clean.
             self.hub.flush()
             self.hub.set_coherent(True)
@@ -104,14 +109,18 @@ class RedisBus:
                 if message is None:
                     await pubsub.ping()
                     continue
-                if message["type"] != "message":
-                    continue  # the reply to our ping
-                if message["channel"] in (KEYS_CHANNEL, KEYS_CHANNEL.encode()):
+                if message["type"] == "message" and _named(message, self._revocations):
                     self.hub.revoke_key(bytes(message["data"]).decode())
                     continue
+                if message["type"] != "pmessage":
+                    continue  # the reply to our ping
                 try:
                     change = self._decoder.decode(message["data"])
                 except msgspec.DecodeError:
                     log.warning("ignoring an unreadable invalidation message")
                     continue
                 self.hub.deliver(change.realm, change.agents, change.stamp)
+
+
+def _named(message: dict[str, object], channel: str) -> bool:
+    return message["channel"] in (channel, channel.encode())

@@ -1,7 +1,7 @@
 """The shared tier in Redis: stamped entries written only by atomic compare-and-set scripts.
 
-Keys hash-tag the realm (`charter:{realm}:prompt:<agent>`) so one realm's keys share a Redis
-Cluster slot and one script call can invalidate many agents at once.
+Keys hash-tag the realm (`<prefix>:{<realm>}:prompt:<agent>`, see cache/names.py) so one
+realm's keys share a Redis Cluster slot and one script call can invalidate many agents at once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from charter.cache import names
 from charter.cache.entries import Entry, decode, encode, tombstone
+from charter.cache.names import entry_key
+
+__all__ = ["RedisTier", "entry_key"]  # entry_key stays importable from here
 
 log = logging.getLogger("charter.cache")
 
@@ -64,15 +68,14 @@ return 0
 _BATCH = 1000
 
 
-def entry_key(realm: str, agent: str) -> str:
-    return f"charter:{{{realm}}}:prompt:{agent}"
-
-
 class RedisTier:
     """Reads fail fast and open a short circuit breaker, so a Redis outage costs reads little."""
 
-    def __init__(self, redis: Redis, breaker_seconds: float = 1.0) -> None:
+    def __init__(
+        self, redis: Redis, breaker_seconds: float = 1.0, prefix: str = names.DEFAULT_PREFIX
+    ) -> None:
         self.redis = redis
+        self.prefix = prefix
         self._put = redis.register_script(_PUT)
         self._invalidate = redis.register_script(_INVALIDATE)
         self._drop_entry = redis.register_script(_DROP_ENTRY)
@@ -100,7 +103,7 @@ class RedisTier:
         entries whose tombstones it lost (an older snapshot), which no pending event would redo.
         One key per script call, so it holds on Redis Cluster too."""
         dropped = 0
-        async for key in self.redis.scan_iter(match="charter:{*}:prompt:*", count=1000):
+        async for key in self.redis.scan_iter(match=names.entry_pattern(self.prefix), count=1000):
             dropped += int(await self._drop_entry(keys=[key]))
         return dropped
 
@@ -125,7 +128,7 @@ class RedisTier:
         if not self.available or self._relayed != self.failures:
             return None
         try:
-            raw = await self.redis.get(entry_key(realm, agent))
+            raw = await self.redis.get(entry_key(realm, agent, self.prefix))
         except (RedisError, OSError) as exc:
             self._trip(exc)
             return None
@@ -136,7 +139,7 @@ class RedisTier:
         if not agents or not self.available or self._relayed != self.failures:
             return {}
         try:
-            raws = await self.redis.mget([entry_key(realm, agent) for agent in agents])
+            raws = await self.redis.mget([entry_key(realm, agent, self.prefix) for agent in agents])
         except (RedisError, OSError) as exc:
             self._trip(exc)
             return {}
@@ -151,7 +154,8 @@ class RedisTier:
             return False
         try:
             stored = await self._put(
-                keys=[entry_key(realm, agent)], args=[entry.stamp, encode(entry), ENTRY_SECONDS]
+                keys=[entry_key(realm, agent, self.prefix)],
+                args=[entry.stamp, encode(entry), ENTRY_SECONDS],
             )
         except (RedisError, OSError) as exc:
             self._trip(exc)
@@ -166,7 +170,9 @@ class RedisTier:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for agent, entry in entries.items():
                     args: list[Any] = [entry.stamp, encode(entry), ENTRY_SECONDS]
-                    await self._put(keys=[entry_key(realm, agent)], args=args, client=pipe)
+                    await self._put(
+                        keys=[entry_key(realm, agent, self.prefix)], args=args, client=pipe
+                    )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._trip(exc)
@@ -175,7 +181,9 @@ class RedisTier:
         """Raises on failure: the relay must know, to keep the change pending."""
         args: list[Any] = [stamp, tombstone(stamp), TOMBSTONE_SECONDS]
         for start in range(0, len(agents), _BATCH):
-            keys = [entry_key(realm, agent) for agent in agents[start : start + _BATCH]]
+            keys = [
+                entry_key(realm, agent, self.prefix) for agent in agents[start : start + _BATCH]
+            ]
             try:
                 await self._invalidate(keys=keys, args=args)
             except (RedisError, OSError) as exc:

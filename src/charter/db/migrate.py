@@ -51,15 +51,20 @@ async def current_revision(url: str) -> str | None:
 
 APP_GRANTS = (
     "GRANT USAGE ON SCHEMA public TO {role}",
-    "GRANT SELECT, INSERT, UPDATE ON realms TO {role}",
+    # Realm rows change only by their revision counter and feed clock, only in a transaction that names the
+    # realm (row-level security), and never downwards (a trigger): migration 0008.
+    "GRANT SELECT, INSERT (id, name, created_at), UPDATE (revision, clock) ON realms TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON directives TO {role}",
     # Versions are immutable: the app may add them and read them, nothing else.
     "GRANT SELECT, INSERT ON directive_versions TO {role}",
     "GRANT SELECT, INSERT ON events TO {role}",
     "GRANT SELECT, INSERT ON compositions TO {role}",
+    "GRANT SELECT, INSERT ON composition_agents TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON relay_cursors TO {role}",
-    # Keys are revoked by UPDATE; idempotency records are purged by DELETE after retention.
-    "GRANT SELECT, INSERT, UPDATE ON api_keys TO {role}",
+    # Keys are made and revoked, never changed: no UPDATE of role, realms or secret, no DELETE.
+    "GRANT SELECT, INSERT (id, secret_hash, role, realms, agent_id, name, created_at), "
+    "UPDATE (revoked_at) ON api_keys TO {role}",
+    # Idempotency records are purged by DELETE after retention.
     "GRANT SELECT, INSERT, DELETE ON idempotency_records TO {role}",
     # The server's preflight reads the schema revision as the app role.
     "GRANT SELECT ON alembic_version TO {role}",
@@ -89,6 +94,9 @@ async def grant_app_role(admin_url: str, app_url: str) -> str | None:
             if app.password:
                 password = app.password.replace("'", "''")
                 await conn.execute(text(f"ALTER ROLE {role} PASSWORD '{password}'"))
+            # Exactly these grants, whatever an older version granted: revoking a table
+            # privilege revokes the same privilege on each of its columns too.
+            await conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"))
             for grant in APP_GRANTS:
                 await conn.execute(text(grant.format(role=role)))
     finally:

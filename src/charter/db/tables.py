@@ -127,6 +127,20 @@ compositions = Table(
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
 )
 
+# Every agent whose prompt a composition is or was: agents with identical layers share an id,
+# and each may resolve it (migration 0009).
+composition_agents = Table(
+    "composition_agents",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("composition_id", String(68), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    PrimaryKeyConstraint("realm_id", "composition_id", "agent_id"),
+    ForeignKeyConstraint(
+        ["realm_id", "composition_id"], ["compositions.realm_id", "compositions.id"]
+    ),
+)
+
 relay_cursors = Table(
     "relay_cursors",
     metadata,

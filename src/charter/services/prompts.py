@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -112,7 +113,8 @@ class Prompts:
         self.local = local
         self.tier = tier
         self.before_store: Callable[[], Awaitable[None]] | None = None
-        self._recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # (realm, composition id, agent) triples this process knows to be recorded.
+        self._recorded: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._known_ids = known_ids
         # Concurrent misses are computed and stored together (see services/misses.py).
         self._misses = Misses(self._fill)
@@ -188,10 +190,11 @@ class Prompts:
         return out
 
     async def _record(self, realm: str, made: Sequence[tuple[str, Composition]]) -> None:
-        """Record the compositions not recorded yet, in one transaction."""
-        new: dict[tuple[str, str], compositions.Record] = {}
+        """Record the compositions, and the agents they belong to, not recorded yet, in one
+        transaction."""
+        new: dict[tuple[str, str, str], compositions.Record] = {}
         for agent, composition in made:
-            key = (realm, composition.composition_id)
+            key = (realm, composition.composition_id, agent)
             if key in self._recorded:
                 self._recorded.move_to_end(key)
             elif key not in new:
@@ -212,8 +215,17 @@ class Prompts:
         while len(self._recorded) > self._known_ids:
             self._recorded.popitem(last=False)
 
-    async def resolve(self, realm: str, composition_id: str) -> CompositionDocument:
-        """A recorded composition, re-rendered from its immutable versions."""
+    async def resolve(
+        self, realm: str, composition_id: str, agent: str | None = None
+    ) -> CompositionDocument:
+        """A recorded composition, re-rendered from its immutable versions.
+
+        With `agent` (an agent key's own), only a composition that is or was that agent's
+        prompt; any other is NotFound, exactly as an id never recorded, so an agent cannot
+        learn what other agents' prompts exist.
+        """
+        if agent is not None and not await self._belongs(realm, composition_id, agent):
+            raise NotFound(f"composition {composition_id!r} not found")
         async with self.db.transaction(realm) as conn:
             record = await compositions.get(conn, realm, composition_id)
             layers = msgspec.convert(record.layers, list[LayerDocument])
@@ -234,10 +246,32 @@ class Prompts:
         return CompositionDocument(
             composition_id=record.id,
             realm_id=realm,
-            agent_id=record.agent_id,
+            agent_id=agent or record.agent_id,
             renderer_version=record.renderer_version,
             injection_mode=record.injection_mode,
             text=render(domain_layers, bodies),
             layers=_layer_documents(domain_layers),
             created_at=record.created_at,
         )
+
+    async def _belongs(self, realm: str, composition_id: str, agent: str) -> bool:
+        async with self.db.transaction(realm) as conn:
+            if await compositions.belongs(conn, realm, composition_id, agent):
+                return True
+        # An entry cached before its agent was recorded (by a server older than migration
+        # 0009) is still the agent's prompt: its current composition says so, and records it.
+        try:
+            current = await self.current(realm, agent)
+        except NotFound:
+            return False
+        if current.composition_id != composition_id:
+            return False
+        await self._record_pair(realm, composition_id, agent)
+        return True
+
+    async def _record_pair(self, realm: str, composition_id: str, agent: str) -> None:
+        async with self.db.transaction(realm) as conn:
+            record = await compositions.get(conn, realm, composition_id)
+            pair = dataclasses.replace(record, agent_id=agent)
+            await compositions.record_many(conn, realm, [pair])
+        self._recorded[(realm, composition_id, agent)] = None

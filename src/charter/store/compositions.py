@@ -11,6 +11,7 @@ from sqlalchemy import Row, and_, column, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.clock import aware
+from charter.db.tables import composition_agents as ca
 from charter.db.tables import compositions as c
 from charter.db.tables import directive_versions as v
 from charter.db.tables import directives as d
@@ -177,12 +178,13 @@ class Record:
 
 
 async def record(conn: AsyncConnection, realm_id: str, rec: Record) -> None:
-    """Keep a composition resolvable forever; the first record of an id wins."""
+    """Keep a composition resolvable forever, by every agent whose prompt it is; the first
+    record of an id wins, and each later agent is added to it."""
     await record_many(conn, realm_id, [rec])
 
 
 async def record_many(conn: AsyncConnection, realm_id: str, recs: Sequence[Record]) -> None:
-    """`record` for several compositions, in one statement (batched by the driver)."""
+    """`record` for several compositions: two statements (each batched by the driver)."""
     if not recs:
         return
     values = [
@@ -200,6 +202,18 @@ async def record_many(conn: AsyncConnection, realm_id: str, recs: Sequence[Recor
     # Parameters apart from the statement: one cached compilation whatever the count (a
     # multi-row VALUES would be compiled afresh for each count, at a cost that grows with it).
     await conn.execute(dialect.of(conn).insert_ignore(c), values)
+    pairs = [
+        {"realm_id": realm_id, "composition_id": rec.id, "agent_id": rec.agent_id} for rec in recs
+    ]
+    await conn.execute(dialect.of(conn).insert_ignore(ca), pairs)
+
+
+async def belongs(conn: AsyncConnection, realm_id: str, composition_id: str, agent_id: str) -> bool:
+    """Whether the composition is or was the agent's own prompt."""
+    query = select(ca.c.agent_id).where(
+        ca.c.realm_id == realm_id, ca.c.composition_id == composition_id, ca.c.agent_id == agent_id
+    )
+    return (await conn.execute(query)).first() is not None
 
 
 async def get(conn: AsyncConnection, realm_id: str, composition_id: str) -> Record:

@@ -34,7 +34,8 @@ def _realm(row: Row[Any]) -> Realm:
 async def create(conn: AsyncConnection, realm_id: str, name: str, now: datetime) -> Realm:
     try:
         await conn.execute(
-            realms.insert().values(id=realm_id, name=name, revision=0, created_at=now)
+            # The revision starts at its default (0): the app role may not choose it.
+            realms.insert().values(id=realm_id, name=name, created_at=now)
         )
     except IntegrityError as exc:
         raise AlreadyExists(f"realm {realm_id!r} already exists") from exc
