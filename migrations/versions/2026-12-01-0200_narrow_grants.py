@@ -9,8 +9,9 @@ key of every realm, or rewrite another tenant's realm row. Now (docs/security.md
   id, secret hash, role, realms, agent, name or creation time, and any change to a revoked
   key (revocation is final). No DELETE.
 - `realms`: the app inserts realms (the revision starts at its default, 0) and may UPDATE only
-  `revision` and `clock` (the time of the realm's last event, migration 0007), only of the realm its transaction names (row-level security), and a trigger
-  refuses a revision that goes down. No DELETE.
+  `revision` and `clock` (the time of the realm's last event, migration 0007), only of the
+  realm its transaction names (row-level security), and a trigger refuses a revision that
+  goes down. No DELETE.
 - `relay_cursors`: written only for the realm the transaction names (row-level security).
 
 The migration narrows whatever roles already hold the old grants; `charter migrate` then grants

@@ -26,7 +26,6 @@ from charter.errors import CharterError
 from charter.services.keys import ensure_first_key, mint
 from charter.settings import Settings
 
-
 WORKERS_WITHOUT_REDIS = (
     "charter: refusing to start {workers} worker processes without CHARTER_REDIS_URL: each "
     "would keep its own cache and key checks and hear only its own changes, so the others "

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from charter.cache.names import DEFAULT_PREFIX, valid_prefix
 from charter.domain.tree import DEFAULT_MAX_DEPTH
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./charter.db"
+DEFAULT_REDIS_PREFIX = "charter"
+# No braces (they would move the Redis Cluster hash tag) and no glob characters (the prefix
+# goes into SCAN and PSUBSCRIBE patterns, where they would match other deployments' names).
+_REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +22,7 @@ class Settings:
     admin_database_url: str | None = None
     redis_url: str | None = None
     # Starts every Redis key and channel: deployments sharing one Redis keep out of each other.
-    redis_prefix: str = DEFAULT_PREFIX
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     bootstrap_key: str | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_request_bytes: int = 256 * 1024
@@ -30,7 +34,7 @@ class Settings:
     idempotency_hours: float = 24.0
 
     def __post_init__(self) -> None:
-        if not valid_prefix(self.redis_prefix):
+        if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
             raise ValueError(
                 f"CHARTER_REDIS_PREFIX {self.redis_prefix!r}: use 1-64 of A-Z a-z 0-9 . _ : -"
             )
@@ -56,7 +60,7 @@ class Settings:
             database_url=env.get("CHARTER_DATABASE_URL", DEFAULT_DATABASE_URL),
             admin_database_url=env.get("CHARTER_ADMIN_DATABASE_URL") or None,
             redis_url=env.get("CHARTER_REDIS_URL") or None,
-            redis_prefix=env.get("CHARTER_REDIS_PREFIX") or DEFAULT_PREFIX,
+            redis_prefix=env.get("CHARTER_REDIS_PREFIX") or DEFAULT_REDIS_PREFIX,
             bootstrap_key=env.get("CHARTER_BOOTSTRAP_KEY") or None,
             max_depth=int(env.get("CHARTER_MAX_DEPTH", DEFAULT_MAX_DEPTH)),
             max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),

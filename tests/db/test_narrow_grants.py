@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from charter.clock import utcnow
 from charter.db.session import Database
 from charter.domain.access import Role
 from charter.domain.tree import InjectionMode
 from charter.services.keys import mint
 from charter.store import compositions, realms
-from charter.clock import utcnow
 from tests.conftest import new_realm_id
 
 

@@ -8,17 +8,9 @@ and its channel share a slot and one script call can touch many of its agents at
 
 from __future__ import annotations
 
-import re
+from charter.settings import DEFAULT_REDIS_PREFIX
 
-DEFAULT_PREFIX = "charter"
-
-# No braces (they would move the hash tag) and no glob characters (the prefix goes into SCAN
-# and PSUBSCRIBE patterns, where they would match other deployments' names).
-PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-def valid_prefix(prefix: str) -> bool:
-    return PREFIX.fullmatch(prefix) is not None
+DEFAULT_PREFIX = DEFAULT_REDIS_PREFIX
 
 
 def entry_key(realm: str, agent: str, prefix: str = DEFAULT_PREFIX) -> str:

@@ -51,8 +51,8 @@ async def current_revision(url: str) -> str | None:
 
 APP_GRANTS = (
     "GRANT USAGE ON SCHEMA public TO {role}",
-    # Realm rows change only by their revision counter and feed clock, only in a transaction that names the
-    # realm (row-level security), and never downwards (a trigger): migration 0008.
+    # Realm rows change only by their revision counter and feed clock, only in a transaction
+    # that names the realm (row-level security), and never downwards (a trigger): 0007, 0008.
     "GRANT SELECT, INSERT (id, name, created_at), UPDATE (revision, clock) ON realms TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON directives TO {role}",
     # Versions are immutable: the app may add them and read them, nothing else.
