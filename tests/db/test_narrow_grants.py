@@ -120,7 +120,7 @@ async def test_the_app_role_cannot_rewrite_a_realm_row(pg_db: Database, statemen
 async def test_another_realms_revision_is_out_of_reach(pg_db: Database) -> None:
     mine, other = await _realm(pg_db), await _realm(pg_db)
     async with pg_db.transaction(other) as conn:
-        await realms.advance(conn, other, 5)
+        await realms.advance(conn, other, 5, utcnow())
     for statement in (
         "UPDATE realms SET revision = 0 WHERE id = :other",
         "UPDATE realms SET revision = revision + 1000 WHERE id = :other",
@@ -140,7 +140,7 @@ async def test_another_realms_revision_is_out_of_reach(pg_db: Database) -> None:
 async def test_a_realm_revision_never_goes_down(pg_db: Database) -> None:
     realm_id = await _realm(pg_db)
     async with pg_db.transaction(realm_id) as conn:
-        assert await realms.advance(conn, realm_id, 3) == 3
+        assert await realms.advance(conn, realm_id, 3, utcnow()) == 3
     statement = "UPDATE realms SET revision = 1 WHERE id = :id"
     assert "never goes down" in await _refused(pg_db, realm_id, statement, id=realm_id)
     row = await _row(pg_db, "SELECT revision FROM realms WHERE id = :id", id=realm_id)
@@ -163,8 +163,8 @@ async def test_relay_cursors_are_written_only_for_the_named_realm(pg_db: Databas
 async def test_what_the_app_needs_still_works(pg_db: Database) -> None:
     realm_id = await _realm(pg_db)
     async with pg_db.transaction(realm_id) as conn:
-        assert await realms.lock(conn, realm_id) == 0
-        assert await realms.advance(conn, realm_id, 2) == 2
+        now = await realms.lock(conn, realm_id)  # the realm's clock: UPDATE (clock) granted
+        assert await realms.advance(conn, realm_id, 2, now) == 2
     key_id = await _reader_key(pg_db, realm_id)
     async with pg_db.transaction() as conn:
         revoke = "UPDATE api_keys SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"
