@@ -22,6 +22,7 @@ from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
 from charter.domain.access import Access, Role
 from charter.domain.composition import inject
+from charter.domain.metadata import check_json_depth
 from charter.errors import Forbidden, InvalidRequest, NotFound
 from charter.runtime import Runtime
 from charter.services import prompts
@@ -189,6 +190,7 @@ class AgentController(Controller):
         request: Request[Any, Any, Any],
     ) -> Response[wire.InjectOut]:
         _agent(realm_id, agent_id)
+        check_json_depth(data.messages, "messages")
         for message in data.messages:
             if not isinstance(message.get("role"), str):
                 raise InvalidRequest("every message needs a string role")
