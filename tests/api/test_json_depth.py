@@ -1,6 +1,6 @@
 """Nesting depth: bad input at any depth is a 4xx, never a 5xx (DESIGN §12, issue 11).
 
-Metadata nested 950–960 levels deep answered 500: msgspec decoded it, then the JSON encoding
+Metadata nested 950 to 960 levels deep answered 500: msgspec decoded it, then the JSON encoding
 for the database ran out of Python's recursion limit. Every free-form JSON value now has one
 explicit limit (MAX_JSON_DEPTH); deeper is 400 `invalid-request`. The fuzz below nests arrays
 and objects at every field of every write body, up to far beyond any limit.
