@@ -25,6 +25,8 @@ class Settings:
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
     idempotency_hours: float = 24.0
+    # The HTTP edge (api/edges.py): a request body must arrive within this time, else 408.
+    body_timeout_seconds: float = 30.0
 
     @property
     def rate_limit(self) -> float:
@@ -56,4 +58,5 @@ class Settings:
                 float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
             ),
             idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
+            body_timeout_seconds=float(env.get("CHARTER_BODY_TIMEOUT_SECONDS", 30)),
         )
