@@ -34,8 +34,9 @@ class CharterApp(Litestar):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == ScopeType.HTTP:
-            guard = edges.Guard(scope, receive, send, self.body_timeout_seconds)
-            refused = edges.refusal(scope)
+            head = edges.Head.of(scope["headers"])
+            guard = edges.Guard(head, receive, send, self.body_timeout_seconds)
+            refused = edges.refusal(scope, head)
             if refused is not None:
                 await guard.refuse(*refused)
                 return

@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import msgspec
-from litestar.types import HTTPScope, Message, Receive, Send
+from litestar.types import HTTPScope, Message, Receive, ReceiveMessage, Send
 
 from charter.api.problems import PROBLEM_MEDIA_TYPE, problem_document
 from charter.errors import BodyTimeout
@@ -44,33 +46,46 @@ def media_type_accepted(content_type: str) -> bool:
     return True
 
 
-def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, value in headers:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What the edge reads from the request headers, in one pass."""
+
+    has_body: bool
+    declared_length: int | None
+    content_types: tuple[str, ...]
+    if_matches: int
+
+    @classmethod
+    def of(cls, headers: Iterable[tuple[bytes, bytes]]) -> Head:
+        has_body = False
+        declared: int | None = None
+        types: list[str] = []
+        if_matches = 0
+        for name, value in headers:
+            if name == b"content-length":
+                has_body = has_body or value.strip() != b"0"
+                declared = int(value) if value.strip().isdigit() else None
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"content-type":
+                types.append(value.decode("latin-1"))
+            elif name == b"if-match":
+                if_matches += 1
+        return cls(has_body, declared, tuple(types), if_matches)
 
 
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name == b"content-length" and value.strip().isdigit():
-            return int(value)
-    return None
-
-
-def refusal(scope: HTTPScope) -> tuple[int, str, str] | None:
+def refusal(scope: HTTPScope, head: Head) -> tuple[int, str, str] | None:
     """(status, code, detail) when the request is refused at the edge, else None."""
     raw_path: bytes = scope.get("raw_path") or b""
     if b"%2f" in raw_path.partition(b"?")[0].lower():
         return 400, "invalid-request", "a path segment must not hold an encoded slash (%2F)"
-    headers = scope["headers"]
-    if sum(1 for name, _ in headers if name == b"if-match") > 1:
+    if head.if_matches > 1:
         return 400, "invalid-request", "If-Match may be given once"
-    if _has_body(headers):
-        types = [value.decode("latin-1") for name, value in headers if name == b"content-type"]
-        if len(types) != 1 or not media_type_accepted(types[0]):
-            detail = "request bodies must be application/json (charset utf-8, if any)"
-            return 415, "unsupported-media-type", detail
+    if head.has_body and (
+        len(head.content_types) != 1 or not media_type_accepted(head.content_types[0])
+    ):
+        detail = "request bodies must be application/json (charset utf-8, if any)"
+        return 415, "unsupported-media-type", detail
     return None
 
 
@@ -81,16 +96,16 @@ def problem_bytes(status: int, code: str, detail: str) -> bytes:
 class Guard:
     """One request's `receive` (timed) and `send` (drains and closes after an early answer)."""
 
-    def __init__(self, scope: HTTPScope, receive: Receive, send: Send, timeout: float) -> None:
+    def __init__(self, head: Head, receive: Receive, send: Send, timeout: float) -> None:
         self._receive = receive
         self._send = send
         self._deadline = asyncio.get_running_loop().time() + timeout
-        self._body_done = not _has_body(scope["headers"])
-        self._declared = _declared_length(scope["headers"])
+        self._body_done = not head.has_body
+        self._declared = head.declared_length
         self._received = 0
         self._timed_out = False
 
-    async def receive(self) -> Message:
+    async def receive(self) -> ReceiveMessage:
         if self._body_done:
             return await self._receive()
         try:
@@ -102,7 +117,7 @@ class Guard:
         self._note(message)
         return message
 
-    def _note(self, message: Message) -> None:
+    def _note(self, message: ReceiveMessage) -> None:
         if message["type"] != "http.request" or not message.get("more_body", False):
             self._body_done = True
         else:
@@ -130,7 +145,7 @@ class Guard:
             async with asyncio.timeout_at(self._deadline):
                 while not self._body_done and budget > 0:
                     message = await self._receive()
-                    budget -= len(message.get("body", b""))
+                    budget -= len(message.get("body", b""))  # type: ignore[arg-type]
                     self._note(message)
         except TimeoutError:
             self._timed_out = True
