@@ -251,3 +251,32 @@ async def test_an_encoded_slash_never_splits_a_segment(api: Api) -> None:
     # Encoded otherwise, a slash-free segment is read as usual.
     assert (await api.client.get(f"{api.base}/{node['id']}%3F")).status_code == 400
     assert (await api.client.get(f"{api.base}/%64ir_{node['id'][4:]}")).status_code == 200
+
+
+# --- the fast path is behind the same edge (DESIGN §12) --------------------------------------
+
+
+def _comparable(response: Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k.lower(): v for k, v in response.headers.items() if k.lower() != "date"}
+    return response.status_code, headers, response.content
+
+
+async def test_a_fast_answer_meets_the_same_edge_as_the_routed_one(api: Api) -> None:
+    await api.create(owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    tag = (await api.client.get(url)).headers["etag"]  # cached now: the fast path may answer
+    cases: list[tuple[str, dict[str, str], bytes | None]] = [
+        ("plain", {}, None),
+        ("not-modified", {"If-None-Match": tag}, None),
+        ("a JSON body it does not read", {"Content-Type": "application/json"}, b"{}"),
+        ("a text body", {"Content-Type": "text/plain"}, b"hello"),
+        ("an untyped body", {}, b"{}"),
+    ]
+    for label, headers, body in cases:
+        fast = await api.client.request("GET", url, headers=headers, content=body)
+        routed = await api.client.request("GET", url, params=ROUTED, headers=headers, content=body)
+        assert _comparable(fast) == _comparable(routed), label
+    fast = await api.client.get(f"/v1/realms/{api.realm}/agents/pi%2Flot/prompt")
+    routed = await api.client.get(f"/v1/realms/{api.realm}/agents/pi%2Flot/prompt", params=ROUTED)
+    assert _comparable(fast) == _comparable(routed)
+    assert_problem(fast, 400, "invalid-request")

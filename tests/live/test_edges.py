@@ -76,12 +76,14 @@ async def _read_answer(reader: asyncio.StreamReader) -> Answer:
     return Answer(int(status_line.split()[1]), headers, body, closed_cleanly)
 
 
-async def _trickle(server: Server, realm: str) -> tuple[Answer, float]:
-    """A create whose body comes 1 byte every 0.25 s: it would take 25 s to arrive."""
+async def _trickle(
+    server: Server, realm: str, method: str = "POST", path: str = "/directives"
+) -> tuple[Answer, float]:
+    """A request whose body comes 1 byte every 0.25 s: it would take 25 s to arrive."""
     reader, writer = await asyncio.open_connection(*_address(server))
     started = time.monotonic()
     headers = {"Content-Type": "application/json", "Content-Length": "100"}
-    writer.write(_head("POST", f"/v1/realms/{realm}/directives", server, headers))
+    writer.write(_head(method, f"/v1/realms/{realm}{path}", server, headers))
     await writer.drain()
 
     async def drip() -> None:
@@ -114,6 +116,28 @@ async def test_a_trickled_body_times_out_with_408(server: Server, realm_id: str)
             assert BODY_TIMEOUT_SECONDS <= seconds < READ_SECONDS
         listed = await http.get(f"/v1/realms/{realm_id}/directives")
         assert listed.json()["items"] == []
+
+
+async def test_the_fast_path_meets_the_same_body_timeout(server: Server, realm_id: str) -> None:
+    """A cached prompt read is answered before routing; with a body still coming, it waits for
+    the body as the routed answer does, and closes the connection the same way."""
+    async with server.client() as http:
+        api = LiveApi(http, realm_id)
+        await api.create_realm()
+        await api.create(owner_agent_id="pilot")
+        await api.prompt("pilot")  # cached: the next plain read is a fast one
+    fast, routed = await asyncio.gather(
+        _trickle(server, realm_id, "GET", "/agents/pilot/prompt"),
+        _trickle(server, realm_id, "GET", "/agents/pilot/prompt?via=router"),
+    )
+    for answer, seconds in (fast, routed):
+        assert answer.status == 200, answer
+        assert answer.headers["connection"] == "close"
+        assert answer.closed_cleanly
+        assert BODY_TIMEOUT_SECONDS <= seconds < READ_SECONDS
+    del fast[0].headers["date"], routed[0].headers["date"]
+    assert fast[0].headers == routed[0].headers
+    assert fast[0].body == routed[0].body
 
 
 async def test_oversized_requests_back_to_back_each_get_413_and_a_clean_close(
