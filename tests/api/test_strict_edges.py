@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from httpx import Response
+from litestar import Litestar
 
 from charter.api.edges import media_type_accepted
 from tests.api._support import assert_problem, assert_unchanged, snapshot
@@ -280,3 +281,16 @@ async def test_a_fast_answer_meets_the_same_edge_as_the_routed_one(api: Api) -> 
     routed = await api.client.get(f"/v1/realms/{api.realm}/agents/pi%2Flot/prompt", params=ROUTED)
     assert _comparable(fast) == _comparable(routed)
     assert_problem(fast, 400, "invalid-request")
+
+
+def test_numbers_read_as_text_are_documented_as_integers(app: Litestar) -> None:
+    document = app.openapi_schema.to_schema()
+    seen = set()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in {"limit", "after", "wait", "from", "to", "number"}:
+                    assert parameter["schema"]["type"] == "integer", parameter
+                    assert "oneOf" not in parameter["schema"], parameter
+                    seen.add(parameter["name"])
+    assert seen == {"limit", "after", "wait", "from", "to", "number"}

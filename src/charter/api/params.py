@@ -38,7 +38,8 @@ DirectiveQuery = Annotated[str | None, QueryParameter(schema_extra={"pattern": _
 
 def number_query(low: int, high: int | None, description: str | None = None, **kw: Any) -> Any:
     """A numeric query parameter, taken as text and read by `number` (documented as integer)."""
-    schema: dict[str, Any] = {"type": "integer", "minimum": low}
+    # Without `oneOf: None`, an optional one would keep Litestar's `oneOf: [string, null]`.
+    schema: dict[str, Any] = {"type": "integer", "oneOf": None, "minimum": low}
     if high is not None:
         schema["maximum"] = high
     return QueryParameter(description=description, schema_extra=schema, **kw)
