@@ -35,12 +35,13 @@ class CharterApp(Litestar):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == ScopeType.HTTP:
             head = edges.Head.of(scope["headers"])
-            guard = edges.Guard(head, receive, send, self.body_timeout_seconds)
             refused = edges.refusal(scope, head)
-            if refused is not None:
-                await guard.refuse(*refused)
-                return
-            receive, send = guard.receive, guard.send
+            if refused is not None or head.has_body:  # without a body, nothing to guard
+                guard = edges.Guard(head, receive, send, self.body_timeout_seconds)
+                if refused is not None:
+                    await guard.refuse(*refused)
+                    return
+                receive, send = guard.receive, guard.send
             runtime = self.state.get("runtime")  # absent until the lifespan has started
             if runtime is not None and await fastpath.answer(runtime, scope, send):
                 return

@@ -94,7 +94,11 @@ def problem_bytes(status: int, code: str, detail: str) -> bytes:
 
 
 class Guard:
-    """One request's `receive` (timed) and `send` (drains and closes after an early answer)."""
+    """One request's `receive` (timed) and `send` (drains and closes after an early answer).
+
+    Made only for a request with a body, or one refused here: without a body there is nothing
+    to time, drain or close for.
+    """
 
     def __init__(self, head: Head, receive: Receive, send: Send, timeout: float) -> None:
         self._receive = receive
