@@ -15,6 +15,7 @@ from httpx import Response
 from litestar import Litestar
 
 from charter.api.edges import media_type_accepted
+from charter.settings import Settings
 from tests.api._support import assert_problem, assert_unchanged, snapshot
 from tests.conftest import Api
 
@@ -294,3 +295,8 @@ def test_numbers_read_as_text_are_documented_as_integers(app: Litestar) -> None:
                     assert "oneOf" not in parameter["schema"], parameter
                     seen.add(parameter["name"])
     assert seen == {"limit", "after", "wait", "from", "to", "number"}
+
+
+def test_the_body_timeout_is_a_setting() -> None:
+    assert Settings().body_timeout_seconds == 30.0
+    assert Settings.from_env({"CHARTER_BODY_TIMEOUT_SECONDS": "2.5"}).body_timeout_seconds == 2.5
