@@ -204,3 +204,14 @@ async def test_one_request_makes_one_log_line(server: Server, realm_id: str) -> 
     assert not any(line.startswith("[ERROR] forged") for line in text.splitlines())
     assert "\x00" not in text
     assert any("undecodable" in line for line in mentions), mentions
+
+
+async def test_an_encoded_slash_is_refused_under_granian(server: Server, realm_id: str) -> None:
+    """granian hands the app the raw path too (`raw_path`): that is what the check reads."""
+    async with server.client() as http:
+        await LiveApi(http, realm_id).create_realm()
+        assert (await http.get(f"/v1/realms/{realm_id}/directives")).status_code == 200
+        response = await http.get(f"/v1/realms/{realm_id}%2Fdirectives")
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid-request"
+        assert "%2F" in response.json()["detail"]
