@@ -142,6 +142,16 @@ async def test_two_if_match_headers_are_400(api: Api) -> None:
     await assert_unchanged(api, before)
 
 
+@pytest.mark.parametrize("tag", ['"\u0661"', "\u0661", '"\uff11"', '"+1"', '"01x"'])
+async def test_if_match_revisions_are_plain_digits(api: Api, tag: str) -> None:
+    node = await api.create()
+    response = await api.client.patch(
+        f"{api.base}/{node['id']}", json={"title": "New"}, headers={b"If-Match": tag.encode()}
+    )
+    assert_problem(response, 400, "invalid-request")
+    assert (await api.get(node["id"]))["revision"] == 1
+
+
 async def test_a_weak_tag_never_matches_on_delete_or_rollback(api: Api) -> None:
     node = await api.create()
     url = f"{api.base}/{node['id']}"

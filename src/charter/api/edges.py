@@ -64,7 +64,8 @@ class Head:
         for name, value in headers:
             if name == b"content-length":
                 has_body = has_body or value.strip() != b"0"
-                declared = int(value) if value.strip().isdigit() else None
+                digits = value.strip()
+                declared = int(digits) if digits.isdigit() and len(digits) <= 19 else None
             elif name == b"transfer-encoding":
                 has_body = True
             elif name == b"content-type":

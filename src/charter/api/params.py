@@ -61,7 +61,7 @@ IfMatch = Annotated[
 ]
 
 _REALM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_ETAG = re.compile(r'(?:W/)?"(\d{1,18})"|(\d{1,18})')
+_ETAG = re.compile(r'(?:W/)?"([0-9]{1,18})"|([0-9]{1,18})')  # ASCII digits only
 NEVER_MATCHES = 0  # revisions start at 1
 T = TypeVar("T")
 
