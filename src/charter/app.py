@@ -9,7 +9,8 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import Receive, Scope, Send
 
-from charter.api import fastpath
+from charter import logs
+from charter.api import edges, fastpath
 from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
@@ -26,10 +27,21 @@ from charter.settings import Settings
 
 
 class CharterApp(Litestar):
-    """Litestar, with the cached prompt read answered before routing (api/fastpath.py)."""
+    """Litestar behind the HTTP edge (api/edges.py), with the cached prompt read answered
+    before routing (api/fastpath.py): the edge holds for both."""
+
+    body_timeout_seconds = 30.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == ScopeType.HTTP:
+            head = edges.Head.of(scope["headers"])
+            refused = edges.refusal(scope, head)
+            if refused is not None or head.has_body:  # without a body, nothing to guard
+                guard = edges.Guard(head, receive, send, self.body_timeout_seconds)
+                if refused is not None:
+                    await guard.refuse(*refused)
+                    return
+                receive, send = guard.receive, guard.send
             runtime = self.state.get("runtime")  # absent until the lifespan has started
             if runtime is not None and await fastpath.answer(runtime, scope, send):
                 return
@@ -37,13 +49,15 @@ class CharterApp(Litestar):
 
 
 def create_app(settings: Settings) -> Litestar:
+    logs.install()  # one request, one log line: logged values are escaped
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             yield
 
-    return CharterApp(
+    app = CharterApp(
         route_handlers=[
             RealmController,
             DirectiveController,
@@ -63,6 +77,8 @@ def create_app(settings: Settings) -> Litestar:
         plugins=[DocumentedProblems(), ClosedRequestSchemas()],
         logging_config=None,
     )
+    app.body_timeout_seconds = settings.body_timeout_seconds
+    return app
 
 
 def app_from_env() -> Litestar:

@@ -24,6 +24,12 @@ class ContentTooLarge(CharterError):
     code = "content-too-large"
 
 
+class BodyTimeout(CharterError):
+    """The request body did not arrive within the configured time (api/edges.py)."""
+
+    code = "request-timeout"
+
+
 class NotFound(CharterError):
     code = "not-found"
 

@@ -32,6 +32,8 @@ class Settings:
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
     idempotency_hours: float = 24.0
+    # The HTTP edge (api/edges.py): a request body must arrive within this time, else 408.
+    body_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
@@ -71,6 +73,7 @@ class Settings:
             ),
             idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
             heartbeat_seconds=_positive(env, "CHARTER_HEARTBEAT_SECONDS", 15.0),
+            body_timeout_seconds=_positive(env, "CHARTER_BODY_TIMEOUT_SECONDS", 30.0),
         )
 
 

@@ -24,7 +24,8 @@ MAX_REQUEST_BYTES = 256 * 1024
 JSON = {"Content-Type": "application/json"}
 UNSET: Any = object()
 
-# Every stable code §2 names, plus `already-exists` (a realm created twice).
+# Every stable code §2 names, plus `already-exists` (a realm created twice), and the edge's
+# `request-timeout` and `unsupported-media-type` (DESIGN §12).
 KNOWN_CODES = frozenset(
     {
         "invalid-request",
@@ -40,6 +41,8 @@ KNOWN_CODES = frozenset(
         "idempotency-key-in-use",
         "idempotency-key-reused",
         "payload-too-large",
+        "request-timeout",
+        "unsupported-media-type",
         "invalid-hierarchy",
         "precondition-required",
         "rate-limited",

@@ -69,7 +69,7 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("DELETE", D): _WRITE,
     ("POST", D + "/rollback"): _WRITE,
     ("GET", D + "/versions"): _READ,
-    ("GET", D + "/versions/{number:int}"): _READ,
+    ("GET", D + "/versions/{number:str}"): _READ,
     ("GET", D + "/diff"): _READ,
     ("GET", D + "/history"): _READ,
     ("GET", D + "/ancestry"): _READ,
@@ -237,7 +237,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("DELETE", D): _deactivate,
     ("POST", D + "/rollback"): _rollback,
     ("GET", D + "/versions"): _get(lambda w: f"{_node(w)}/versions"),
-    ("GET", D + "/versions/{number:int}"): _get(lambda w: f"{_node(w)}/versions/1"),
+    ("GET", D + "/versions/{number:str}"): _get(lambda w: f"{_node(w)}/versions/1"),
     ("GET", D + "/diff"): _get(lambda w: f"{_node(w)}/diff?from=1&to=2"),
     ("GET", D + "/history"): _get(lambda w: f"{_node(w)}/history"),
     ("GET", D + "/ancestry"): _get(lambda w: f"{_node(w)}/ancestry"),
@@ -270,7 +270,7 @@ def _concrete(w: World, template: str) -> str:
     return (
         template.replace("{realm_id:str}", w.realm)
         .replace("{directive_id:str}", w.root["id"])
-        .replace("{number:int}", "1")
+        .replace("{number:str}", "1")
         .replace("{agent_id:str}", "agent-own")
         .replace("{composition_id:str}", w.composition_id)
         .replace("{key_id:str}", "key_x")

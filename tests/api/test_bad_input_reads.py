@@ -160,9 +160,7 @@ async def test_event_feed_accepts_the_largest_cursor(api: Api, root: dict[str, A
     assert response.json()["items"] == []
 
 
-@pytest.mark.parametrize(
-    "number", ["0", "3", "-1", str(2**31 - 1), str(2**31), str(2**63), str(-(10**30)), "x", "1.5"]
-)
+@pytest.mark.parametrize("number", ["0", "3", str(2**31 - 1), str(2**31), str(2**63), str(10**30)])
 async def test_a_version_that_was_never_made_is_404(
     api: Api, root: dict[str, Any], number: str
 ) -> None:

@@ -151,13 +151,17 @@ async def test_bad_expected_revision_in_body_is_400(api: Api, value: object) -> 
     await assert_unchanged(api, before)
 
 
-async def test_weak_etag_form_is_accepted(api: Api) -> None:
+@pytest.mark.parametrize("tag", ['W/"1"', 'W/"2"', ' W/"1" '])
+async def test_a_weak_etag_never_matches(api: Api, tag: str) -> None:
+    """If-Match compares strongly (RFC 9110 §13.1.1): W/"1" is not "1", even at revision 1."""
     node = await api.create()
+    before = await snapshot(api, node["id"])
     response = await api.client.patch(
-        f"{api.base}/{node['id']}", json={"title": "New"}, headers={"If-Match": 'W/"1"'}
+        f"{api.base}/{node['id']}", json={"title": "New"}, headers={"If-Match": tag}
     )
-    assert response.status_code == 200, response.text
-    assert response.json()["revision"] == 2
+    assert_problem(response, 412, "stale-revision")
+    assert response.headers["etag"] == '"1"'
+    await assert_unchanged(api, before)
 
 
 async def test_get_etag_is_the_revision_and_feeds_the_next_write(api: Api) -> None:

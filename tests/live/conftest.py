@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +81,10 @@ class Server:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
 
 
-def _spawn_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "charter", "serve", "--host", "127.0.0.1"]
+def _spawn_server(
+    port: int, env: dict[str, str], log: Path, args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "charter", "serve", "--host", "127.0.0.1", *args]
     with log.open("wb") as out:
         return subprocess.Popen(
             [*command, "--port", str(port)],
@@ -134,16 +136,22 @@ async def start_server(
     key = secrets.token_urlsafe(24)
     started: list[Server] = []
 
-    async def start(redis_url: str = SHARED_REDIS_URL) -> Server:
+    async def start(
+        redis_url: str = SHARED_REDIS_URL,
+        extra_env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
         env |= {
             "CHARTER_DATABASE_URL": app_url,
             "CHARTER_REDIS_URL": redis_url,
             "CHARTER_BOOTSTRAP_KEY": key,
+            **(extra_env or {}),
         }
         port = free_port()
         log = logs / f"charter-{len(started)}-{port}.log"
-        server = Server(f"http://127.0.0.1:{port}", key, _spawn_server(port, env, log), log)
+        process = _spawn_server(port, env, log, args)
+        server = Server(f"http://127.0.0.1:{port}", key, process, log)
         started.append(server)
         await _wait_ready(server)
         return server

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,7 @@ from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
 from charter.domain.access import Access, Role
 from charter.domain.composition import inject
+from charter.domain.metadata import check_json_depth
 from charter.errors import InvalidRequest, NotFound
 from charter.runtime import Runtime
 from charter.services import prompts
@@ -128,18 +129,15 @@ class AgentController(Controller):
         realm_id: params.RealmPath,
         agent_id: params.AgentPath,
         if_none_match: IfNoneMatch = None,
-        wait: Annotated[
-            int | None, QueryParameter(schema_extra={"minimum": 0, "maximum": MAX_WAIT_SECONDS})
-        ] = None,
+        wait: Annotated[str | None, params.number_query(0, MAX_WAIT_SECONDS)] = None,
     ) -> Response[bytes]:
         # The hot path: the runtime straight from the app, not through dependency injection.
         runtime: Runtime = request.app.state.runtime
         _agent(realm_id, agent_id)
-        if wait is not None and not 0 <= wait <= MAX_WAIT_SECONDS:
-            raise InvalidRequest(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
+        seconds = 0 if wait is None else params.number(wait, "wait", 0, MAX_WAIT_SECONDS)
         tags = entity_tags(if_none_match)
-        if wait and tags:
-            return await _wait_for_change(runtime, realm_id, agent_id, tags, wait)
+        if seconds and tags:
+            return await _wait_for_change(runtime, realm_id, agent_id, tags, seconds)
         entry = await runtime.prompts.current(realm_id, agent_id)
         return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 
@@ -188,6 +186,7 @@ class AgentController(Controller):
         request: Request[Any, Any, Any],
     ) -> Response[wire.InjectOut]:
         _agent(realm_id, agent_id)
+        check_json_depth(data.messages, "messages")
         for message in data.messages:
             if not isinstance(message.get("role"), str):
                 raise InvalidRequest("every message needs a string role")

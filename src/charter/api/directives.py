@@ -6,7 +6,7 @@ from dataclasses import fields, is_dataclass
 from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, render, wire
@@ -211,7 +211,7 @@ class DirectiveController(Controller):
         return wire.VersionPage(summaries, next_cursor)
 
     @get(
-        "/{directive_id:str}/versions/{number:int}",
+        "/{directive_id:str}/versions/{number:str}",
         summary="One version, in full",
         opt={ACCESS: Access.READ},
     )
@@ -220,11 +220,12 @@ class DirectiveController(Controller):
         runtime: RuntimeDep,
         realm_id: params.RealmPath,
         directive_id: params.DirectivePath,
-        number: FromPath[int],
+        number: params.VersionPath,
     ) -> wire.VersionOut:
         _ids(realm_id, directive_id)
+        version = params.number(number, "the version number")
         async with runtime.db.transaction(realm_id) as conn:
-            found = await versions.get(conn, realm_id, directive_id, number)
+            found = await versions.get(conn, realm_id, directive_id, version)
             names = await keys.names(conn, {found.author})
         return render.version(found, names.get(found.author))
 
@@ -238,12 +239,14 @@ class DirectiveController(Controller):
         runtime: RuntimeDep,
         realm_id: params.RealmPath,
         directive_id: params.DirectivePath,
-        from_version: Annotated[int, QueryParameter(name="from", ge=1)],
-        to_version: Annotated[int, QueryParameter(name="to", ge=1)],
+        from_version: Annotated[str, params.number_query(1, None, name="from")],
+        to_version: Annotated[str, params.number_query(1, None, name="to")],
     ) -> wire.DiffOut:
         _ids(realm_id, directive_id)
+        old = params.number(from_version, "from", 1)
+        new = params.number(to_version, "to", 1)
         async with runtime.db.transaction(realm_id) as conn:
-            result = await reads.diff(conn, realm_id, directive_id, from_version, to_version)
+            result = await reads.diff(conn, realm_id, directive_id, old, new)
         return wire.DiffOut(from_=result.from_version, to=result.to_version, diff=result.diff)
 
     @get(

@@ -35,7 +35,7 @@ class EventController(Controller):
         self,
         runtime: RuntimeDep,
         realm_id: params.RealmPath,
-        after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)] = 0,
+        after: Annotated[str | None, params.number_query(0, MAX_SEQ)] = None,
         limit: params.Limit = None,
         event_type: Annotated[list[str] | None, QueryParameter(name="type")] = None,
         directive_id: params.DirectiveQuery = None,
@@ -48,9 +48,10 @@ class EventController(Controller):
         if directive_id is not None:
             params.directive_id(directive_id)
         size = params.limit(limit)
+        cursor = 0 if after is None else params.number(after, "after", 0, MAX_SEQ)
         async with runtime.db.transaction(realm_id) as conn:
             await realms.get(conn, realm_id)
-            page = await events.feed(conn, realm_id, after, size, types, directive_id)
+            page = await events.feed(conn, realm_id, cursor, size, types, directive_id)
         next_cursor = page[-1].seq if page else None
         return wire.EventPage([render.event(e) for e in page], next_cursor)
 
@@ -66,14 +67,14 @@ class EventController(Controller):
         self,
         runtime: RuntimeDep,
         realm_id: params.RealmPath,
-        after: Annotated[int | None, QueryParameter(ge=0, le=MAX_SEQ)] = None,
+        after: Annotated[str | None, params.number_query(0, MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
     ) -> ServerSentEvent:
         """Starts after `Last-Event-ID`, else after `after`, else at the current revision."""
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
             realm = await realms.get(conn, realm_id)
-        cursor = realm.revision if after is None else after
+        cursor = realm.revision if after is None else params.number(after, "after", 0, MAX_SEQ)
         if last_event_id is not None:
             seq = last_event_id.strip()
             if not (seq.isascii() and seq.isdigit()) or len(seq) > 18:

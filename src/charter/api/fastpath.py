@@ -34,7 +34,7 @@ from charter.runtime import Runtime
 
 _PREFIX = "/v1/realms/"
 _SUFFIX = "/prompt"
-_WAIT = re.compile(rb"wait=(\d{1,2})")
+_WAIT = re.compile(rb"wait=(0|[1-9][0-9]?)")  # plain digits, as params.number reads them
 _JSON = (b"content-type", b"application/json")
 
 

@@ -38,10 +38,12 @@ _PROBLEMS = {
     401: "unauthenticated: no key, or an unknown or revoked one",
     403: "forbidden: the key's role may not do this",
     404: "not-found: no such realm or object, or one outside the key's realms",
+    408: "request-timeout: the request body did not arrive in time",
     409: "a conflict: stale-revision (expected revision in the body), cycle-detected, "
     "invalid-transition, has-open-children, already-exists, or idempotency-key-in-use",
     412: "stale-revision: the If-Match revision is not the current one",
     413: "payload-too-large: the request body is over the server's limit",
+    415: "unsupported-media-type: the request body is not application/json",
     422: "invalid-hierarchy, or idempotency-key-reused with a different request",
     428: "precondition-required: a compare-and-swap write without an expected revision",
     429: "rate-limited: too many requests for this key; see Retry-After",
@@ -101,6 +103,7 @@ def problem_statuses(route: HTTPRoute, handler: HTTPRouteHandler) -> set[int]:
         statuses.add(404)
     if handler.http_methods & _WRITES:
         statuses |= {409, 413, 422}  # every write is idempotent by key: in use, reused
+        statuses |= {408, 415}  # writes carry bodies: late or not JSON (api/edges.py)
     if "if_match" in handler.parsed_fn_signature.parameters:
         statuses |= {412, 428}  # compare-and-swap
     return statuses

@@ -34,9 +34,21 @@ AgentPath = Annotated[str, _path_id(AGENT_ID_PATTERN, "an agent id")]
 CompositionPath = Annotated[str, _path_id(f"^cmp_[0-9a-f]{{64}}{_END}", "a composition id")]
 KeyPath = Annotated[str, _path_id(f"^key_{SUFFIX}{_END}", "an API key id")]
 DirectiveQuery = Annotated[str | None, QueryParameter(schema_extra={"pattern": _DIRECTIVE_ID})]
-Limit = Annotated[
-    int | None,
-    QueryParameter(description="page size", schema_extra={"minimum": 1, "maximum": MAX_LIMIT}),
+
+
+def number_query(low: int, high: int | None, description: str | None = None, **kw: Any) -> Any:
+    """A numeric query parameter, taken as text and read by `number` (documented as integer)."""
+    # Without `oneOf: None`, an optional one would keep Litestar's `oneOf: [string, null]`.
+    schema: dict[str, Any] = {"type": "integer", "oneOf": None, "minimum": low}
+    if high is not None:
+        schema["maximum"] = high
+    return QueryParameter(description=description, schema_extra=schema, **kw)
+
+
+Limit = Annotated[str | None, number_query(1, MAX_LIMIT, "page size")]
+VersionPath = Annotated[
+    str,
+    PathParameter(description="a version number", schema_extra={"type": "integer", "minimum": 0}),
 ]
 IfMatch = Annotated[
     str | None,
@@ -49,7 +61,8 @@ IfMatch = Annotated[
 ]
 
 _REALM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_ETAG = re.compile(r'(?:W/)?"(\d{1,18})"|(\d{1,18})')
+_ETAG = re.compile(r'(?:W/)?"([0-9]{1,18})"|([0-9]{1,18})')  # ASCII digits only
+NEVER_MATCHES = 0  # revisions start at 1
 T = TypeVar("T")
 
 
@@ -72,15 +85,19 @@ def directive_id(value: str) -> str:
 def expected_revision(if_match: str | None, in_body: int | UnsetType = UNSET) -> Expected:
     """The CAS token, from `If-Match` or the body; both must agree; one is required."""
     header: int | None = None
+    weak = False
     if if_match is not None:
         match = _ETAG.fullmatch(if_match.strip())
         if match is None:
             raise InvalidRequest('If-Match must be a revision ETag such as "3"')
+        # If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches, so the
+        # write is refused as stale (412, with the current ETag) whatever revision it names.
+        weak = match.group(0).startswith("W/")
         header = int(match.group(1) or match.group(2))
     if header is not None and in_body is not UNSET and header != in_body:
         raise InvalidRequest("If-Match and expected_revision disagree")
     if header is not None:
-        return Expected(header, via_header=True)
+        return Expected(NEVER_MATCHES if weak else header, via_header=True)
     if in_body is not UNSET:
         return Expected(in_body, via_header=False)
     raise PreconditionRequired(
@@ -89,12 +106,27 @@ def expected_revision(if_match: str | None, in_body: int | UnsetType = UNSET) ->
     )
 
 
-def limit(value: int | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    if not 1 <= value <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    return value
+# Plain ASCII digits, no sign, space or leading zero: int() would also take " 1", "+1", "01",
+# "1_0" and "\u0661" (an Arabic-Indic one), and Litestar's conversion takes "1e3" as well.
+# At most 100 digits: larger is not a number anything could name (and int() of a long string
+# is slow).
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,99}")
+
+
+def number(value: str, name: str, low: int = 0, high: int | None = None) -> int:
+    """A path or query number: plain ASCII digits, at least `low` and (if given) at most
+    `high`. Without `high`, a number past what the store holds is its 404, not a 400."""
+    if _NUMBER.fullmatch(value) is None:
+        raise InvalidRequest(f"{name} must be a number in plain digits (no sign or leading zero)")
+    parsed = int(value)
+    if parsed < low or (high is not None and parsed > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidRequest(f"{name} must be {bound}")
+    return parsed
+
+
+def limit(value: str | None) -> int:
+    return DEFAULT_LIMIT if value is None else number(value, "limit", 1, MAX_LIMIT)
 
 
 def encode_cursor(value: str | int) -> str:

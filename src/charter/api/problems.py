@@ -36,7 +36,9 @@ _STATUS_BY_CODE = {
     "invalid-transition": 409,
     "has-open-children": 409,
     "idempotency-key-in-use": 409,
+    "request-timeout": 408,
     "payload-too-large": 413,
+    "unsupported-media-type": 415,
     "idempotency-key-reused": 422,
     "invalid-hierarchy": 422,
     "precondition-required": 428,
@@ -50,16 +52,16 @@ _CODE_BY_HTTP_STATUS = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     413: "payload-too-large",
+    415: "unsupported-media-type",
     429: "rate-limited",
     503: "unavailable",
 }
 
 
-def problem(
-    status: int, code: str, detail: str | None, headers: dict[str, str] | None = None, **extra: Any
-) -> Response[Problem]:
-    body = Problem(
+def problem_document(status: int, code: str, detail: str | None, **extra: Any) -> Problem:
+    return Problem(
         type=f"https://charter.dev/problems/{code}",
         title=code.replace("-", " ").capitalize(),
         status=status,
@@ -67,6 +69,12 @@ def problem(
         detail=detail,
         **extra,
     )
+
+
+def problem(
+    status: int, code: str, detail: str | None, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[Problem]:
+    body = problem_document(status, code, detail, **extra)
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

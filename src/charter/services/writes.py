@@ -223,6 +223,8 @@ async def update(
     patch: Patch,
     max_depth: int,
 ) -> Outcome:
+    if patch.metadata is not UNSET:  # before comparing it: equality recurses too
+        validate_metadata(patch.metadata)
     if swap.available(conn) and _text_only(patch):
         outcome = await _swap_text(conn, realm_id, actor, directive_id, expected, patch)
         if outcome is not None:
@@ -239,8 +241,6 @@ async def update(
     for name in _attributes(patch):
         value = getattr(patch, name)
         if value is not UNSET and raw_value(value) != raw_value(getattr(current, name)):
-            if name == "metadata":
-                validate_metadata(value)
             plan.values[name] = raw_value(value)
             plan.attributes.append(name)
 
