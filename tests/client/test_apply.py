@@ -125,7 +125,10 @@ def test_prune_deactivates_only_when_asked(
     code, out = apply(capsys, env, path)
     assert "No changes" in out
     assert "1 live directive(s) are not in the file" in out
-    code, out = apply(capsys, env, path, "--prune")
+    code, out = apply(capsys, env, path, "--prune")  # 1 of 4 live: above --max-prune 0.2
+    assert code == exits.USAGE
+    assert "--prune would deactivate 1 of the 4 live directive(s)" in out
+    code, out = apply(capsys, env, path, "--prune", "--max-prune", "0.25")
     assert code == exits.OK
     assert "- deactivate b" in out
     assert "No changes" in apply(capsys, env, path, "--prune")[1]

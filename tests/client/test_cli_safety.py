@@ -328,9 +328,13 @@ HOSTILE = {
         "directives: &d\n- key: r\n  level: realm\n  title: T\n  body: B\n  children: *d\n"
     ),
     "a recursive mapping": "realm: &x {a: *x}\n",
-    "an alias bomb": "a: &a [x, x, x, x, x, x, x, x]\n"
-    + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 8)}]\n" for i in range(8)
+    "an alias bomb in metadata": (
+        "directives:\n- key: r\n  level: realm\n  title: T\n  body: B\n  metadata:\n"
+        "    a: &a [x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"    {chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 8)}]\n"
+            for i in range(8)
+        )
     ),
     "nesting 5 000 deep": "[" * 5_000 + "]" * 5_000,
     "a list, not a mapping": "- key: r\n",
