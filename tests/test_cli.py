@@ -56,7 +56,7 @@ def sqlite_file_url(tmp_path: Path) -> str:
 async def test_keys_create_prints_a_secret_that_authenticates(sqlite_file_url: str) -> None:
     done = _charter(
         "keys", "create", "--role", "operator", "--realm", "r1", "--name", "ci",
-        env=_env(database_url=sqlite_file_url),
+        "--create-database", env=_env(database_url=sqlite_file_url),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     secret = done.stdout.strip()
@@ -76,7 +76,10 @@ async def test_keys_create_prints_a_secret_that_authenticates(sqlite_file_url: s
 
 
 def test_an_agent_key_without_agent_id_fails_with_exit_2(sqlite_file_url: str) -> None:
-    done = _charter("keys", "create", "--role", "agent", env=_env(database_url=sqlite_file_url))
+    done = _charter(
+        "keys", "create", "--role", "agent", "--create-database",
+        env=_env(database_url=sqlite_file_url),
+    )  # fmt: skip
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "agent_id" in done.stderr
     assert done.stdout == ""

@@ -35,10 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="the port (default: %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default: %(default)s); more than one needs CHARTER_REDIS_URL",
+    )
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request line (default: off)"
+    )
     serve.set_defaults(server_command="serve")
 
     migrate = commands.add_parser("migrate", help="migrate the schema (as its owner)")

@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import resource
 import sys
+from pathlib import Path
 
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import Server
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from charter.cli import exits
 from charter.db.migrate import migrate as migrate_schema
 from charter.db.migrate import upgrade
 from charter.db.preflight import PreflightFailed, check_postgres
@@ -128,25 +133,103 @@ async def _create_key(args: argparse.Namespace, settings: Settings) -> str:
             )
     finally:
         await db.dispose()
-    print(f"created {key.role} key {key.id}; the secret is shown this once:", file=sys.stderr)
+    print(
+        f"created {key.role} key {key.id} in {database_name(settings.database_url)}; "
+        "the secret is shown this once:",
+        file=sys.stderr,
+    )
     return secret
 
 
 def keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.is_sqlite:
-        upgrade(settings.migration_url)
+    """Mint a key in the database the settings name; never in a database made by mistake.
+
+    Run outside the server's folder, the default `./charter.db` would be a new, empty database
+    the server never reads, and the key printed would open nothing: so a missing SQLite file
+    is refused unless `--create-database` asks for it.
+    """
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.exists() and not getattr(args, "create_database", False):
+        source = "CHARTER_DATABASE_URL" if "CHARTER_DATABASE_URL" in os.environ else "the default"
+        print(
+            f"charter: no database at {path} ({source}); run this where the server runs, or "
+            "set CHARTER_DATABASE_URL to the server's database (--create-database makes a "
+            "new one)",
+            file=sys.stderr,
+        )
+        return exits.USAGE
     try:
+        if settings.is_sqlite:
+            upgrade(settings.migration_url)
         print(asyncio.run(_create_key(args, settings)))
     except CharterError as exc:
         print(f"charter: {exc.detail}", file=sys.stderr)
-        return 2
-    return 0
+        return exits.USAGE
+    except Exception as exc:
+        return _database_failure("keys create", exc, settings.database_url)
+    return exits.OK
 
 
 def migrate(_: argparse.Namespace, settings: Settings) -> int:
-    role = migrate_schema(settings.migration_url, settings.database_url)
+    try:
+        role = migrate_schema(settings.migration_url, settings.database_url)
+    except Exception as exc:
+        return _database_failure("migrate", exc, settings.migration_url)
     print("schema is at head" + (f"; app role {role!r} granted" if role else ""))
-    return 0
+    return exits.OK
+
+
+def database_name(url: str) -> str:
+    """The database a URL names, for messages: a SQLite file's full path, else the URL
+    without its password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "the database"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The absolute path of the SQLite file `url` names; None for another database or memory."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+# SQLSTATE classes (PostgreSQL appendix A): 08 connection, 28 authorization, 3D no database.
+_PERMISSION = ("28", "42501")
+
+
+def _database_failure(command: str, exc: Exception, url: str) -> int:
+    """One line for a database that refused or could not be reached; exit 6, 7 or 1.
+
+    Anything that is no database failure is re-raised: a bug should still show its traceback.
+    """
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError):
+        cause = exc.orig.__cause__ or exc.orig if exc.orig is not None else exc
+    sqlstate = getattr(cause, "sqlstate", None) or ""
+    if not isinstance(exc, OSError | SQLAlchemyError) and not sqlstate:
+        raise exc
+    said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    where = database_name(url)
+    if isinstance(cause, OSError) or sqlstate.startswith("08"):
+        print(f"charter: {command}: cannot reach {where}: {said}", file=sys.stderr)
+        return exits.UNAVAILABLE
+    if sqlstate.startswith(_PERMISSION):
+        hint = ""
+        if sqlstate == "42501" and "role" in said:
+            hint = " (the schema owner needs CREATEROLE to create the app role)"
+        print(f"charter: {command}: {where} refused: {said}{hint}", file=sys.stderr)
+        return exits.AUTH
+    print(f"charter: {command}: {where}: {said}", file=sys.stderr)
+    return exits.ERROR
 
 
 COMMANDS = {"serve": serve, "migrate": migrate, "keys_create": keys_create}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from charter.__main__ import main
@@ -56,6 +57,14 @@ def apply(
     return code, out + err
 
 
+def by_key(nodes: list[treefile.FileNode]) -> list[treefile.FileNode]:
+    """The nodes with every level of siblings in key order, as export writes them."""
+    return sorted(
+        (msgspec.structs.replace(n, children=by_key(n.children)) for n in nodes),
+        key=lambda n: n.key,
+    )
+
+
 def test_the_example_applies_then_round_trips(
     env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -71,7 +80,8 @@ def test_the_example_applies_then_round_trips(
     exported = capsys.readouterr().out
     desired = treefile.load(EXAMPLE.read_text(), "example")
     again = treefile.load(exported, "export")
-    assert again.directives == desired.directives  # the same tree, field for field
+    # The same tree, field for field; export orders siblings by key.
+    assert again.directives == by_key(desired.directives)
     (tmp_path / "tree.yaml").write_text(exported)
     code, out = apply(capsys, env, tmp_path / "tree.yaml")
     assert "No changes" in out
@@ -125,7 +135,10 @@ def test_prune_deactivates_only_when_asked(
     code, out = apply(capsys, env, path)
     assert "No changes" in out
     assert "1 live directive(s) are not in the file" in out
-    code, out = apply(capsys, env, path, "--prune")
+    code, out = apply(capsys, env, path, "--prune")  # 1 of 4 live: above --max-prune 0.2
+    assert code == exits.USAGE
+    assert "--prune would deactivate 1 of the 4 live directive(s)" in out
+    code, out = apply(capsys, env, path, "--prune", "--max-prune", "0.25")
     assert code == exits.OK
     assert "- deactivate b" in out
     assert "No changes" in apply(capsys, env, path, "--prune")[1]

@@ -53,7 +53,8 @@ async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
         raise NotFound(f"realm {realm_id!r} not found")
     agent_id = path_params.get("agent_id")
     if not caller.may(access, agent_id if isinstance(agent_id, str) else None):
-        raise Forbidden(f"a {caller.role} key may not do this")
+        article = "an" if caller.role[:1] in "aeiou" else "a"
+        raise Forbidden(f"{article} {caller.role} key may not do this")
     wait = runtime.limiter.take(caller.key_id)
     if wait:
         raise RateLimited(wait)

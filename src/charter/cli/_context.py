@@ -37,6 +37,11 @@ class Context:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
 
 
+def an(word: str) -> str:
+    """The word with its indefinite article: "an agent", "a team"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class UsageError(Exception):
     """A command that cannot run as asked; exit code 2."""
 

@@ -13,6 +13,7 @@ from charter.cli import _views, declarative, edit, exits
 from charter.cli._context import Context, UsageError, connection_options, resolve
 from charter.cli._context import json_option as _json_option
 from charter.cli._context import realm_option as _realm_option
+from charter.client import errors
 from charter.client import models as m
 from charter.client.vocabulary import INJECTION_MODES, LEVELS, PRIORITIES, STATUSES
 
@@ -59,9 +60,9 @@ def add(
     p.set_defaults(client_run=versions)
 
     p = command("diff", "the diff between two versions of a directive", *read)
-    p.add_argument("ref", metavar="ID")
-    p.add_argument("a", type=int, metavar="A")
-    p.add_argument("b", type=int, metavar="B")
+    p.add_argument("ref", metavar="ID", help="the directive's id (dir_…) or key")
+    p.add_argument("a", type=int, metavar="A", help="the version to diff from (see `versions`)")
+    p.add_argument("b", type=int, metavar="B", help="the version to diff to")
     p.set_defaults(client_run=diff)
 
     p = command("create", "create a directive", conn, realm, as_json)
@@ -132,6 +133,11 @@ def add(
         "--remote",
         action="store_true",
         help="create it through the API at --url, not in the database",
+    )
+    key_create.add_argument(
+        "--create-database",
+        action="store_true",
+        help="make the SQLite database file if it does not exist (else: refused, exit 2)",
     )
     key_create.add_argument("--url", help="with --remote: the server")
     key_create.add_argument("--api-key", help="with --remote: an admin key")
@@ -290,8 +296,24 @@ def set_directive(ctx: Context, args: argparse.Namespace) -> int:
     if args.message is not None:
         patch.message = args.message
     expected = args.expected_revision or current.revision
-    updated = ctx.charter.update(current.id, patch, expected_revision=expected, realm=ctx.realm())
+    try:
+        updated = ctx.charter.update(
+            current.id, patch, expected_revision=expected, realm=ctx.realm()
+        )
+    except errors.Conflict as exc:
+        flag = _FLAG_FOR.get(exc.code)
+        if flag is None or exc.detail is None or flag[2:] not in exc.detail:
+            raise
+        # The API's detail names the JSON field (`cascade: true`); here the flag is the way.
+        said = exc.detail.split(";")[0].split(" (set ")[0]
+        verb = {"completed": "complete", "cancelled": "cancel"}.get(args.status or "", "")
+        why = f" to {verb} them too" if flag == "--cascade" and verb else ""
+        print(f"charter: {exc.code}: {said}; run it again with {flag}{why}", file=sys.stderr)
+        return exits.CONFLICT
     return _done(ctx, updated, "updated" if updated.changed else "unchanged")
+
+
+_FLAG_FOR = {"has-open-children": "--cascade", "invalid-transition": "--reopen"}
 
 
 def rollback(ctx: Context, args: argparse.Namespace) -> int:

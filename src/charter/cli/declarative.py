@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 from charter.cli import exits, treefile
-from charter.cli._context import Context, UsageError
+from charter.cli._context import Context, InvalidFile, UsageError
 from charter.cli._style import Style
 from charter.cli.plan import Plan, RealmState, Step, make_plan
 from charter.client import Charter, errors
 from charter.client import models as m
 
 PROGRESS_FROM = 20  # steps: smaller applies draw no bar, only the closing line
+DEFAULT_MAX_PRUNE = 0.2  # of the realm's live directives: a larger prune needs --yes
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:  # nan too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (0.2: 20 %)")
+    return value
 
 
 def add(
@@ -23,7 +38,12 @@ def add(
 ) -> None:
     p = commands.add_parser("export", help="write the realm's tree as YAML", parents=[conn, realm])
     p.add_argument("realm_arg", nargs="?", metavar="REALM")
-    p.add_argument("-o", "--output", help="write to this file, not stdout")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to this file, not stdout; all or nothing: on any failure FILE is untouched",
+    )
     p.set_defaults(client_run=export)
 
     p = commands.add_parser(
@@ -32,7 +52,17 @@ def add(
     p.add_argument("-f", "--file", required=True, help="the tree file ('-': stdin)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--prune", action="store_true", help="deactivate what the file leaves out")
-    p.add_argument("--yes", "-y", action="store_true", help="(accepted; apply never prompts)")
+    p.add_argument(
+        "--max-prune",
+        type=_share,
+        default=DEFAULT_MAX_PRUNE,
+        metavar="SHARE",
+        help="with --prune: deactivating more than this share of the realm's live directives, "
+        f"or all of them, needs --yes (default: {DEFAULT_MAX_PRUNE})",
+    )
+    p.add_argument(
+        "--yes", "-y", action="store_true", help="go ahead with a prune above --max-prune"
+    )
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -53,16 +83,26 @@ def fetch_state(charter: Charter, realm: str) -> RealmState:
 
 
 def export(ctx: Context, args: argparse.Namespace) -> int:
+    """The realm's tree as YAML, siblings ordered by key so that diffs stay small.
+
+    Every directive needs a key (apply matches on it): while one has none, export refuses
+    before writing anything.
+    """
     realm = ctx.realm(args.realm_arg)
     forest = ctx.charter.tree(realm)
     state = fetch_state(ctx.charter, realm)
+    keyless = [d for d in state.directives if d.key is None]
+    if keyless:
+        listed = ", ".join(d.id for d in keyless[:5]) + (", …" if len(keyless) > 5 else "")
+        raise InvalidFile(
+            f"{len(keyless)} directive(s) of {realm} have no key ({listed}), so apply could "
+            "not match them; nothing was written. Give each one a key with "
+            "`charter set ID --key KEY`, then export again"
+        )
     by_id = {d.id: d for d in state.directives}
-    keyless: list[m.Directive] = []
 
     def node(t: m.TreeNode) -> treefile.FileNode:
         d = by_id[t.id]
-        if d.key is None:
-            keyless.append(d)
         return treefile.FileNode(
             key=d.key or "",
             level=d.level,
@@ -74,24 +114,54 @@ def export(ctx: Context, args: argparse.Namespace) -> int:
             injection_mode=d.injection_mode,
             metadata=d.metadata,
             active=d.active_version is not None,
-            children=[node(c) for c in t.children],
+            children=sorted((node(c) for c in t.children), key=_by_key),
         )
 
-    tree = treefile.TreeFile(realm=realm, directives=[node(r) for r in forest.roots])
-    if keyless:
-        listed = ", ".join(d.id for d in keyless[:5])
-        print(
-            f"charter: {len(keyless)} directive(s) have no key ({listed}…), so apply cannot "
-            "match them; give each one with `charter set ID --key KEY`",
-            file=sys.stderr,
-        )
-        return exits.INVALID
+    roots = sorted((node(r) for r in forest.roots), key=_by_key)
+    tree = treefile.TreeFile(realm=realm, directives=roots)
     text = f"# charter export {realm} (realm revision {forest.revision})\n" + treefile.dump(tree)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_atomically(Path(args.output), text)
     else:
         sys.stdout.write(text)
     return exits.OK
+
+
+def _by_key(node: treefile.FileNode) -> str:
+    return node.key
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`text` in `path`, all or nothing: a temp file beside it, flushed, then renamed over it.
+
+    On any failure `path` is as it was (absent, or its old content) and no temp file is left.
+    """
+    target = Path(os.path.realpath(path))  # through a symlink, so the link stays a link
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
+        raise
 
 
 # apply
@@ -103,14 +173,40 @@ def apply(ctx: Context, args: argparse.Namespace) -> int:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {source}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidFile(f"{source}: not UTF-8 (byte {exc.start})") from exc
     desired = treefile.load(text, source)
     realm = ctx.realm(desired.realm)  # --realm, else the file's, else $CHARTER_REALM
+    if args.prune and not desired.directives:
+        raise InvalidFile(
+            f"{source} declares no directives: with --prune it would deactivate the whole "
+            "realm, so an empty file never prunes (an export that failed leaves one)"
+        )
     state = fetch_state(ctx.charter, realm)
     plan = make_plan(desired, state, prune=args.prune)
     print_plan(plan, ctx.style)
+    too_many = _prune_too_large(plan, args.max_prune)
+    if too_many and not args.yes:
+        print(f"charter: {too_many}; check the file, then pass --yes to go ahead", file=sys.stderr)
+        if not args.dry_run:
+            return exits.USAGE
     if args.dry_run or not plan.steps:
         return exits.OK
     return execute(ctx.charter, plan, state, ctx.style, progress=args.progress)
+
+
+def _prune_too_large(plan: Plan, max_share: float) -> str | None:
+    """Why this plan's prune needs --yes: more than `max_share` of the live directives, or all."""
+    if not plan.pruned or not plan.live:
+        return None
+    share = plan.pruned / plan.live
+    if plan.pruned < plan.live and share <= max_share:
+        return None
+    what = "every one" if plan.pruned >= plan.live else f"{share:.0%}"
+    return (
+        f"--prune would deactivate {plan.pruned} of the {plan.live} live directive(s) of "
+        f"{plan.realm} ({what}; --max-prune is {max_share:g})"
+    )
 
 
 _MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "status": ("!", "cyan")}
@@ -144,7 +240,8 @@ def print_plan(plan: Plan, style: Style) -> None:
             f"{plan.count('create')} to create",
             f"{plan.count('update')} to update",
             f"{plan.count('status')} status change(s)",
-            f"{plan.count('deactivate')} to deactivate",
+            f"{plan.count('deactivate')} to deactivate"
+            + (f" ({plan.pruned} by --prune, of {plan.live} live)" if plan.pruned else ""),
         ]
         print(f"Plan: {', '.join(counts)}.", file=out)
     out.flush()

@@ -7,10 +7,11 @@ and swap against exactly the state the operator reviewed.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from charter.cli._context import InvalidFile
+from charter.cli._context import InvalidFile, an
 from charter.cli.treefile import FileNode, TreeFile, walk
 from charter.client import models as m
 
@@ -30,6 +31,7 @@ class Step:
     parent_key: str | None = None  # create and move: the parent to resolve at apply time
     patch: m.Patch | None = None
     moved: bool = False
+    pruned: bool = False  # a deactivation only because the file leaves the node out
 
 
 @dataclass
@@ -39,8 +41,14 @@ class Plan:
     steps: list[Step]
     untouched: list[m.Directive]  # live, but not in the file, and no --prune
 
+    live: int = 0  # the realm's directives with an active version, when planned
+
     def count(self, kind: Kind) -> int:
         return sum(1 for s in self.steps if s.kind == kind)
+
+    @property
+    def pruned(self) -> int:
+        return sum(1 for s in self.steps if s.pruned)
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,9 @@ def make_plan(desired: TreeFile, state: RealmState, *, prune: bool) -> Plan:
             continue
         if current.level != node.level:
             raise InvalidFile(
-                f"{node.key!r} is a {current.level} node on the server and a {node.level} node "
-                "in the file; a level cannot change (give the new node a new key)"
+                f"{node.key!r} is {an(current.level)} node on the server and "
+                f"{an(node.level)} node in the file; a level cannot change "
+                "(give the new node a new key)"
             )
         step = _update(node, current, parent_key, key_of.get(current.parent_id or ""))
         if step is not None:
@@ -88,13 +97,14 @@ def make_plan(desired: TreeFile, state: RealmState, *, prune: bool) -> Plan:
     for d in state.directives:
         if (d.key is None or d.key not in declared) and d.active_version is not None:
             if prune:
-                deactivations.append(_deactivate(d, "not in the file (--prune)"))
+                deactivations.append(_deactivate(d, "not in the file (--prune)", pruned=True))
             else:
                 untouched.append(d)
 
     # Children are completed before their parents: the server refuses the other order.
     terminal.reverse()
-    return Plan(state.realm, state.revision, main + terminal + deactivations, untouched)
+    live = sum(1 for d in state.directives if d.active_version is not None)
+    return Plan(state.realm, state.revision, main + terminal + deactivations, untouched, live)
 
 
 def _create(node: FileNode, parent_key: str | None) -> Step:
@@ -144,7 +154,7 @@ def _update(
         changes.append(f"injection_mode: {current.injection_mode} → {node.injection_mode}")
     if node.metadata != current.metadata:
         patch.metadata = node.metadata
-        changes.append("metadata")
+        changes.append(f"metadata: {_json(current.metadata)} → {_json(node.metadata)}")
     moved = parent_key != current_parent_key
     if moved:
         changes.append(f"move: {current_parent_key or '(root)'} → {parent_key or '(root)'}")
@@ -196,10 +206,20 @@ def _status(node: FileNode, current: m.Directive | None, before: str) -> Step:
     )
 
 
-def _deactivate(d: m.Directive, why: str) -> Step:
+def _deactivate(d: m.Directive, why: str, *, pruned: bool = False) -> Step:
     return Step(
-        "deactivate", d.key or "", d.title, [why], directive_id=d.id, planned_revision=d.revision
+        "deactivate",
+        d.key or "",
+        d.title,
+        [why],
+        directive_id=d.id,
+        planned_revision=d.revision,
+        pruned=pruned,
     )
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
 def _diff(before: str, after: str, key: str) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 import yaml
 
-from charter.cli._context import InvalidFile
+from charter.cli._context import InvalidFile, an
+from charter.client import limits
 from charter.client import models as m
 from charter.client.vocabulary import ALLOWED_PARENTS
 
@@ -40,39 +41,105 @@ class TreeFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def walk(
     nodes: list[FileNode], parent: FileNode | None = None
 ) -> Iterator[tuple[FileNode, FileNode | None]]:
-    """Every node with its parent, parents first (pre-order)."""
-    for node in nodes:
-        yield node, parent
-        yield from walk(node.children, node)
+    """Every node with its parent, parents first (pre-order); iterative, for any depth."""
+    stack = [(node, parent) for node in reversed(nodes)]
+    while stack:
+        node, up = stack.pop()
+        yield node, up
+        stack.extend((child, node) for child in reversed(node.children))
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe subset, without aliases and without implicit timestamps.
+
+    A tree file needs no aliases, and they are how a hostile file hurts: one that points back
+    at its own ancestor makes a recursive document, and a few nested ones an exponential one
+    ("billion laughs"). An unquoted date stays a string, as the API would send it back.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a tree file", event.start_mark
+            )
+        node: yaml.Node | None = super().compose_node(parent, index)  # type: ignore[arg-type]
+        return node
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def load(text: str, source: str) -> TreeFile:
+    """The file, checked as the server would check it: structure, hierarchy and limits.
+
+    Raises InvalidFile (never anything else) for a file that cannot be applied as it stands.
+    """
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader
+        tree = msgspec.convert(raw if raw is not None else {}, TreeFile)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        what = exc.problem or exc.context or "not valid YAML"
+        raise InvalidFile(f"{where}: not valid YAML: {what}") from exc
     except yaml.YAMLError as exc:
         raise InvalidFile(f"{source}: not valid YAML: {exc}") from exc
-    try:
-        tree = msgspec.convert(raw if raw is not None else {}, TreeFile)
     except msgspec.ValidationError as exc:
         raise InvalidFile(f"{source}: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidFile(f"{source}: nested too deeply to be a tree file") from exc
     seen: set[str] = set()
+    depth: dict[int, int] = {}
+    problems: list[str] = []
     for node, parent in walk(tree.directives):
         if node.key in seen:
             raise InvalidFile(f"{source}: the key {node.key!r} appears twice")
         seen.add(node.key)
         parent_level = parent.level if parent else None
         if parent_level is None and node.level != "realm":
-            raise InvalidFile(f"{source}: {node.key!r} is a {node.level} node, so needs a parent")
+            raise InvalidFile(f"{source}: {node.key!r} is {an(node.level)} node, so needs a parent")
         if parent_level is not None and parent_level not in ALLOWED_PARENTS[node.level]:
             raise InvalidFile(
-                f"{source}: {node.key!r} is a {node.level} node; it cannot sit under the "
+                f"{source}: {node.key!r} is {an(node.level)} node; it cannot sit under the "
                 f"{parent_level} node {parent.key if parent else ''!r}"
             )
+        depth[id(node)] = depth[id(parent)] + 1 if parent else 1
+        problems.extend(f"{node.key!r}: {problem}" for problem in _node_problems(node))
+        if depth[id(node)] == limits.DEFAULT_MAX_DEPTH + 1:
+            problems.append(
+                f"{node.key!r}: the tree would be deeper than {limits.DEFAULT_MAX_DEPTH} levels"
+            )
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise InvalidFile(
+            f"{source}: {len(problems)} problem(s) the server would refuse:\n  {shown}{more}"
+        )
     return tree
 
 
+def _node_problems(node: FileNode) -> list[str]:
+    problems = limits.key_problems(node.key)
+    problems += limits.title_problems(node.title)
+    problems += limits.body_problems(node.body)
+    if node.owner_agent_id is not None:
+        problems += limits.agent_id_problems(node.owner_agent_id)
+    problems += limits.metadata_problems(node.metadata)
+    return problems
+
+
 class _Dumper(yaml.SafeDumper):
-    """Block style, and multi-line strings as literal blocks: readable bodies in git."""
+    """Block style, and multi-line strings as literal blocks: readable bodies in git.
+
+    Never an alias: `load` refuses them.
+    """
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

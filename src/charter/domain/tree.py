@@ -80,10 +80,10 @@ def check_parent_level(level: Level, parent_level: Level | None) -> None:
     """Refuse a parent whose level may not hold a node of `level` (None: a root)."""
     if parent_level is None:
         if level is not Level.REALM:
-            raise InvalidHierarchy(f"a {level} node needs a parent")
+            raise InvalidHierarchy(f"{_an(level)} node needs a parent")
         return
     if parent_level not in _ALLOWED_PARENTS[level]:
-        raise InvalidHierarchy(f"a {level} node cannot be placed under a {parent_level} node")
+        raise InvalidHierarchy(f"{_an(level)} node cannot be placed under {_an(parent_level)} node")
 
 
 def check_depth(parent_depth: int, subtree_height: int, max_depth: int) -> None:
@@ -108,8 +108,17 @@ def check_children_closed(target: Status, open_descendants: int, *, cascade: boo
     """Completing or cancelling needs every descendant terminal, unless cascading."""
     if target.terminal and open_descendants and not cascade:
         raise HasOpenChildren(
-            f"{open_descendants} descendant(s) are still open; pass cascade: true to {target} them"
+            f"{open_descendants} descendant(s) are still open; pass cascade: true to "
+            f"{_VERB[target]} them too"
         )
+
+
+_VERB = {Status.COMPLETED: "complete", Status.CANCELLED: "cancel"}
+
+
+def _an(word: str) -> str:
+    """The word with its indefinite article: "an agent", "a team"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 @dataclass(frozen=True, slots=True)
