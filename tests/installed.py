@@ -50,7 +50,9 @@ def _run(args: list[str], *, seconds: float, what: str) -> str:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{what}: not done within {seconds:.0f} s\n{exc.stdout}\n{exc.stderr}")
+        partial = [out.decode(errors="replace") if isinstance(out, bytes) else out or ""
+                   for out in (exc.stdout, exc.stderr)]  # fmt: skip
+        pytest.fail(f"{what}: not done within {seconds:.0f} s\n" + "\n".join(partial))
     if done.returncode != 0:
         pytest.fail(f"{what}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
     output: str = done.stdout

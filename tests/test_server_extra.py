@@ -63,7 +63,7 @@ def test_a_server_command_in_a_client_install_prints_the_hint(
     client_venv: Venv, argv: list[str]
 ) -> None:
     done = client_venv.run("charter", *argv)
-    assert done.returncode != 0
+    assert done.returncode == 1, (done.stdout, done.stderr)
     assert SERVER_EXTRA_HINT in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
 
