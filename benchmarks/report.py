@@ -38,7 +38,7 @@ def machine(app_url: str) -> dict[str, Any]:
     redis = _run("redis-cli", "-h", "127.0.0.1", "INFO", "server")
     pg = _run("psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "SHOW server_version")
     git = _run("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
-    dirty = _run("git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "migrations")
+    dirty = _run("git", "-C", str(ROOT), "status", "--porcelain", "--", "src")
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -67,7 +67,7 @@ def machine(app_url: str) -> dict[str, Any]:
             "?",
         ),
         "wrk": _run("wrk", "-v").split(" [")[0] or "?",
-        "git": git + (" + uncommitted changes in src/ or migrations/" if dirty else ""),
+        "git": git + (" + uncommitted changes in src/" if dirty else ""),
         "load_average_start": os.getloadavg(),
     }
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from types import ModuleType
 
 from charter.cli import dispatch, register
 from charter.client.vocabulary import ROLES
 
-# The server side's dependencies (granian, SQLAlchemy, Litestar, …): a later release makes
-# them an optional extra, so this is the one place they are imported, lazily and guarded.
+# The server side's dependencies (granian, SQLAlchemy, Litestar, …) are the `server` extra,
+# so this is the one place they are imported, lazily and guarded.
 SERVER_EXTRA_HINT = "pip install 'charter[server]'"
+
+
+def version() -> str:
+    """The installed distribution's version (its metadata: one source, pyproject.toml)."""
+    try:
+        return metadata.version("charter")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _server() -> ModuleType:
@@ -32,6 +41,7 @@ def _server() -> ModuleType:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="charter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config
@@ -13,27 +15,31 @@ from sqlalchemy import Connection, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
-def _script_location() -> Path:
-    packaged = Path(__file__).resolve().parent.parent / "_migrations"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / "migrations"
+@contextmanager
+def alembic_config(url: str) -> Iterator[Config]:
+    """Alembic's configuration for `url`, with the history shipped in the package.
 
-
-def alembic_config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(_script_location()))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
+    The migrations are package data (`charter/migrations/`), found through
+    importlib.resources wherever the package is installed; `as_file` gives Alembic a real
+    directory for as long as the block runs (the package's own, unless it was imported from
+    an archive).
+    """
+    with resources.as_file(resources.files("charter") / "migrations") as location:
+        config = Config()
+        config.set_main_option("script_location", str(location))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        yield config
 
 
 def upgrade(url: str) -> None:
     """Migrate the schema to head (synchronous: call it before an event loop runs)."""
-    command.upgrade(alembic_config(url), "head")
+    with alembic_config(url) as config:
+        command.upgrade(config, "head")
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    with alembic_config("sqlite://") as config:
+        return ScriptDirectory.from_config(config).get_current_head()
 
 
 def _current(connection: Connection) -> str | None:

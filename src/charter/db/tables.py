@@ -1,7 +1,7 @@
 """The schema as SQLAlchemy Core tables. Every table and index leads with `realm_id`.
 
-The Alembic history under `migrations/` creates these; `tests/db/test_schema.py` checks that
-the two agree.
+The Alembic history in the package (`charter/migrations/`) creates these;
+`tests/db/test_schema.py` checks that the two agree.
 """
 
 from __future__ import annotations
