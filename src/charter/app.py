@@ -16,7 +16,7 @@ from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
 from charter.api.keys import KeyController
-from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, openapi_config
+from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, document, openapi_config
 from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> Litestar:
             app.state.runtime = runtime
             yield
 
-    return CharterApp(
+    app = CharterApp(
         route_handlers=[
             RealmController,
             DirectiveController,
@@ -63,6 +63,8 @@ def create_app(settings: Settings) -> Litestar:
         plugins=[DocumentedProblems(), ClosedRequestSchemas()],
         logging_config=None,
     )
+    document(app)  # built and finished now: a mistake in it fails at start, not at a request
+    return app
 
 
 def app_from_env() -> Litestar:
