@@ -233,7 +233,7 @@ def openapi_config() -> OpenAPIConfig:
 def document(app: Litestar) -> dict[str, Any]:
     """The document as `/schema/openapi.json` serves it (built, and finished, once)."""
     served: dict[str, Any] = app.plugins.get(OpenAPIPlugin).provide_openapi_schema()
-    if "IdempotencyKey" not in served.get("components", {}).get("parameters", {}):
+    if "headers" not in served.get("components", {}):
         finish(served)  # the plugin keeps this dict: once per app
     return served
 
@@ -316,7 +316,6 @@ def finish(served: dict[str, Any]) -> None:
     components["headers"] = {
         name.replace("-", ""): doc for name, doc in sorted(_HEADER_DOCS.items())
     }
-    components.setdefault("parameters", {})["IdempotencyKey"] = IDEMPOTENCY_KEY
     schemas = components.setdefault("schemas", {})
     _, chat = msgspec.json.schema_components([ChatMessage], ref_template=_SCHEMAS + "{name}")
     schemas.update(chat)
@@ -331,7 +330,7 @@ def finish(served: dict[str, Any]) -> None:
                 if parameter.get("in") == "header" and parameter["name"] in _PARAMETER_DOCS:
                     parameter.setdefault("description", _PARAMETER_DOCS[parameter["name"]])
             if method in ("post", "patch", "delete") and "security" in operation:
-                parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
+                parameters.append(dict(IDEMPOTENCY_KEY))
             if not parameters:
                 del operation["parameters"]
             for status, response in operation["responses"].items():
