@@ -240,6 +240,7 @@ def document(app: Litestar) -> dict[str, Any]:
 
 # What Litestar's generator cannot say, added to the document it generates.
 _SCHEMAS = "#/components/schemas/"
+_WRITE_METHODS = frozenset(method.lower() for method in _WRITES)
 _HEADERS = "#/components/headers/"
 _ETAG_OPERATIONS = frozenset(
     {
@@ -253,7 +254,8 @@ _ETAG_OPERATIONS = frozenset(
 )
 _HEADER_DOCS: dict[str, dict[str, Any]] = {
     "ETag": {
-        "description": "the directive's revision (\"3\"), or the prompt's composition id",
+        "description": 'the directive\'s revision ("3"), the current one on a stale-revision '
+        "problem; or the prompt's composition id",
         "schema": {"type": "string"},
     },
     "Location": {"description": "the new resource's path", "schema": {"type": "string"}},
@@ -294,7 +296,7 @@ def _response_headers(operation: dict[str, Any], method: str, status: str) -> li
     names = [REQUEST_ID_HEADER]
     code = int(status)
     keyed = "security" in operation
-    if code < 300 and keyed and method in ("post", "patch", "delete"):
+    if code < 300 and keyed and method in _WRITE_METHODS:
         names.append("Idempotent-Replayed")
     if code == 201:
         names.append("Location")
@@ -329,7 +331,7 @@ def finish(served: dict[str, Any]) -> None:
             for parameter in parameters:
                 if parameter.get("in") == "header" and parameter["name"] in _PARAMETER_DOCS:
                     parameter.setdefault("description", _PARAMETER_DOCS[parameter["name"]])
-            if method in ("post", "patch", "delete") and "security" in operation:
+            if method in _WRITE_METHODS and "security" in operation:
                 parameters.append(dict(IDEMPOTENCY_KEY))
             if not parameters:
                 del operation["parameters"]
