@@ -17,7 +17,7 @@ from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
 from charter.api.keys import KeyController
-from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, openapi_config
+from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, document, openapi_config
 from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
     )
     app.body_timeout_seconds = settings.body_timeout_seconds
+    document(app)  # built and finished now: a mistake in it fails at start, not at a request
     return app
 
 

@@ -8,6 +8,8 @@ interactive page loads it. `tests/fuzz` then holds the app to what the document 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from openapi_spec_validator import validate
 
 from charter.api.auth import route_access
 from charter.domain.access import Access
+from charter.domain.events import EventType
 from tests.conftest import Api
 
 DOCUMENT = "/schema/openapi.json"
@@ -199,3 +202,179 @@ async def test_the_interactive_page_carries_the_document(
     start = html.index("spec:", html.index("SwaggerUIBundle(")) + len("spec:")
     embedded, _ = json.JSONDecoder().raw_decode(html[start:].lstrip())
     assert embedded == document
+
+
+OPERATION_ID = re.compile(r"[a-z][a-zA-Z]{1,30}")
+
+
+async def test_operations_have_short_ids_tags_and_descriptions(document: dict[str, Any]) -> None:
+    defined_tags = {tag["name"] for tag in document["tags"]}
+    assert all(tag.get("description") for tag in document["tags"])
+    ids = []
+    for method, path, operation in _operations(document):
+        where = f"{method.upper()} {path}"
+        operation_id = operation["operationId"]
+        assert OPERATION_ID.fullmatch(operation_id), f"{where}: {operation_id}"
+        words = re.findall(r"[A-Z]?[a-z]+", operation_id)
+        assert len(words) == len(set(words)), f"{where}: {operation_id} repeats a word"
+        assert operation.get("description"), where
+        assert operation.get("tags"), where
+        assert set(operation["tags"]) <= defined_tags, where
+        ids.append(operation_id)
+    assert len(ids) == len(set(ids))
+    named = {op["operationId"]: (method, path) for method, path, op in _operations(document)}
+    assert named["createDirective"] == ("post", "/v1/realms/{realm_id}/directives")
+    assert named["getPrompt"] == ("get", "/v1/realms/{realm_id}/agents/{agent_id}/prompt")
+    assert named["streamPrompt"][1].endswith("/prompt/stream")
+    assert named["inject"][1].endswith("/inject")
+    assert named["healthz"] == ("get", "/healthz")
+
+
+def _headers_of(document: dict[str, Any], response: dict[str, Any]) -> set[str]:
+    for name, header in response.get("headers", {}).items():
+        resolved = _resolve(document, header)
+        assert resolved["description"], name
+        assert resolved["schema"], name
+    return set(response.get("headers", {}))
+
+
+async def test_every_write_takes_an_idempotency_key(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        headers = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "header"}
+        keyed_write = method in WRITES and "security" in operation
+        assert ("Idempotency-Key" in headers) == keyed_write, f"{method.upper()} {path}"
+        if keyed_write:
+            key = headers["Idempotency-Key"]
+            assert key["required"] is False
+            assert key["schema"]["maxLength"] == 255
+        for status, response in operation["responses"].items():
+            replayable = keyed_write and status.startswith("2")
+            replayed = "Idempotent-Replayed" in _headers_of(document, response)
+            assert replayed == replayable, f"{method.upper()} {path} {status}"
+
+
+async def test_responses_declare_their_headers(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            where = f"{method.upper()} {path} {status}"
+            headers = _headers_of(document, response)
+            assert "X-Request-Id" in headers, where
+            if status == "201":
+                assert "Location" in headers, where
+            if status in ("429", "503"):
+                assert "Retry-After" in headers, where
+            if status == "412":
+                assert "ETag" in headers, where
+    by_id = {op["operationId"]: op for _, _, op in _operations(document)}
+    for operation_id in ("createDirective", "getDirective", "updateDirective", "getPrompt"):
+        responses = by_id[operation_id]["responses"]
+        success = next(status for status in responses if status.startswith("2"))
+        assert "ETag" in _headers_of(document, responses[success]), operation_id
+    assert "ETag" in _headers_of(document, by_id["getPrompt"]["responses"]["304"])
+    assert "ETag" in _headers_of(document, by_id["deactivateDirective"]["responses"]["204"])
+
+
+async def test_conditional_and_resume_headers_are_documented(document: dict[str, Any]) -> None:
+    by_id = {op["operationId"]: op for _, _, op in _operations(document)}
+    wanted = {
+        "getPrompt": "If-None-Match",
+        "updateDirective": "If-Match",
+        "deactivateDirective": "If-Match",
+        "rollbackDirective": "If-Match",
+        "streamEvents": "Last-Event-ID",
+    }
+    for operation_id, name in wanted.items():
+        parameters = {p["name"]: p for p in by_id[operation_id]["parameters"]}
+        assert parameters[name]["in"] == "header", operation_id
+        assert parameters[name]["description"], operation_id
+
+
+async def test_streams_describe_each_event_and_no_body_schema(document: dict[str, Any]) -> None:
+    """`schema` would be read by generators as the whole body (ADR 0005): `x-itemSchema`."""
+    schemas = document["components"]["schemas"]
+    expected = {
+        "streamPrompt": ("PromptEvent", "PromptDocument"),
+        "streamEvents": ("FeedEvent", "EventOut"),
+    }
+    by_id = {op["operationId"]: op for _, _, op in _operations(document)}
+    for operation_id, (event, data) in expected.items():
+        media = by_id[operation_id]["responses"]["200"]["content"]["text/event-stream"]
+        assert "schema" not in media, operation_id
+        item = _resolve(document, media["x-itemSchema"])
+        assert item is schemas[event]
+        assert set(item["required"]) == {"event", "id", "data"}
+        assert item["properties"]["data"]["contentMediaType"] == "application/json"
+        assert item["properties"]["data"]["contentSchema"] == {
+            "$ref": PROBLEM_REF.replace("Problem", data)
+        }
+    feed_event = _resolve(document, schemas["FeedEvent"]["properties"]["event"]["allOf"][0])
+    assert set(feed_event["enum"]) == {t.value for t in EventType}
+
+
+async def test_inject_messages_are_chat_messages(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    chat = {"$ref": "#/components/schemas/ChatMessage"}
+    for name in ("InjectIn", "InjectOut"):
+        assert schemas[name]["properties"]["messages"]["items"] == chat, name
+    message = schemas["ChatMessage"]
+    assert message["required"] == ["role"]
+    assert message["properties"]["role"]["type"] == "string"
+    content_types = [s.get("type") for s in message["properties"]["content"]["anyOf"]]
+    assert content_types == ["string", "array", "null"]
+    assert {"name", "tool_calls", "tool_call_id"} <= set(message["properties"])
+    assert message.get("additionalProperties") is not False  # other fields pass through
+
+
+async def test_inject_keeps_what_it_accepted_before(api: Api) -> None:
+    """Typed in the document; on the wire, unlisted fields and roles still pass through."""
+    agent = "typed-" + uuid.uuid4().hex[:8]
+    await api.child(await api.create(), level="agent", owner_agent_id=agent)
+    messages = [
+        {"role": "ipython", "content": "x", "extra": {"kept": True}},
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+    ]
+    response = await api.client.post(
+        f"/v1/realms/{api.realm}/agents/{agent}/inject", json={"messages": messages}
+    )
+    assert response.status_code == 200, response.text
+    out = response.json()["messages"]
+    assert out[1:] == messages  # system_first: the prompt comes first, the rest unchanged
+
+
+@pytest.mark.parametrize(
+    ("accept", "kind"),
+    [
+        ("application/json", "application/json"),
+        ("application/json, text/html;q=0.5", "application/json"),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html"),
+        ("*/*", "text/html"),
+    ],
+)
+async def test_schema_answers_json_to_a_client_that_asks(
+    client: AsyncTestClient[Litestar], document: dict[str, Any], accept: str, kind: str
+) -> None:
+    request = client.build_request("GET", "/schema", headers={"Accept": accept})
+    del request.headers["Authorization"]
+    response = await client.send(request)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(kind)
+    if kind == "application/json":
+        assert response.json() == document
+
+
+async def test_the_swagger_page_needs_nothing_from_the_internet(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    html = (await _public_get(client, "/schema/swagger")).text
+    head = html[: html.index("<body>")]
+    assert "http://" not in head, head
+    assert "https://" not in head, head
+    assets = re.findall(r'(?:src|href)=["\'](/schema/[^"\']+)["\']', head)
+    assert len(assets) == 4, assets  # the bundle, the preset, the styles, the icon
+    for path in assets:
+        response = await _public_get(client, path)
+        assert response.status_code == 200, path
+        assert len(response.content) > 500, path
+    bundle = await _public_get(client, "/schema/assets/swagger-ui-bundle.js")
+    assert "javascript" in bundle.headers["content-type"]
+    assert b"SwaggerUIBundle" in bundle.content

@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from charter.api.openapi import document
 from charter.app import create_app
 from charter.settings import Settings
 from tests.conftest import ADMIN_KEY
@@ -81,8 +82,8 @@ def _settings() -> Settings:
 # collection, from the document. (Its lazy `from_fixture` loader does not work on pytest 9.2.)
 APP = create_app(_settings())
 schema = schemathesis.openapi.from_dict(
-    # Through JSON, as /schema/openapi.json serves it: `to_schema()` leaves examples as Structs.
-    json.loads(encode_json(APP.openapi_schema.to_schema())),
+    # Through JSON, as /schema/openapi.json serves it: the document leaves examples as Structs.
+    json.loads(encode_json(document(APP))),
     config=SchemathesisConfig.from_dict(
         {
             "headers": {"Authorization": f"Bearer {ADMIN_KEY}"},

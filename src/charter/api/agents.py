@@ -95,7 +95,16 @@ class AgentController(Controller):
     path = "/v1/realms/{realm_id:str}"
     tags = ["agents"]  # noqa: RUF012
 
-    @get("/agents", summary="Agents that own directives, with counts", opt={ACCESS: Access.READ})
+    @get(
+        "/agents",
+        summary="Agents that own directives, with counts",
+        operation_id="listAgents",
+        description=(
+            "The agents that own directives in the realm, with how many they own and how many are "
+            "active."
+        ),
+        opt={ACCESS: Access.READ},
+    )
     async def list_agents(
         self,
         runtime: RuntimeDep,
@@ -115,6 +124,11 @@ class AgentController(Controller):
     @get(
         "/agents/{agent_id:str}/prompt",
         summary="The agent's composed prompt; If-None-Match → 304; ?wait=N long-polls",
+        operation_id="getPrompt",
+        description=(
+            "The agent's composed prompt. With If-None-Match naming the current composition it "
+            "answers 304; with ?wait=N as well it long-polls up to N seconds for a change."
+        ),
         responses={
             200: ResponseSpec(
                 prompts.PromptDocument, description="the composition", generate_examples=False
@@ -144,6 +158,11 @@ class AgentController(Controller):
     @get(
         "/agents/{agent_id:str}/prompt/stream",
         summary="Server-sent events: the prompt on change",
+        operation_id="streamPrompt",
+        description=(
+            "Server-sent events: the agent's prompt on connect, then again on every change; a "
+            "comment every heartbeat keeps the connection open."
+        ),
         responses={200: event_stream(PromptEvent, "the composition, on connect and on change")},
         opt={ACCESS: Access.PROMPT},
     )
@@ -175,6 +194,11 @@ class AgentController(Controller):
         "/agents/{agent_id:str}/inject",
         status_code=200,
         summary="Inject into chat messages",
+        operation_id="inject",
+        description=(
+            "Places the agent's composed prompt into the chat messages given, per its injection "
+            "mode, and answers them with the composition id. Changes nothing on the server."
+        ),
         opt={ACCESS: Access.PROMPT},
     )
     async def inject(
@@ -214,6 +238,8 @@ class AgentController(Controller):
     @get(
         "/compositions/{composition_id:str}",
         summary="A past or present composition, exactly",
+        operation_id="getComposition",
+        description="A composition by id, as it was composed: text, directives and their versions.",
         opt={ACCESS: Access.ANY},
     )
     async def composition(

@@ -39,7 +39,15 @@ class DirectiveController(Controller):
     tags = ["directives"]  # noqa: RUF012
 
     @post(
-        "/", status_code=201, summary="Create a directive (version 1)", opt={ACCESS: Access.WRITE}
+        "/",
+        status_code=201,
+        summary="Create a directive (version 1)",
+        operation_id="createDirective",
+        description=(
+            "Creates a directive and its version 1. Answers the directive, its ETag (the revision)"
+            " and its Location."
+        ),
+        opt={ACCESS: Access.WRITE},
     )
     async def create(
         self,
@@ -60,7 +68,15 @@ class DirectiveController(Controller):
 
         return await write_once(runtime, request, realm_id, run)
 
-    @get("/", summary="List directives (keyset pagination)", opt={ACCESS: Access.READ})
+    @get(
+        "/",
+        summary="List directives (keyset pagination)",
+        operation_id="listDirectives",
+        description=(
+            "Directives without their bodies, filtered, a page at a time (follow next_cursor)."
+        ),
+        opt={ACCESS: Access.READ},
+    )
     async def list_directives(
         self,
         runtime: RuntimeDep,
@@ -92,6 +108,11 @@ class DirectiveController(Controller):
     @get(
         "/{directive_id:str}",
         summary="Show a directive with its active text",
+        operation_id="getDirective",
+        description=(
+            "A directive with its active version's title and body; the ETag is its revision, for "
+            "If-Match."
+        ),
         opt={ACCESS: Access.READ},
     )
     async def show(
@@ -102,7 +123,16 @@ class DirectiveController(Controller):
             found = await directives.get(conn, realm_id, directive_id)
         return Response(render.directive(found), headers=_etag(found))
 
-    @patch("/{directive_id:str}", summary="Compare-and-swap update", opt={ACCESS: Access.WRITE})
+    @patch(
+        "/{directive_id:str}",
+        summary="Compare-and-swap update",
+        operation_id="updateDirective",
+        description=(
+            "Changes a directive if its revision is still the expected one (If-Match, or "
+            "expected_revision in the body). A new title or body makes a new version."
+        ),
+        opt={ACCESS: Access.WRITE},
+    )
     async def update(
         self,
         runtime: RuntimeDep,
@@ -131,6 +161,11 @@ class DirectiveController(Controller):
         "/{directive_id:str}",
         status_code=204,
         summary="Deactivate (compare-and-swap)",
+        operation_id="deactivateDirective",
+        description=(
+            "Deactivates a directive, with the expected revision in If-Match or in an optional "
+            "body."
+        ),
         opt={ACCESS: Access.WRITE},
     )
     async def deactivate(
@@ -158,6 +193,8 @@ class DirectiveController(Controller):
         "/{directive_id:str}/rollback",
         status_code=200,
         summary="Move the active version",
+        operation_id="rollbackDirective",
+        description="Makes an earlier (or later) version the active one, compare-and-swap.",
         opt={ACCESS: Access.WRITE},
     )
     async def rollback(
@@ -187,6 +224,10 @@ class DirectiveController(Controller):
     @get(
         "/{directive_id:str}/versions",
         summary="Version history, newest first",
+        operation_id="listVersions",
+        description=(
+            "The directive's versions without their bodies, newest first, a page at a time."
+        ),
         opt={ACCESS: Access.READ},
     )
     async def list_versions(
@@ -213,6 +254,8 @@ class DirectiveController(Controller):
     @get(
         "/{directive_id:str}/versions/{number:str}",
         summary="One version, in full",
+        operation_id="getVersion",
+        description="One version of a directive, body included.",
         opt={ACCESS: Access.READ},
     )
     async def show_version(
@@ -232,6 +275,8 @@ class DirectiveController(Controller):
     @get(
         "/{directive_id:str}/diff",
         summary="Unified diff of two versions",
+        operation_id="diffVersions",
+        description="A unified diff between the bodies of two versions of a directive.",
         opt={ACCESS: Access.READ},
     )
     async def diff(
@@ -252,6 +297,11 @@ class DirectiveController(Controller):
     @get(
         "/{directive_id:str}/history",
         summary="Timeline: who changed what, when, and why",
+        operation_id="getHistory",
+        description=(
+            "The directive's changes, newest first: what changed, who changed it (key id and "
+            "name), when, and the message."
+        ),
         opt={ACCESS: Access.READ},
     )
     async def history(
@@ -278,6 +328,8 @@ class DirectiveController(Controller):
     @get(
         "/{directive_id:str}/ancestry",
         summary="The chain from the node up to its root",
+        operation_id="getAncestry",
+        description="The directive and its ancestors up to the root, nearest first.",
         opt={ACCESS: Access.READ},
     )
     async def ancestry(
@@ -289,7 +341,11 @@ class DirectiveController(Controller):
         return wire.AncestryOut([render.ancestor(d) for d in chain], depth=len(chain))
 
     @get(
-        "/{directive_id:str}/tree", summary="The node's subtree, nested", opt={ACCESS: Access.READ}
+        "/{directive_id:str}/tree",
+        summary="The node's subtree, nested",
+        operation_id="getSubtree",
+        description="The directive and everything under it, nested, without bodies.",
+        opt={ACCESS: Access.READ},
     )
     async def subtree(
         self, runtime: RuntimeDep, realm_id: params.RealmPath, directive_id: params.DirectivePath

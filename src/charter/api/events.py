@@ -30,7 +30,13 @@ class EventController(Controller):
     path = "/v1/realms/{realm_id:str}/events"
     tags = ["events"]  # noqa: RUF012
 
-    @get("/", summary="The realm's events after a cursor", opt={ACCESS: Access.READ})
+    @get(
+        "/",
+        summary="The realm's events after a cursor",
+        operation_id="listEvents",
+        description="The realm's events after the cursor `after` (an event seq), oldest first.",
+        opt={ACCESS: Access.READ},
+    )
     async def feed(
         self,
         runtime: RuntimeDep,
@@ -58,6 +64,11 @@ class EventController(Controller):
     @get(
         "/stream",
         summary="The event feed as server-sent events, resumable",
+        operation_id="streamEvents",
+        description=(
+            "The realm's events as server-sent events, as they happen: after Last-Event-ID if "
+            "given, else after `after`, else from now."
+        ),
         responses={
             200: event_stream(FeedEvent, "the realm's events after the cursor, as they come")
         },

@@ -83,7 +83,14 @@ class KeyController(Controller):
     path = "/v1/keys"
     tags = ["keys"]  # noqa: RUF012
 
-    @post("/", status_code=201, summary="Create a key", opt={ACCESS: Access.ADMIN})
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a key",
+        operation_id="createKey",
+        description="Mints an API key (admin). The secret is in this response only.",
+        opt={ACCESS: Access.ADMIN},
+    )
     async def create(
         self, runtime: RuntimeDep, data: JSONBody[KeyCreate], request: Request[Any, Any, Any]
     ) -> Response[KeyCreated]:
@@ -103,7 +110,13 @@ class KeyController(Controller):
 
         return await write_once(runtime, request, "", run, kept=without_secret)
 
-    @get("/", summary="List keys (never their secrets)", opt={ACCESS: Access.ADMIN})
+    @get(
+        "/",
+        summary="List keys (never their secrets)",
+        operation_id="listKeys",
+        description="The API keys, revoked ones included, never their secrets.",
+        opt={ACCESS: Access.ADMIN},
+    )
     async def list_keys(
         self,
         runtime: RuntimeDep,
@@ -117,7 +130,14 @@ class KeyController(Controller):
         next_cursor = params.encode_cursor(items[-1].id) if len(page) > size else None
         return KeyPage([_out(k) for k in items], next_cursor)
 
-    @delete("/{key_id:str}", status_code=204, summary="Revoke a key", opt={ACCESS: Access.ADMIN})
+    @delete(
+        "/{key_id:str}",
+        status_code=204,
+        summary="Revoke a key",
+        operation_id="revokeKey",
+        description="Revokes an API key, in every process, from the next request on.",
+        opt={ACCESS: Access.ADMIN},
+    )
     async def revoke(
         self, runtime: RuntimeDep, key_id: params.KeyPath, request: Request[Any, Any, Any]
     ) -> Response[None]:

@@ -22,7 +22,16 @@ class RealmController(Controller):
     path = "/v1/realms"
     tags = ["realms"]  # noqa: RUF012
 
-    @post("/", status_code=201, summary="Create a realm", opt={ACCESS: Access.ADMIN})
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a realm",
+        operation_id="createRealm",
+        description=(
+            "Creates an empty realm (admin). The realm's id is a slug, chosen by the caller."
+        ),
+        opt={ACCESS: Access.ADMIN},
+    )
     async def create(
         self,
         runtime: RuntimeDep,
@@ -36,7 +45,13 @@ class RealmController(Controller):
 
         return await write_once(runtime, request, "", run)
 
-    @get("/", summary="List realms", opt={ACCESS: Access.ANY})
+    @get(
+        "/",
+        summary="List realms",
+        operation_id="listRealms",
+        description="The realms the key may see, by id, a page at a time.",
+        opt={ACCESS: Access.ANY},
+    )
     async def list_realms(
         self,
         runtime: RuntimeDep,
@@ -53,7 +68,13 @@ class RealmController(Controller):
         next_cursor = params.encode_cursor(items[-1].id) if more else None
         return wire.RealmPage([render.realm(r) for r in items], next_cursor)
 
-    @get("/{realm_id:str}", summary="Show a realm and its revision", opt={ACCESS: Access.ANY})
+    @get(
+        "/{realm_id:str}",
+        summary="Show a realm and its revision",
+        operation_id="getRealm",
+        description="A realm, with its revision: the count of changes made in it.",
+        opt={ACCESS: Access.ANY},
+    )
     async def show(self, runtime: RuntimeDep, realm_id: params.RealmPath) -> wire.RealmOut:
         params.realm_id(realm_id)
         async with runtime.db.transaction(realm_id) as conn:
@@ -62,6 +83,8 @@ class RealmController(Controller):
     @get(
         "/{realm_id:str}/tree",
         summary="The realm's whole forest, nested",
+        operation_id="getRealmTree",
+        description="Every directive of the realm as a forest of nested nodes, without bodies.",
         opt={ACCESS: Access.READ},
     )
     async def tree(self, runtime: RuntimeDep, realm_id: params.RealmPath) -> wire.ForestOut:

@@ -14,7 +14,14 @@ from charter.api.problems import problem
 from charter.domain.access import Access
 
 
-@get("/healthz", tags=["system"], summary="The process is alive", opt={ACCESS: Access.PUBLIC})
+@get(
+    "/healthz",
+    tags=["system"],
+    summary="The process is alive",
+    operation_id="healthz",
+    description="Liveness: the process answers. Checks nothing else.",
+    opt={ACCESS: Access.PUBLIC},
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -23,6 +30,8 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     tags=["system"],
     summary="The database (and cache) answer",
+    operation_id="readyz",
+    description="Readiness: the database, and Redis where configured, answer.",
     responses={503: problem_response(503)},
     opt={ACCESS: Access.PUBLIC},
 )
@@ -46,6 +55,8 @@ async def readyz(runtime: RuntimeDep) -> Response[Any]:
     "/metrics",
     tags=["system"],
     summary="Process counters, Prometheus text format",
+    operation_id="metrics",
+    description="Process counters in the Prometheus text format.",
     opt={ACCESS: Access.PUBLIC},
     media_type="text/plain; version=0.0.4",
 )

@@ -268,11 +268,48 @@ class AgentPage(Struct):
     next_cursor: str | None
 
 
+class ToolCallFunction(Struct, kw_only=True):
+    name: str
+    arguments: Annotated[str, Meta(description="the arguments, as a JSON text")]
+
+
+class ToolCall(Struct, kw_only=True):
+    id: str
+    type: Annotated[str, Meta(examples=["function"])]
+    function: ToolCallFunction
+
+
+class ContentPart(Struct, kw_only=True):
+    """One part of a message's content: text, or another kind the model takes (image_url…)."""
+
+    type: Annotated[str, Meta(examples=["text", "image_url"])]
+    text: str | UnsetType = UNSET
+
+
+# Documentation only, of `InjectIn.messages` and `InjectOut.messages` (api/openapi.py): the
+# messages are decoded as mappings, so that inject changes nothing it does not place.
+class ChatMessage(Struct, kw_only=True):
+    """A chat message as OpenAI-style APIs take it; fields not listed here pass through."""
+
+    role: Annotated[
+        str,
+        Meta(
+            description="system, developer, user, assistant or tool; any other role passes "
+            "through unchanged",
+            examples=["system", "user", "assistant"],
+        ),
+    ]
+    content: str | list[ContentPart] | UnsetType | None = UNSET
+    name: str | UnsetType = UNSET
+    tool_calls: list[ToolCall] | UnsetType = UNSET
+    tool_call_id: str | UnsetType = UNSET
+
+
 class InjectIn(_In):
-    messages: list[dict[str, Any]]
+    messages: list[dict[str, Any]]  # documented as ChatMessage items
 
 
 class InjectOut(Struct, kw_only=True):
     composition_id: str
     injection_mode: InjectionMode
-    messages: list[dict[str, Any]]
+    messages: list[dict[str, Any]]  # documented as ChatMessage items
