@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
-from tests.api._refusals import (
+from tests.support.api import Api
+from tests.support.refusals import (
     JSON,
     MALFORMED,
     MARKER,
@@ -30,7 +31,6 @@ from tests.api._refusals import (
     sized_body,
     valid_create,
 )
-from tests.conftest import Api
 
 # --- POST /v1/realms/{r}/directives ---------------------------------------------------------
 

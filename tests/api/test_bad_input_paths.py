@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
-from tests.api._refusals import (
+from tests.support.api import Api, new_realm_id
+from tests.support.refusals import (
     JSON,
     MARKER,
     UNSET,
@@ -19,7 +20,6 @@ from tests.api._refusals import (
     send,
     valid_create,
 )
-from tests.conftest import Api, new_realm_id
 
 # --- realm and directive ids in the path ------------------------------------------------------
 

@@ -9,13 +9,13 @@ from httpx import Response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api._refusals import (
+from tests.support.api import Api
+from tests.support.refusals import (
     JSON,
     KNOWN_CODES,
     MARKER,
     assert_problem,
 )
-from tests.conftest import Api
 
 PROPERTY = settings(
     max_examples=120,

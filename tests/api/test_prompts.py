@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from charter.cache.entries import decode
 from charter.cache.redis_tier import entry_key
 from charter.runtime import Runtime
-from tests.conftest import Api
+from tests.support.api import Api
 
 
 def _runtime(app: Litestar) -> Runtime:

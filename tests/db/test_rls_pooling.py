@@ -22,7 +22,7 @@ from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms
 from charter.store._time import utcnow
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 TRANSACTIONS = 10_000
 NO_REALM_EVERY = 100  # between these, a transaction and a bare statement with no realm set

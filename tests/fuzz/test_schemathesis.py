@@ -37,7 +37,8 @@ from schemathesis.specs.openapi.checks import (
 
 from charter.app import create_app
 from charter.settings import Settings
-from tests.conftest import ADMIN_KEY
+from tests.support.api import ADMIN_KEY
+from tests.support.redis import SHARED_REDIS_URL
 
 pytestmark = pytest.mark.fuzz
 
@@ -70,7 +71,7 @@ def _settings() -> Settings:
     # before the first request starts the app's lifespan (and fails clearly when they are unset).
     return Settings(
         database_url=os.environ.get("CHARTER_TEST_DATABASE_URL", "postgresql+asyncpg://unset/"),
-        redis_url=os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_url=SHARED_REDIS_URL,
         heartbeat_seconds=0.2,
         bootstrap_key=ADMIN_KEY,
         rate_limit_per_second=0,

@@ -24,7 +24,7 @@ from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patc
 from charter.store import directives, realms
 from charter.store._time import utcnow
 from charter.store.directives import Directive
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 T = TypeVar("T")
 

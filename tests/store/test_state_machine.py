@@ -43,7 +43,7 @@ from charter.services import activation, writes
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
 from charter.store._time import utcnow
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 T = TypeVar("T")
 
