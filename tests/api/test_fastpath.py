@@ -15,7 +15,7 @@ from tests.support.api import ADMIN_KEY, Api
 from tests.support.checks import assert_problem
 
 # A query parameter the fast path does not read (and the handler ignores): always routed.
-ROUTED = {"wait": 0, "via": "router"}
+ROUTED: dict[str, str | int] = {"wait": 0, "via": "router"}
 
 
 def _runtime(app: Litestar) -> Runtime:

@@ -72,7 +72,8 @@ async def _visible(conn: AsyncConnection) -> list[tuple[str, str]]:
 
 
 async def _backend_pid(conn: AsyncConnection) -> int:
-    pid: int = await conn.scalar(select(func.pg_backend_pid()))
+    pid = await conn.scalar(select(func.pg_backend_pid()))
+    assert isinstance(pid, int)
     return pid
 
 
