@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -23,10 +21,10 @@ from charter.app import create_app
 from charter.db.migrate import migrate
 from charter.db.session import Database
 from charter.settings import Settings
+from tests.support.api import ADMIN_KEY, Api, new_realm_id
+from tests.support.redis import SHARED_REDIS_URL
 
 BACKENDS = ["postgres", "sqlite"]
-# Accepted as an admin key by every app the tests build (CHARTER_BOOTSTRAP_KEY).
-ADMIN_KEY = "chk_test-admin-key"
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +48,9 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def _settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     if backend == "postgres":
         _, app_url = request.getfixturevalue("postgres_urls")
-        redis_url = os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
         return Settings(
             database_url=app_url,
-            redis_url=redis_url,
+            redis_url=SHARED_REDIS_URL,
             heartbeat_seconds=1.0,
             bootstrap_key=ADMIN_KEY,
             rate_limit_per_second=0,
@@ -118,61 +115,12 @@ async def pg_admin_db(postgres_urls: tuple[str, str]) -> AsyncIterator[Database]
     await database.dispose()
 
 
-def new_realm_id() -> str:
-    return "t-" + uuid.uuid4().hex[:20]
-
-
 @pytest.fixture
 async def realm(client: AsyncTestClient[Litestar]) -> str:
     realm_id = new_realm_id()
     response = await client.post("/v1/realms", json={"id": realm_id})
     assert response.status_code == 201, response.text
     return realm_id
-
-
-class Api:
-    """Small request helpers for one realm, so tests read as the behaviour they check."""
-
-    def __init__(self, client: AsyncTestClient[Litestar], realm_id: str) -> None:
-        self.client = client
-        self.realm = realm_id
-        self.base = f"/v1/realms/{realm_id}/directives"
-
-    async def create(self, **fields: Any) -> dict[str, Any]:
-        body = {"level": "realm", "title": "Title", "body": "Body", **fields}
-        response = await self.client.post(self.base, json=body)
-        assert response.status_code == 201, response.text
-        created: dict[str, Any] = response.json()
-        return created
-
-    async def child(
-        self, parent: dict[str, Any], level: str = "team", **fields: Any
-    ) -> dict[str, Any]:
-        return await self.create(level=level, parent_id=parent["id"], **fields)
-
-    async def get(self, directive_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"{self.base}/{directive_id}")
-        assert response.status_code == 200, response.text
-        found: dict[str, Any] = response.json()
-        return found
-
-    async def patch(self, node: dict[str, Any], expect: int = 200, **fields: Any) -> dict[str, Any]:
-        response = await self.client.patch(
-            f"{self.base}/{node['id']}",
-            json=fields,
-            headers={"If-Match": f'"{node["revision"]}"'},
-        )
-        assert response.status_code == expect, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def events(self, after: int = 0) -> list[dict[str, Any]]:
-        response = await self.client.get(
-            f"/v1/realms/{self.realm}/events", params={"after": after, "limit": 500}
-        )
-        assert response.status_code == 200, response.text
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
 
 
 @pytest.fixture

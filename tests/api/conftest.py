@@ -9,8 +9,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api._refusals import foreign_node, marked_root, marked_tree
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.refusals import foreign_node, marked_root, marked_tree
 
 
 @pytest.fixture

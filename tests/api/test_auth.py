@@ -28,8 +28,8 @@ from charter.db.session import Database
 from charter.db.tables import api_keys, idempotency_records
 from charter.domain.access import Access
 from charter.settings import Settings
-from tests.api._streams import Answer, open_stream
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
+from tests.support.streams import Answer, open_stream
 
 # --- the table ----------------------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ every node and its versions), and no error may echo the directive text that was 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from httpx import Response
 
-from tests.api._refusals import (
+from tests.support.api import Api
+from tests.support.refusals import (
     JSON,
     MALFORMED,
     MARKER,
@@ -30,7 +31,6 @@ from tests.api._refusals import (
     sized_body,
     valid_create,
 )
-from tests.conftest import Api
 
 # --- POST /v1/realms/{r}/directives ---------------------------------------------------------
 
@@ -388,14 +388,14 @@ async def test_a_request_body_over_256_kib_is_413(
     api: Api, root: dict[str, Any], write: str
 ) -> None:
     raw = _oversized_request(MAX_REQUEST_BYTES + 1)
-    request = {
+    writes: dict[str, Callable[[], Awaitable[Response]]] = {
         "create": lambda: send(api, "POST", "", raw),
         "patch": lambda: send(api, "PATCH", f"/{root['id']}", raw, if_match(root)),
         "rollback": lambda: send(api, "POST", f"/{root['id']}/rollback", raw, if_match(root)),
         "delete": lambda: send(api, "DELETE", f"/{root['id']}", raw, if_match(root)),
         "realm": lambda: api.client.post("/v1/realms", content=raw, headers=JSON),
-    }[write]()
-    await assert_refused(api, request, 413, "payload-too-large")
+    }
+    await assert_refused(api, writes[write](), 413, "payload-too-large")
 
 
 async def test_a_request_body_of_exactly_256_kib_is_read_and_judged_on_its_content(

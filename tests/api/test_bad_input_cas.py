@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._refusals import (
+from tests.support.api import Api
+from tests.support.refusals import (
     MALFORMED,
     MARKER,
     MAX_BODY_BYTES,
@@ -18,7 +19,6 @@ from tests.api._refusals import (
     send,
     sized_body,
 )
-from tests.conftest import Api
 
 # --- PATCH -------------------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
-from tests.api._refusals import (
+from tests.support.api import Api, new_realm_id
+from tests.support.refusals import (
     JSON,
     MARKER,
     UNSET,
@@ -19,7 +20,6 @@ from tests.api._refusals import (
     send,
     valid_create,
 )
-from tests.conftest import Api, new_realm_id
 
 # --- realm and directive ids in the path ------------------------------------------------------
 
@@ -117,7 +117,9 @@ async def test_streams_refuse_bad_input_before_they_start(
     api: Api, root: dict[str, Any], path: str, headers: dict[str, str | bytes]
 ) -> None:
     # A stream that started would never end: the bound turns that into a failure, not a hang.
-    request = api.client.get("/v1/realms" + path.format(r=api.realm), headers=headers)
+    # As bytes on the wire: a str value is ASCII here, a bytes value goes as it is.
+    raw = [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in headers.items()]
+    request = api.client.get("/v1/realms" + path.format(r=api.realm), headers=raw)
     response = await asyncio.wait_for(request, timeout=10)
     assert_problem(response, 400, "invalid-request")
 

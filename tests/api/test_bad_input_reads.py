@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.api._refusals import (
+from tests.support.api import Api
+from tests.support.refusals import (
     MARKER,
     assert_problem,
     assert_refused,
     cursor,
     send,
 )
-from tests.conftest import Api
 
 # --- reads: query parameters, cursors, version numbers ----------------------------------------
 

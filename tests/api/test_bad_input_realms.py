@@ -8,13 +8,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api._refusals import (
+from tests.support.api import Api, new_realm_id
+from tests.support.refusals import (
     JSON,
     MALFORMED,
     assert_problem,
     assert_refused,
 )
-from tests.conftest import Api, new_realm_id
 
 # --- realms ------------------------------------------------------------------------------------
 

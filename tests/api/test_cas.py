@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
-from tests.api._support import assert_problem, assert_unchanged, if_match, snapshot
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, assert_unchanged, if_match, snapshot
 
 WRITES = ["patch", "delete", "rollback"]
 

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select
 
 from charter.db.session import Database
 from charter.db.tables import composition_agents
-from tests.api._support import assert_problem
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem
 
 NEVER_MADE = "cmp_" + "0f" * 32
 

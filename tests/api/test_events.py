@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._support import assert_problem, if_match, realm_revision
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, if_match, realm_revision
 
 
 async def _feed(api: Api, **params: Any) -> dict[str, Any]:

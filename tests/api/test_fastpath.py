@@ -11,11 +11,11 @@ from litestar.types import HTTPScope
 
 from charter.api.fastpath import cached_read
 from charter.runtime import Runtime
-from tests.api._support import assert_problem
-from tests.conftest import ADMIN_KEY, Api
+from tests.support.api import ADMIN_KEY, Api
+from tests.support.checks import assert_problem
 
 # A query parameter the fast path does not read (and the handler ignores): always routed.
-ROUTED = {"wait": 0, "via": "router"}
+ROUTED: dict[str, str | int] = {"wait": 0, "via": "router"}
 
 
 def _runtime(app: Litestar) -> Runtime:

@@ -15,8 +15,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api._streams import open_stream
-from tests.conftest import ADMIN_KEY, Api
+from tests.support.api import ADMIN_KEY, Api
+from tests.support.streams import open_stream
 
 HEARTBEAT = b": ping\r\n\r\n"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._support import MAX_DEPTH, assert_problem, chain, other_realm, realm_revision
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import MAX_DEPTH, assert_problem, chain, other_realm, realm_revision
 
 
 async def _post(api: Api, **fields: Any) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.api._support import assert_problem, if_match
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, if_match
 
 SECRET_TITLE = "Classified title zq81"
 SECRET_BODY = "Classified body xk42"

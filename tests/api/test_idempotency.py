@@ -28,7 +28,8 @@ from charter.services.keys import BOOTSTRAP_KEY_ID
 from charter.settings import Settings
 from charter.store import idempotency
 from charter.store.idempotency import Scope, Stored
-from tests.api._support import (
+from tests.support.api import ADMIN_KEY, Api, new_realm_id
+from tests.support.checks import (
     assert_problem,
     assert_unchanged,
     if_match,
@@ -37,7 +38,6 @@ from tests.api._support import (
     snapshot,
     versions_of,
 )
-from tests.conftest import ADMIN_KEY, Api, new_realm_id
 
 REPLAYED = "Idempotent-Replayed"
 HANG_GUARD_SECONDS = 30.0

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from charter.domain.metadata import MAX_JSON_DEPTH, json_depth
-from tests.api._refusals import assert_problem
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.refusals import assert_problem
 
 NEST = "__nest__"
 # Both sides of the limit, then the depths that used to break (msgspec's own limit is near

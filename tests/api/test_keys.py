@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api._support import assert_problem, assert_unchanged, if_match, realm_revision, snapshot
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import (
+    assert_problem,
+    assert_unchanged,
+    if_match,
+    realm_revision,
+    snapshot,
+)
 
 
 async def test_duplicate_key_on_create_is_409_and_writes_nothing(api: Api) -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._support import assert_problem
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem
 
 
 async def _list(api: Api, **params: Any) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._support import (
+from tests.support.api import Api
+from tests.support.checks import (
     MAX_DEPTH,
     assert_problem,
     assert_unchanged,
@@ -15,7 +16,6 @@ from tests.api._support import (
     snapshot,
     versions_of,
 )
-from tests.conftest import Api
 
 
 async def _move(api: Api, node: dict[str, Any], parent_id: str | None) -> Any:

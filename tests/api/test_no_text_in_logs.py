@@ -19,8 +19,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from charter.services import reads, writes
-from tests.api._streams import open_stream
-from tests.conftest import ADMIN_KEY, new_realm_id
+from tests.support.api import ADMIN_KEY, new_realm_id
+from tests.support.streams import open_stream
 
 MARKER = "zq-TEXT-MARKER-5c1e"
 MAX_BODY_BYTES = 32_768

@@ -23,7 +23,7 @@ from openapi_spec_validator import validate
 from charter.api.auth import route_access
 from charter.domain.access import Access
 from charter.domain.events import EventType
-from tests.conftest import Api
+from tests.support.api import Api
 
 DOCUMENT = "/schema/openapi.json"
 DOCS_PREFIX = "/schema"

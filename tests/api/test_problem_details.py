@@ -9,13 +9,13 @@ from httpx import Response
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api._refusals import (
+from tests.support.api import Api
+from tests.support.refusals import (
     JSON,
     KNOWN_CODES,
     MARKER,
     assert_problem,
 )
-from tests.conftest import Api
 
 PROPERTY = settings(
     max_examples=120,
@@ -32,7 +32,7 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 # Values the fields expect, or nearly: so that examples get past decoding and reach the rules.
-PLAUSIBLE = st.sampled_from(
+PLAUSIBLE: st.SearchStrategy[Any] = st.sampled_from(
     [
         "realm", "team", "agent", "org", "active", "paused", "completed", "cancelled", "critical",
         "high", "normal", "low", "system_first", "user_prepend", "", " ", "\x00", "line\nbreak",

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from charter.cache.entries import decode
 from charter.cache.redis_tier import entry_key
 from charter.runtime import Runtime
-from tests.conftest import Api
+from tests.support.api import Api
 
 
 def _runtime(app: Litestar) -> Runtime:
@@ -225,7 +225,9 @@ async def cached_agents(fleet: Fleet) -> set[str]:
         raw = [await redis.get(entry_key(fleet.api.realm, agent)) for agent in fleet.AGENTS]
     finally:
         await redis.aclose()
-    return {agent for agent, value in zip(fleet.AGENTS, raw, strict=True) if decode(value)}
+    # Without decode_responses the client answers bytes (or None for a missing key).
+    entries = [value if isinstance(value, bytes) else None for value in raw]
+    return {agent for agent, value in zip(fleet.AGENTS, entries, strict=True) if decode(value)}
 
 
 async def last_event_agents(api: Api, after: int) -> set[str]:

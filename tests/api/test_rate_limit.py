@@ -15,8 +15,8 @@ from charter.app import create_app
 from charter.errors import RateLimited
 from charter.ratelimit import RateLimiter
 from charter.settings import Settings
-from tests.api._support import assert_problem
-from tests.conftest import ADMIN_KEY
+from tests.support.api import ADMIN_KEY
+from tests.support.checks import assert_problem
 
 RATE = 1.0  # per second: a burst of 2, and about a second per token after that
 MAX_ATTEMPTS = 20  # far more than the bucket holds, unless each request took half a second

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._support import assert_problem, assert_unchanged, realm_revision, snapshot
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, assert_unchanged, realm_revision, snapshot
 
 
 async def _raw_patch(api: Api, node: dict[str, Any], **fields: Any) -> Any:

@@ -16,8 +16,8 @@ from litestar import Litestar
 
 from charter.api.edges import media_type_accepted
 from charter.settings import Settings
-from tests.api._support import assert_problem, assert_unchanged, snapshot
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, assert_unchanged, snapshot
 
 CREATE = b'{"level": "realm", "title": "T", "body": "B"}'
 ROUTED = {"via": "router"}  # a query parameter the fast path does not read: always routed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api._support import assert_problem, assert_unchanged, if_match, other_realm, snapshot
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, assert_unchanged, if_match, other_realm, snapshot
 
 READ_SUFFIXES = [
     "",

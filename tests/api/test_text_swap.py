@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api._support import assert_problem, if_match, versions_of
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, if_match, versions_of
 
 # Owners below the root, chosen so that code-point order differs from a locale's order.
 OWNERS = ["b", "A", "a", "_x", "Zed", ".dot", "@at", "9"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api._support import assert_problem, realm_revision
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.checks import assert_problem, realm_revision
 
 
 async def _get(api: Api, path: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.api._support import (
+from tests.support.api import Api
+from tests.support.checks import (
     assert_problem,
     assert_unchanged,
     if_match,
@@ -15,7 +16,6 @@ from tests.api._support import (
     snapshot,
     versions_of,
 )
-from tests.conftest import Api
 
 
 def _instant(stamp: str) -> datetime:

@@ -13,7 +13,7 @@ from charter.db.session import Database
 from charter.errors import NotFound
 from charter.services.misses import Misses
 from charter.services.prompts import Prompts
-from tests.conftest import Api
+from tests.support.api import Api
 
 
 class _Recorder:

@@ -29,7 +29,7 @@ from charter.cache.names import entry_key
 from charter.db.migrate import migrate
 from charter.runtime import Runtime
 from charter.settings import Settings
-from tests.conftest import ADMIN_KEY, new_realm_id
+from tests.support.api import ADMIN_KEY, new_realm_id
 
 REDIS_URL = os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AGENT = "bot"

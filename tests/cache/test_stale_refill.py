@@ -12,7 +12,7 @@ from litestar import Litestar
 from charter.runtime import Runtime
 from charter.services import writes
 from charter.services.writes import Actor, Expected, Patch
-from tests.conftest import Api
+from tests.support.api import Api
 
 
 async def test_a_reader_paused_across_a_change_cannot_store_the_old_prompt(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ from redis.exceptions import RedisError
 from charter.cache.entries import Entry, decode, encode, tombstone
 from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier, entry_key
+from tests.support.redis import SHARED_REDIS_URL
 
 CID = "cmp_" + "a" * 64
 
@@ -70,7 +70,7 @@ def test_a_disabled_local_tier_neither_serves_nor_stores() -> None:
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    client = Redis.from_url(SHARED_REDIS_URL)
     yield client
     await client.aclose()
 

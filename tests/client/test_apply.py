@@ -13,7 +13,8 @@ from charter.cli._style import Style
 from charter.cli.declarative import execute, fetch_state
 from charter.cli.plan import make_plan
 from charter.client import Charter, Patch
-from tests.client.conftest import ADMIN_KEY, ServerProcess
+from tests.support.api import ADMIN_KEY
+from tests.support.servers import CharterServer
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "ship.yaml"
 
@@ -43,7 +44,7 @@ directives:
 
 
 @pytest.fixture
-def env(server: ServerProcess, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(server: CharterServer, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("CHARTER_URL", server.url)
     monkeypatch.setenv("CHARTER_KEY", ADMIN_KEY)
     return realm
@@ -145,7 +146,7 @@ def test_prune_deactivates_only_when_asked(
 
 
 def test_a_conflict_mid_apply_stops_says_what_and_a_rerun_completes(
-    env: str, server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: str, server: CharterServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "tree.yaml"
     path.write_text(SMALL)

@@ -13,13 +13,14 @@ import pytest
 from charter.__main__ import main
 from charter.cli import exits
 from charter.cli.declarative import PROGRESS_FROM
-from tests.client.conftest import ADMIN_KEY, ServerProcess
+from tests.support.api import ADMIN_KEY
+from tests.support.servers import CharterServer
 
 FULL_BAR = "[" + "#" * 30 + "]"
 
 
 @pytest.fixture
-def env(server: ServerProcess, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(server: CharterServer, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("CHARTER_URL", server.url)
     monkeypatch.setenv("CHARTER_KEY", ADMIN_KEY)
     return realm

@@ -13,11 +13,13 @@ import pytest
 from charter.__main__ import main
 from charter.cli import exits
 from charter.client import Charter, NewDirective, Patch
-from tests.client.conftest import ADMIN_KEY, ServerProcess, free_port
+from tests.support.api import ADMIN_KEY
+from tests.support.ports import free_port
+from tests.support.servers import CharterServer
 
 
 @pytest.fixture
-def env(server: ServerProcess, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(server: CharterServer, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("CHARTER_URL", server.url)
     monkeypatch.setenv("CHARTER_KEY", ADMIN_KEY)
     monkeypatch.setenv("CHARTER_REALM", realm)
@@ -100,7 +102,7 @@ def test_build_inspect_change_and_roll_back_from_the_terminal(
 
 
 def test_exit_codes_by_problem_class(
-    env: str, server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: str, server: CharterServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(capsys, "show", "dir_" + "0" * 26)
     assert code == exits.NOT_FOUND
@@ -146,7 +148,7 @@ def test_realms_and_keys(env: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert revoked[key_id] is not None
 
 
-def test_the_installed_command_runs_as_a_process(env: str, server: ServerProcess) -> None:
+def test_the_installed_command_runs_as_a_process(env: str, server: CharterServer) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "charter", "tree", "--json"],
         capture_output=True,

@@ -20,13 +20,14 @@ from charter.__main__ import build_parser, main
 from charter.cli import exits, treefile
 from charter.client import Charter, NewDirective, Patch, errors
 from charter.client.vocabulary import Priority
-from tests.client.conftest import ADMIN_KEY, ServerProcess
+from tests.support.api import ADMIN_KEY
+from tests.support.servers import CharterServer
 
 COMMAND_SECONDS = 60.0
 
 
 @pytest.fixture
-def env(server: ServerProcess, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(server: CharterServer, realm: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("CHARTER_URL", server.url)
     monkeypatch.setenv("CHARTER_KEY", ADMIN_KEY)
     monkeypatch.setenv("CHARTER_REALM", realm)
@@ -34,8 +35,8 @@ def env(server: ServerProcess, realm: str, monkeypatch: pytest.MonkeyPatch) -> s
 
 
 @pytest.fixture
-def client(server: ServerProcess, env: str) -> Iterator[Charter]:
-    with server.client(realm=env) as charter:
+def client(server: CharterServer, env: str) -> Iterator[Charter]:
+    with server.charter(realm=env) as charter:
         yield charter
 
 
@@ -118,7 +119,7 @@ def test_export_to_a_file_replaces_it_whole_and_keeps_its_mode(
 
 
 def test_export_into_a_missing_directory_is_one_line_and_exit_2(
-    env: str, server: ServerProcess, tmp_path: Path
+    env: str, server: CharterServer, tmp_path: Path
 ) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
     environ |= {"CHARTER_URL": server.url, "CHARTER_KEY": ADMIN_KEY, "CHARTER_REALM": env}
@@ -426,7 +427,7 @@ def test_set_names_the_cascade_and_reopen_flags(
     assert "--reopen" not in err  # a reopen would not help: a terminal node goes to active
 
 
-def test_the_servers_messages_say_an_agent(env: str, server: ServerProcess) -> None:
+def test_the_servers_messages_say_an_agent(env: str, server: CharterServer) -> None:
     with Charter(server.url, ADMIN_KEY, realm=env) as admin:
         with pytest.raises(errors.InvalidInput) as refused:
             admin.create(NewDirective(level="agent", title="A", body="A."))

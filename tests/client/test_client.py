@@ -19,7 +19,9 @@ from charter.client import (
     Unauthenticated,
 )
 from charter.client import models as m
-from tests.client.conftest import ADMIN_KEY, FAST_RETRY, ServerProcess, new_realm
+from tests.support.api import ADMIN_KEY
+from tests.support.sdk import FAST_RETRY, new_realm
+from tests.support.servers import CharterServer
 
 
 def _root(charter: Charter, realm: str, **fields: object) -> m.Directive:
@@ -62,7 +64,7 @@ def test_every_read_returns_typed_structs(charter: Charter, realm: str) -> None:
 
 
 def test_problems_raise_typed_exceptions(
-    server: ServerProcess, charter: Charter, realm: str
+    server: CharterServer, charter: Charter, realm: str
 ) -> None:
     root = _root(charter, realm)
     with pytest.raises(StaleRevision) as stale:
@@ -143,7 +145,7 @@ class _DropFirstResponse(httpx.BaseTransport):
 
 
 def test_a_write_whose_answer_is_lost_is_replayed_not_repeated(
-    server: ServerProcess, realm: str
+    server: CharterServer, realm: str
 ) -> None:
     transport = _DropFirstResponse()
     with Charter(server.url, ADMIN_KEY, realm=realm, retry=FAST_RETRY, transport=transport) as c:
@@ -156,7 +158,7 @@ def test_a_write_whose_answer_is_lost_is_replayed_not_repeated(
         assert len(c.events().items) == 1
 
 
-def test_writes_get_distinct_idempotency_keys(server: ServerProcess, realm: str) -> None:
+def test_writes_get_distinct_idempotency_keys(server: CharterServer, realm: str) -> None:
     seen: list[str] = []
 
     def record(request: httpx.Request) -> None:
@@ -181,9 +183,9 @@ def test_writes_get_distinct_idempotency_keys(server: ServerProcess, realm: str)
 
 
 def test_prompt_is_revalidated_and_served_stale_when_the_server_is_gone(
-    own_server: ServerProcess,
+    own_server: CharterServer,
 ) -> None:
-    with own_server.client() as charter:
+    with own_server.charter() as charter:
         realm = new_realm(charter)
         charter.create(
             NewDirective(level="realm", title="Ship", body="Ship it.", owner_agent_id="coder"),
@@ -232,8 +234,8 @@ def test_keys_round_trip(charter: Charter, realm: str) -> None:
         agent.prompt("coder", realm=realm)
 
 
-async def test_watch_resumes_after_the_server_restarts(own_server: ServerProcess) -> None:
-    with own_server.client() as setup:
+async def test_watch_resumes_after_the_server_restarts(own_server: CharterServer) -> None:
+    with own_server.charter() as setup:
         realm = new_realm(setup)
         node = setup.create(
             NewDirective(level="realm", title="Ship", body="v1", owner_agent_id="coder"),

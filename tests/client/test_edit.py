@@ -17,7 +17,8 @@ from charter.__main__ import main
 from charter.cli import exits
 from charter.client import Charter, NewDirective
 from charter.client import models as m
-from tests.client.conftest import ADMIN_KEY, ServerProcess
+from tests.support.api import ADMIN_KEY
+from tests.support.servers import CharterServer
 
 # A stand-in for a person at an editor: it records the file it was given and what was in it,
 # writes the new text, and, when asked, races the edit with an update of its own through the
@@ -45,7 +46,7 @@ sys.exit(int(os.environ.get("FAKE_EDITOR_EXIT", "0")))
 
 
 @pytest.fixture
-def env(server: ServerProcess, realm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(server: CharterServer, realm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The CLI pointed at the realm, no terminal on stdin, $EDITOR the script; its record."""
     monkeypatch.setenv("CHARTER_URL", server.url)
     monkeypatch.setenv("CHARTER_KEY", ADMIN_KEY)
@@ -64,8 +65,8 @@ def env(server: ServerProcess, realm: str, tmp_path: Path, monkeypatch: pytest.M
 
 
 @pytest.fixture
-def client(server: ServerProcess, realm: str) -> Iterator[Charter]:
-    with server.client(realm) as charter:
+def client(server: CharterServer, realm: str) -> Iterator[Charter]:
+    with server.charter(realm) as charter:
         yield charter
 
 

@@ -33,7 +33,9 @@ from charter.client import (
 from charter.client._retry import Retryable
 from charter.client.errors import ServerError
 from charter.client.models import Problem
-from tests.client.conftest import ADMIN_KEY, ServerProcess, free_port
+from tests.support.api import ADMIN_KEY
+from tests.support.ports import free_port
+from tests.support.servers import CharterServer
 
 QUICK = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 REALMS = b'{"items": [], "next_cursor": null}'
@@ -255,24 +257,15 @@ def test_only_connection_failures_and_retryable_answers_are_retried() -> None:
     assert policy.backoff(Unavailable(problem)) is False  # raised only once tries ran out
 
 
-class _RateLimitedServer(ServerProcess):
-    """`charter serve` whose keys may send one request every two seconds."""
-
-    def env(self) -> dict[str, str]:
-        return super().env() | {"CHARTER_RATE_LIMIT": "0.5"}
-
-
 @pytest.fixture
-def rate_limited(tmp_path: Path) -> Iterator[ServerProcess]:
-    process = _RateLimitedServer(tmp_path)
-    try:
+def rate_limited(tmp_path: Path) -> Iterator[CharterServer]:
+    """`charter serve` whose keys may send one request every two seconds."""
+    with CharterServer.on_sqlite(tmp_path, rate_limit="0.5") as process:
         process.start()
         yield process
-    finally:
-        process.stop()
 
 
-def test_charters_own_429_is_waited_out(rate_limited: ServerProcess) -> None:
+def test_charters_own_429_is_waited_out(rate_limited: CharterServer) -> None:
     sent: list[tuple[float, int, str | None]] = []
     inner = httpx.HTTPTransport()
 

@@ -5,9 +5,7 @@ the streams still resume across a server restart."""
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,32 +18,21 @@ import pytest
 from charter.client import AsyncCharter, Charter, NewDirective, Patch
 from charter.client._shared import Cursor
 from charter.settings import Settings
-from tests.client.conftest import ADMIN_KEY, FAST_RETRY, ServerProcess, new_realm
+from tests.support.api import ADMIN_KEY
+from tests.support.sdk import FAST_RETRY, new_realm
+from tests.support.servers import CharterServer
 
 T = TypeVar("T")
 HEARTBEAT_SECONDS = 0.05
 WAIT_SECONDS = 20.0
 
 
-class _BeatingServer(ServerProcess):
-    def env(self) -> dict[str, str]:
-        return super().env() | {"CHARTER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS)}
-
-    def crash(self) -> None:
-        """Gone at once, streams and all (a graceful stop waits for open streams)."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-
 @pytest.fixture
-def beating(tmp_path: Path) -> Iterator[_BeatingServer]:
-    process = _BeatingServer(tmp_path)
-    try:
+def beating(tmp_path: Path) -> Iterator[CharterServer]:
+    """A server whose streams send a heartbeat every 50 ms."""
+    with CharterServer.on_sqlite(tmp_path, heartbeat_seconds=str(HEARTBEAT_SECONDS)) as process:
         process.start()
         yield process
-    finally:
-        process.stop()
 
 
 def _next(stream: Iterator[T], seconds: float = WAIT_SECONDS) -> T:
@@ -69,8 +56,8 @@ def _next(stream: Iterator[T], seconds: float = WAIT_SECONDS) -> T:
     return answer
 
 
-def _setup(server: ServerProcess) -> tuple[str, str]:
-    with server.client() as charter:
+def _setup(server: CharterServer) -> tuple[str, str]:
+    with server.charter() as charter:
         realm = new_realm(charter)
         node = charter.create(
             NewDirective(level="realm", title="Ship", body="v1", owner_agent_id="coder"),
@@ -96,7 +83,7 @@ async def _raw_lines(url: str, seconds: float) -> list[str]:
     return lines
 
 
-async def test_heartbeats_are_sent_and_never_reach_callers(beating: _BeatingServer) -> None:
+async def test_heartbeats_are_sent_and_never_reach_callers(beating: CharterServer) -> None:
     realm, _ = _setup(beating)
     path = f"/v1/realms/{realm}/events/stream"
     wire = await _raw_lines(f"{beating.url}{path}", 1.0)
@@ -127,7 +114,7 @@ async def test_heartbeats_are_sent_and_never_reach_callers(beating: _BeatingServ
 
 
 def test_follow_events_resumes_after_a_restart_with_heartbeats_on(
-    beating: _BeatingServer,
+    beating: CharterServer,
 ) -> None:
     realm, node_id = _setup(beating)
     with Charter(beating.url, ADMIN_KEY, realm=realm, retry=FAST_RETRY) as charter:
@@ -139,7 +126,7 @@ def test_follow_events_resumes_after_a_restart_with_heartbeats_on(
         changed = _next(stream)
         assert (changed.seq, changed.type) == (created.seq + 1, "directive.version_created")
 
-        beating.crash()
+        asyncio.run(beating.kill())  # gone at once, streams and all
         beating.start()
         charter.update(node_id, Patch(body="v3"), expected_revision=2)
         again = _next(stream)  # resumed after `changed`: nothing twice, nothing lost
@@ -148,7 +135,7 @@ def test_follow_events_resumes_after_a_restart_with_heartbeats_on(
 
 
 def test_watch_yields_only_prompts_and_resumes_with_heartbeats_on(
-    beating: _BeatingServer,
+    beating: CharterServer,
 ) -> None:
     realm, node_id = _setup(beating)
     with Charter(beating.url, ADMIN_KEY, realm=realm, retry=FAST_RETRY) as charter:
@@ -160,7 +147,7 @@ def test_watch_yields_only_prompts_and_resumes_with_heartbeats_on(
         second = _next(stream)
         assert second.text.endswith("v2")
 
-        beating.crash()
+        asyncio.run(beating.kill())  # gone at once, streams and all
         beating.start()
         charter.update(node_id, Patch(body="v3"), expected_revision=2)
         third = _next(stream)  # the prompt as it was on reconnection was v3: yielded once

@@ -26,7 +26,7 @@ from charter.domain.tree import Level
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store.directives import WALK_CAP
-from tests.conftest import Api, new_realm_id
+from tests.support.api import Api, new_realm_id
 
 ACTOR = Actor(key_id="corrupt")
 

@@ -21,7 +21,7 @@ from charter.domain.access import Role
 from charter.domain.tree import InjectionMode
 from charter.services.keys import mint
 from charter.store import compositions, realms
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 
 async def _realm(db: Database) -> str:

@@ -17,7 +17,7 @@ from charter.domain.versions import MAX_BODY_BYTES, content_hash
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 ACTOR = Actor(key_id="guards")
 # The tables a directive write fills, so each has rows of two realms to keep apart.

@@ -22,7 +22,7 @@ from charter.domain.tree import Level
 from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 TRANSACTIONS = 10_000
 NO_REALM_EVERY = 100  # between these, a transaction and a bare statement with no realm set
@@ -72,7 +72,8 @@ async def _visible(conn: AsyncConnection) -> list[tuple[str, str]]:
 
 
 async def _backend_pid(conn: AsyncConnection) -> int:
-    pid: int = await conn.scalar(select(func.pg_backend_pid()))
+    pid = await conn.scalar(select(func.pg_backend_pid()))
+    assert isinstance(pid, int)
     return pid
 
 

@@ -207,7 +207,7 @@ def test_walk_down_ends_on_any_children_map_even_with_repeats_and_cycles(
     for node, depth in walked[1:]:
         # pre-order: each node is reached from a node already walked, one level up
         assert any(
-            seen_depth.get(parent) == depth - 1 and node in kids
+            parent is not None and seen_depth.get(parent) == depth - 1 and node in kids
             for parent, kids in children.items()
         )
 

@@ -103,8 +103,8 @@ def test_validate_title_refuses_blank_multiline_and_nul(title: str) -> None:
 # Line breaks other than "\n" would make the diff's own lines ambiguous to split back up.
 _diff_text = st.text(
     st.characters(
-        blacklist_categories=("Cs",),
-        blacklist_characters="\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+        exclude_categories=["Cs"],
+        exclude_characters="\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
     ),
     max_size=60,
 )

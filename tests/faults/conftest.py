@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import new_realm_id
-from tests.faults.postgres import OwnPostgres
 from tests.faults.rig import Fleet, Rig, SnapshottingRedis
+from tests.support.api import new_realm_id
+from tests.support.postgres import OwnPostgres
 
 _SUMMARIES = pytest.StashKey[list[str]]()
 

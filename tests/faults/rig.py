@@ -6,10 +6,7 @@ end is fresh from the database), and a goal tree to work on.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -35,16 +32,9 @@ from tests.faults.history import (
     stale_compositions,
 )
 from tests.faults.load import Load, Tree, composition, finals, get_json, plant
-from tests.faults.postgres import OwnPostgres
-from tests.live.conftest import (
-    SHARED_REDIS_URL,
-    OwnRedis,
-    Server,
-    _spawn_server,
-    _stop_group,
-    _wait_ready,
-    free_port,
-)
+from tests.support.postgres import OwnPostgres
+from tests.support.redis import SHARED_REDIS_URL, OwnRedis
+from tests.support.servers import CharterServer, charter_env, kill_group
 
 SERVERS = ("a", "b")  # under load; "fresh" is only read at the end
 WARMUP_SECONDS = 1.5
@@ -66,7 +56,7 @@ class SnapshottingRedis(OwnRedis):
 
     async def kill(self) -> None:
         assert self.process is not None
-        await _killed(self.process)
+        await kill_group(self.process)
 
     async def freeze(self) -> None:
         """Snapshot now, and no more until a restart: a SIGKILL brings back exactly this."""
@@ -86,15 +76,6 @@ class SnapshottingRedis(OwnRedis):
             await redis.aclose()
 
 
-async def _killed(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group (a server's workers, Redis's snapshot child) and reap it."""
-    os.killpg(process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + STOP_SECONDS
-    while process.poll() is None:
-        assert time.monotonic() < deadline, f"{process.pid} outlived SIGKILL"
-        await asyncio.sleep(0.01)
-
-
 @dataclass
 class Fleet:
     """`charter serve` processes by name; every one started is stopped by `stop_all`."""
@@ -102,43 +83,32 @@ class Fleet:
     logs: Path
     key: str
     database_url: str
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    servers: dict[str, Server] = field(default_factory=dict)
-    _envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    servers: dict[str, CharterServer] = field(default_factory=dict)
 
     async def start(
-        self, name: str, redis_url: str | None, port: int | None = None, prefix: str | None = None
-    ) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
-        env |= {
-            "CHARTER_DATABASE_URL": self.database_url,
-            "CHARTER_BOOTSTRAP_KEY": self.key,
-            "CHARTER_RATE_LIMIT": "0",
-        }
+        self, name: str, redis_url: str | None, prefix: str | None = None
+    ) -> CharterServer:
+        settings = {"database_url": self.database_url, "bootstrap_key": self.key}
         if redis_url is not None:
-            env["CHARTER_REDIS_URL"] = redis_url
+            settings["redis_url"] = redis_url
         if prefix is not None:
-            env["CHARTER_REDIS_PREFIX"] = prefix
-        port = port or free_port()
-        log = self.logs / f"{name}-{len(self.started)}.log"
-        server = Server(f"http://127.0.0.1:{port}", self.key, _spawn_server(port, env, log), log)
-        self.started.append(server.process)
-        self.servers[name], self._envs[name] = server, env
-        await _wait_ready(server)
+            settings["redis_prefix"] = prefix
+        env = charter_env(rate_limit="0", **settings)
+        server = CharterServer(env, self.logs / f"{name}.log")
+        self.servers[name] = server
+        await server.astart()
         return server
 
     async def kill(self, name: str) -> None:
-        await _killed(self.servers[name].process)
+        await self.servers[name].kill()
 
     async def restart(self, name: str) -> None:
         """A new process on the old port, so clients simply find it there again."""
-        port = int(self.servers[name].base_url.rpartition(":")[2])
-        env = self._envs[name]
-        await self.start(name, env.get("CHARTER_REDIS_URL"), port, env.get("CHARTER_REDIS_PREFIX"))
+        await self.servers[name].astart()
 
     def stop_all(self) -> None:
-        for process in self.started:
-            _stop_group(process, first=signal.SIGTERM)
+        for server in self.servers.values():
+            server.stop()
 
 
 @dataclass
@@ -169,7 +139,7 @@ class Rig:
         fresh = fleet.start("fresh", SHARED_REDIS_URL, prefix=f"fresh-{secrets.token_hex(4)}")
         await asyncio.gather(*(fleet.start(name, redis.url) for name in SERVERS), fresh)
         clients = {
-            name: server.client(timeout=CLIENT_SECONDS) for name, server in fleet.servers.items()
+            name: server.http(timeout=CLIENT_SECONDS) for name, server in fleet.servers.items()
         }
         try:
             tree = await plant(clients["a"], realm)

@@ -19,7 +19,7 @@ from charter.app import create_app
 from charter.db.migrate import grant_app_role
 from charter.runtime import open_runtime
 from charter.settings import Settings
-from tests.faults.postgres import OwnPostgres
+from tests.support.postgres import OwnPostgres
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(60)]
 

@@ -18,7 +18,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -38,7 +38,8 @@ from schemathesis.specs.openapi.checks import (
 from charter.api.openapi import document
 from charter.app import create_app
 from charter.settings import Settings
-from tests.conftest import ADMIN_KEY
+from tests.support.api import ADMIN_KEY
+from tests.support.redis import SHARED_REDIS_URL
 
 pytestmark = pytest.mark.fuzz
 
@@ -71,7 +72,7 @@ def _settings() -> Settings:
     # before the first request starts the app's lifespan (and fails clearly when they are unset).
     return Settings(
         database_url=os.environ.get("CHARTER_TEST_DATABASE_URL", "postgresql+asyncpg://unset/"),
-        redis_url=os.environ.get("CHARTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_url=SHARED_REDIS_URL,
         heartbeat_seconds=0.2,
         bootstrap_key=ADMIN_KEY,
         rate_limit_per_second=0,
@@ -139,7 +140,8 @@ _SEEDED: list[Seed] = []  # filled by the `seed` fixture, read when examples are
 def seed(fuzz_app: Litestar) -> Seed:
     """A realm with a small tree, owned by two agents, with a few versions and a spare key."""
     realm = "fz-" + uuid.uuid4().hex[:16]
-    with asgi.get_client(fuzz_app) as client:
+    # Litestar types its ASGI signature more narrowly than schemathesis's generic one.
+    with asgi.get_client(cast(asgi.ASGIApp, fuzz_app)) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
         _post(client, "/v1/realms", {"id": realm})
         base = f"/v1/realms/{realm}/directives"
@@ -191,7 +193,7 @@ def flatmap_case(context: Any, case: Any) -> st.SearchStrategy[Any]:
     @st.composite
     def aimed(draw: st.DrawFn) -> Any:
         seed = _SEEDED[0]
-        choices = {
+        choices: dict[str, list[str] | list[int]] = {
             "realm_id": [seed.realm],
             "directive_id": seed.directives,
             "agent_id": seed.agents,

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 
-from tests.live.conftest import LiveApi, Server, StartServer
+from tests.support.live import LiveApi
+from tests.support.servers import CharterServer, StartServer
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -33,7 +34,7 @@ READ_SECONDS = 15.0  # generous: the machine is shared
 
 
 @pytest.fixture(scope="module")
-async def server(start_server: StartServer) -> Server:
+async def server(start_server: StartServer) -> CharterServer:
     env = {"CHARTER_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS)}
     return await start_server(extra_env=env, args=["--access-log"])
 
@@ -46,14 +47,14 @@ class Answer:
     closed_cleanly: bool  # EOF after the answer, not a reset
 
 
-def _address(server: Server) -> tuple[str, int]:
-    parts = urlsplit(server.base_url)
+def _address(server: CharterServer) -> tuple[str, int]:
+    parts = urlsplit(server.url)
     assert parts.hostname is not None
     assert parts.port is not None
     return parts.hostname, parts.port
 
 
-def _head(method: str, path: str, server: Server, headers: dict[str, str]) -> bytes:
+def _head(method: str, path: str, server: CharterServer, headers: dict[str, str]) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {server.key}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -77,7 +78,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> Answer:
 
 
 async def _trickle(
-    server: Server, realm: str, method: str = "POST", path: str = "/directives"
+    server: CharterServer, realm: str, method: str = "POST", path: str = "/directives"
 ) -> tuple[Answer, float]:
     """A request whose body comes 1 byte every 0.25 s: it would take 25 s to arrive."""
     reader, writer = await asyncio.open_connection(*_address(server))
@@ -102,8 +103,8 @@ async def _trickle(
         writer.close()
 
 
-async def test_a_trickled_body_times_out_with_408(server: Server, realm_id: str) -> None:
-    async with server.client() as http:
+async def test_a_trickled_body_times_out_with_408(server: CharterServer, realm_id: str) -> None:
+    async with server.http() as http:
         api = LiveApi(http, realm_id)
         await api.create_realm()
         results = await asyncio.gather(*(_trickle(server, realm_id) for _ in range(TRICKLERS)))
@@ -118,10 +119,12 @@ async def test_a_trickled_body_times_out_with_408(server: Server, realm_id: str)
         assert listed.json()["items"] == []
 
 
-async def test_the_fast_path_meets_the_same_body_timeout(server: Server, realm_id: str) -> None:
+async def test_the_fast_path_meets_the_same_body_timeout(
+    server: CharterServer, realm_id: str
+) -> None:
     """A cached prompt read is answered before routing; with a body still coming, it waits for
     the body as the routed answer does, and closes the connection the same way."""
-    async with server.client() as http:
+    async with server.http() as http:
         api = LiveApi(http, realm_id)
         await api.create_realm()
         await api.create(owner_agent_id="pilot")
@@ -141,7 +144,7 @@ async def test_the_fast_path_meets_the_same_body_timeout(server: Server, realm_i
 
 
 async def test_oversized_requests_back_to_back_each_get_413_and_a_clean_close(
-    server: Server, realm_id: str
+    server: CharterServer, realm_id: str
 ) -> None:
     body = b'{"level": "realm", "title": "T", "body": "' + b"x" * OVER + b'"}'
     headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
@@ -174,7 +177,7 @@ async def test_oversized_requests_back_to_back_each_get_413_and_a_clean_close(
     assert all(msgspec.json.decode(a.body)["code"] == "payload-too-large" for a in done)
 
 
-async def _log_text(server: Server, marker: str, count: int) -> str:
+async def _log_text(server: CharterServer, marker: str, count: int) -> str:
     """The server's log once `count` lines mention the marker (bounded wait)."""
     deadline = time.monotonic() + READ_SECONDS
     while True:
@@ -184,10 +187,10 @@ async def _log_text(server: Server, marker: str, count: int) -> str:
         await asyncio.sleep(0.05)
 
 
-async def test_one_request_makes_one_log_line(server: Server, realm_id: str) -> None:
+async def test_one_request_makes_one_log_line(server: CharterServer, realm_id: str) -> None:
     marker = uuid.uuid4().hex
     forged = f"%0A[ERROR]%20forged-{marker}%00%0D%E2%80%A8tail"
-    async with server.client() as http:
+    async with server.http() as http:
         # The access log line (granian's) and, for the undecodable body, Charter's own warning.
         assert (await http.get(f"/v1/realms/{forged}/directives")).status_code == 400
         response = await http.post(
@@ -206,9 +209,11 @@ async def test_one_request_makes_one_log_line(server: Server, realm_id: str) -> 
     assert any("undecodable" in line for line in mentions), mentions
 
 
-async def test_an_encoded_slash_is_refused_under_granian(server: Server, realm_id: str) -> None:
+async def test_an_encoded_slash_is_refused_under_granian(
+    server: CharterServer, realm_id: str
+) -> None:
     """granian hands the app the raw path too (`raw_path`): that is what the check reads."""
-    async with server.client() as http:
+    async with server.http() as http:
         await LiveApi(http, realm_id).create_realm()
         assert (await http.get(f"/v1/realms/{realm_id}/directives")).status_code == 200
         response = await http.get(f"/v1/realms/{realm_id}%2Fdirectives")

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import new_realm_id
-from tests.live.conftest import StartServer
+from tests.support.api import new_realm_id
+from tests.support.servers import StartServer
 
 PACKAGE = "charter_openapi"
 GENERATE_SECONDS = 180
@@ -69,7 +69,7 @@ async def test_a_generated_client_creates_updates_streams_and_reads_a_412(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     server = await start_server()
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
         response = await http.get("/schema", headers={"Accept": "application/json"})
     assert response.status_code == 200
     document = tmp_path / "openapi.json"
@@ -78,7 +78,8 @@ async def test_a_generated_client_creates_updates_streams_and_reads_a_412(
     await asyncio.to_thread(_generate, tmp_path, document)
     await asyncio.to_thread(_type_check, tmp_path)
     realm = new_realm_id()
-    command = [sys.executable, "flow.py", server.base_url, server.key, realm]
+    assert server.key is not None
+    command = [sys.executable, "flow.py", server.url, server.key, realm]
     run = await asyncio.to_thread(_run, command, tmp_path, FLOW_SECONDS)
     assert run.returncode == 0, run.stdout + run.stderr
     seen = json.loads(run.stdout)

@@ -18,7 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from charter.cache.redis_tier import entry_key
-from tests.live.conftest import LiveApi, OwnRedis, StartServer, envelope
+from tests.support.live import LiveApi, envelope
+from tests.support.redis import OwnRedis
+from tests.support.servers import StartServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,7 +67,7 @@ async def test_a_redis_outage_loses_no_write_and_serves_nothing_stale(
         start_server(own_redis.url), start_server(own_redis.url)
     )
     key = entry_key(realm_id, "x")
-    async with server_c.client() as http_c, server_d.client() as http_d:
+    async with server_c.http() as http_c, server_d.http() as http_d:
         c = LiveApi(http_c, realm_id)
         d = c.on(http_d)
         await c.create_realm()

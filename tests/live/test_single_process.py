@@ -23,15 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from charter.db.serving_lock import LOCK_KEY
-from tests.live.conftest import (
-    SHARED_REDIS_URL,
-    Server,
-    _spawn_server,
-    _stop_group,
-    _tail,
-    _wait_ready,
-    free_port,
-)
+from tests.support.ports import free_port
+from tests.support.redis import SHARED_REDIS_URL
+from tests.support.servers import CharterServer, stop_group, tail
 
 REFUSAL_SECONDS = 60.0  # a refused start exits long before; a started server never does
 
@@ -58,7 +52,7 @@ def _run_refused(env: dict[str, str], *extra: str) -> tuple[int, str]:
     try:
         output, _ = process.communicate(timeout=REFUSAL_SECONDS)
     except subprocess.TimeoutExpired:
-        _stop_group(process, first=signal.SIGTERM)
+        stop_group(process, first=signal.SIGTERM)
         output, _ = process.communicate()
         pytest.fail(f"charter serve {' '.join(extra)} started instead of refusing:\n{output!r}")
     return process.returncode, output.decode(errors="replace")
@@ -86,29 +80,25 @@ def test_two_workers_without_redis_are_refused_with_the_fix(database_url: str) -
     assert "--workers 1" in output
 
 
-Running = Callable[[dict[str, str]], Awaitable[Server]]
+Running = Callable[[dict[str, str]], Awaitable[CharterServer]]
 
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     """Starts `charter serve` processes (until ready); stops them all afterwards."""
-    started: list[Server] = []
+    started: list[CharterServer] = []
 
-    async def start(env: dict[str, str]) -> Server:
-        port = free_port()
-        log = tmp_path / f"serve-{len(started)}.log"
-        server = Server(
-            f"http://127.0.0.1:{port}", "chk_single", _spawn_server(port, env, log), log
-        )
+    async def start(env: dict[str, str]) -> CharterServer:
+        server = CharterServer(env, tmp_path / f"serve-{len(started)}.log")
         started.append(server)
-        await _wait_ready(server)
+        await server.astart()
         return server
 
     try:
         yield start
     finally:
         for server in started:
-            _stop_group(server.process, first=signal.SIGTERM)
+            server.stop()
 
 
 async def test_a_second_server_without_redis_is_refused(
@@ -119,7 +109,8 @@ async def test_a_second_server_without_redis_is_refused(
     assert code == 2, output
     assert "other charter server processes are already serving this database" in output
     assert "Set CHARTER_REDIS_URL on every server process" in output
-    assert first.process.poll() is None, _tail(first.log)  # the first one serves on
+    assert first.process is not None
+    assert first.process.poll() is None, tail(first.log)  # the first one serves on
 
 
 async def test_a_server_with_redis_is_refused_beside_one_without(
@@ -145,8 +136,9 @@ async def test_one_without_redis_is_refused_beside_servers_with_it(
 
 async def test_the_lock_goes_with_the_server(database_url: str, running: Running) -> None:
     first = await running(_env(database_url, None))
-    _stop_group(first.process, first=signal.SIGTERM)
+    first.stop()
     second = await running(_env(database_url, None))
+    assert second.process is not None
     assert second.process.poll() is None
 
 
@@ -191,7 +183,8 @@ async def test_a_server_takes_its_lock_again_after_its_connection_drops(
             await asyncio.sleep(0.05)
     code, output = _run_refused(_env(postgres_urls[1], None))
     assert code == 2, output
-    assert first.process.poll() is None, _tail(first.log)
+    assert first.process is not None
+    assert first.process.poll() is None, tail(first.log)
     assert "the serving lock's connection failed" in first.log.read_text()
 
 
@@ -206,8 +199,9 @@ async def test_a_server_that_lost_its_lock_to_another_stops(
         while not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}):
             assert time.monotonic() < deadline, "the lock never came free"
             await asyncio.sleep(0.005)
+        assert first.process is not None
         try:
             first.process.wait(EXIT_SECONDS)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the server kept serving without its lock:\n{_tail(first.log)}")
+            pytest.fail(f"the server kept serving without its lock:\n{tail(first.log)}")
         assert "lost the serving lock to another process; stopping" in first.log.read_text()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Route, async_playwright
 
-from tests.live.conftest import StartServer
+from tests.support.servers import StartServer
 
 PAGE_SECONDS = 30
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -31,7 +31,7 @@ def _chromium() -> str:
 
 async def test_the_swagger_page_renders_offline(start_server: StartServer) -> None:
     server = await start_server()
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with httpx.AsyncClient(base_url=server.url) as http:
         document = (await http.get("/schema/openapi.json")).json()
     operations = sum(
         1 for item in document["paths"].values() for method in item if method in METHODS
@@ -56,7 +56,7 @@ async def test_the_swagger_page_renders_offline(start_server: StartServer) -> No
             await context.route("**/*", offline)
             page = await context.new_page()
             page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(f"{server.base_url}/schema/swagger", timeout=PAGE_SECONDS * 1000)
+            await page.goto(f"{server.url}/schema/swagger", timeout=PAGE_SECONDS * 1000)
             blocks = page.locator(".opblock")
             await blocks.nth(operations - 1).wait_for(timeout=PAGE_SECONDS * 1000)
             shown = await blocks.count()

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.live.conftest import Event, LiveApi, Server, metrics, sse_events
+from tests.support.live import Event, LiveApi, metrics, sse_events
+from tests.support.servers import CharterServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,11 +25,11 @@ LOCAL_READS = 'charter_prompt_reads_total{source="local"}'
 
 @pytest.fixture
 async def pair(
-    two_servers: tuple[Server, Server], realm_id: str
+    two_servers: tuple[CharterServer, CharterServer], realm_id: str
 ) -> AsyncIterator[tuple[LiveApi, LiveApi]]:
     """The same fresh realm through A (the writer) and B (the reader)."""
     server_a, server_b = two_servers
-    async with server_a.client() as http_a, server_b.client() as http_b:
+    async with server_a.http() as http_a, server_b.http() as http_b:
         a = LiveApi(http_a, realm_id)
         await a.create_realm()
         yield a, a.on(http_b)

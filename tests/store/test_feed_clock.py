@@ -23,7 +23,7 @@ from charter.domain.tree import Level, Priority
 from charter.services import activation, writes
 from charter.services.writes import Actor, Expected, NewDirective, Patch
 from charter.store import directives, realms
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 ACTOR = Actor(key_id="clock")
 MAX_DEPTH = 16

@@ -21,7 +21,7 @@ from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.services import writes
 from charter.services.writes import Actor, Expected, NewDirective, Patch
 from charter.store import directives, realms
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 ACTOR = Actor(key_id="fields")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import pytest
@@ -24,7 +24,7 @@ from charter.services import writes
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
 from charter.store.directives import Directive
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ HANG_GUARD_SECONDS = 60
 
 
 async def _race(
-    db: Database, realm_id: str, writers: list[Callable[[AsyncConnection], Awaitable[T]]]
+    db: Database, realm_id: str, writers: Sequence[Callable[[AsyncConnection], Awaitable[T]]]
 ) -> list[T | BaseException]:
     """Run each writer in its own transaction, all released at once; collect what each got."""
     barrier = asyncio.Barrier(len(writers))
@@ -185,7 +185,7 @@ async def test_the_cas_statement_alone_lets_exactly_one_writer_through(pg_db: Da
         async with pg_db.transaction(realm_id) as conn:
             node = await directives.get(conn, realm_id, node.id)
         assert node.revision == expected + 1
-        assert node.metadata == swapped[0].metadata  # type: ignore[attr-defined]
+        assert node.metadata == swapped[0].metadata
 
 
 @pytest.mark.parametrize("through_descendants", [False, True], ids=["direct", "via-children"])

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from msgspec import UNSET
 from sqlalchemy import select
 
 from charter.clock import utcnow
@@ -43,7 +44,7 @@ from charter.errors import (
 from charter.services import activation, writes
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 T = TypeVar("T")
 
@@ -221,13 +222,7 @@ class StoreMachine(RuleBasedStateMachine):
     def update_content(self, node: str, title: str | None, body: str | None) -> None:
         entry = self.model[node]
         # Leave a field out of the PATCH as often as not: UNSET keeps the current value.
-        patch = Patch(
-            **{
-                name: value
-                for name, value in (("title", title), ("body", body))
-                if value is not None
-            }
-        )
+        patch = Patch(title=UNSET if title is None else title, body=UNSET if body is None else body)
         proposed = Content(
             entry.shown.title if title is None else title,
             entry.shown.body if body is None else body,

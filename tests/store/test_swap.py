@@ -15,7 +15,7 @@ from charter.services import writes
 from charter.services.writes import Actor, NewDirective
 from charter.store import realms, swap
 from charter.store.events import COMMITTED_KEY, Committed
-from tests.conftest import new_realm_id
+from tests.support.api import new_realm_id
 
 ACTOR = Actor(key_id="swapper")
 

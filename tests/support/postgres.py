@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.live.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.servers import charter_env
 
 DATABASE = "charter"
 COMMAND_SECONDS = 60.0
@@ -141,8 +142,7 @@ class OwnPostgres:
             await engine.dispose()
 
     async def _migrate(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
-        env |= {"CHARTER_ADMIN_DATABASE_URL": self.owner_url, "CHARTER_DATABASE_URL": self.app_url}
+        env = charter_env(admin_database_url=self.owner_url, database_url=self.app_url)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

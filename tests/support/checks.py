@@ -7,7 +7,7 @@ from typing import Any
 
 from httpx import Response
 
-from tests.conftest import Api, new_realm_id
+from tests.support.api import Api, new_realm_id
 
 MAX_DEPTH = 16  # the default limit of Settings.max_depth
 

@@ -15,7 +15,7 @@ from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import Api, new_realm_id
+from tests.support.api import Api, new_realm_id
 
 # Distinctive text put into titles, bodies and messages: an error must never echo it back.
 MARKER = "qxz-MARKER-7f3a"
