@@ -25,6 +25,10 @@ class Settings:
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
     idempotency_hours: float = 24.0
+    # Streams and long polls: open at once per key and process (0: no cap; beyond it 429),
+    # and the seconds `charter serve` gives its workers to stop before it kills them.
+    max_streams_per_key: int = 100
+    shutdown_timeout_seconds: int = 4
 
     @property
     def rate_limit(self) -> float:
@@ -56,4 +60,6 @@ class Settings:
                 float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
             ),
             idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
+            max_streams_per_key=int(env.get("CHARTER_MAX_STREAMS_PER_KEY", 100)),
+            shutdown_timeout_seconds=int(env.get("CHARTER_SHUTDOWN_TIMEOUT", 4)),
         )
