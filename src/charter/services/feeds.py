@@ -27,7 +27,7 @@ from charter.store.events import Event
 log = logging.getLogger("charter.feeds")
 
 PAGE = 500  # events per database read
-_KEEP = 1024  # events a window keeps (it trims to this past twice as many)
+KEEP = 1024  # events a window keeps (it trims to this past twice as many)
 _IDLE_SECONDS = 60.0  # a reader reads again this often, even if nothing rang
 _RETRY_SECONDS = 0.5  # after a failed read
 
@@ -64,8 +64,9 @@ class _Item:
 
 
 class _Window:
-    def __init__(self, realm: str, head: int) -> None:
+    def __init__(self, realm: str, head: int, keep: int) -> None:
         self.realm = realm
+        self.keep = keep
         self.floor = head
         self.head = head
         self.items: list[_Item] = []
@@ -78,8 +79,8 @@ class _Window:
             if event.seq > self.head:
                 self.items.append(_Item(event))
                 self.head = event.seq
-        if len(self.items) > 2 * _KEEP:
-            cut = len(self.items) - _KEEP
+        if len(self.items) > 2 * self.keep:
+            cut = len(self.items) - self.keep
             self.floor = self.items[cut - 1].seq
             del self.items[:cut]
         for watch in self.streams:
@@ -95,9 +96,10 @@ def _seq(item: _Item) -> int:
 
 
 class Feeds:
-    def __init__(self, db: Database, hub: Hub) -> None:
+    def __init__(self, db: Database, hub: Hub, keep: int = KEEP) -> None:
         self.db = db
         self.hub = hub
+        self.keep = keep
         self._windows: dict[str, _Window] = {}
 
     async def follow(
@@ -145,7 +147,7 @@ class Feeds:
     def _join(self, realm: str, head: int, watch: Watch) -> _Window:
         window = self._windows.get(realm)
         if window is None:
-            window = self._windows[realm] = _Window(realm, head)
+            window = self._windows[realm] = _Window(realm, head, self.keep)
             window.task = asyncio.create_task(self._read(window), name="charter-feed")
         window.streams.add(watch)
         return window
