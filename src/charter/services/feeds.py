@@ -75,10 +75,16 @@ class _Window:
         self.task: asyncio.Task[None] | None = None
 
     def extend(self, page: list[Event]) -> None:
+        head = self.head
         for event in page:
             if event.seq > self.head:
                 self.items.append(_Item(event))
                 self.head = event.seq
+        if self.head == head:
+            # Nothing new (one change rings the reader up to three times: the write, the bus,
+            # the relay): the streams sleep on. Waking thousands for nothing is what a write
+            # with many streams open would pay for.
+            return
         if len(self.items) > 2 * self.keep:
             cut = len(self.items) - self.keep
             self.floor = self.items[cut - 1].seq
