@@ -139,7 +139,9 @@ async def _until_held(client: AsyncTestClient[Litestar], count: int) -> None:
     pytest.fail(f"never {count} held")
 
 
-def test_the_cap_is_a_setting_and_zero_lifts_it() -> None:
+def test_the_cap_and_the_shutdown_timeout_are_settings() -> None:
     assert Settings().max_streams_per_key == 100
     assert Settings.from_env({"CHARTER_MAX_STREAMS_PER_KEY": "7"}).max_streams_per_key == 7
     assert Settings.from_env({"CHARTER_MAX_STREAMS_PER_KEY": "0"}).max_streams_per_key == 0
+    assert Settings().shutdown_timeout_seconds == 4
+    assert Settings.from_env({"CHARTER_SHUTDOWN_TIMEOUT": "9"}).shutdown_timeout_seconds == 9
