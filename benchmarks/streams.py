@@ -49,17 +49,28 @@ class _Api:
         self.http = Http1("127.0.0.1", server.port)
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
+    async def _request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        try:
+            status, _, answer = await self.http.request(method, path, headers, body)
+        except (OSError, asyncio.IncompleteReadError):
+            # The server closed the idle keep-alive connection (the streams took a while to
+            # open): once more, on a new one. A PATCH that did land the first time is refused
+            # the second (its If-Match is stale), so nothing is written twice.
+            await self.http.close()
+            status, _, answer = await self.http.request(method, path, headers, body)
+        return status, answer
+
     async def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         payload = json.dumps(body).encode() if body is not None else b""
-        status, _, answer = await self.http.request(
-            method, path, {**self.headers, **headers}, payload
-        )
+        status, answer = await self._request(method, path, {**self.headers, **headers}, payload)
         if status >= 300:
             raise RuntimeError(f"{method} {path} answered {status}: {answer[:300]!r}")
         return json.loads(answer) if answer else None
 
     async def watchers(self) -> int:
-        status, _, answer = await self.http.request("GET", "/metrics", self.headers)
+        status, answer = await self._request("GET", "/metrics", self.headers)
         for line in answer.decode().splitlines():
             if line.startswith("charter_watchers "):
                 return int(float(line.split()[1]))
