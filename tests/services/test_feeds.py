@@ -54,13 +54,22 @@ class Reader:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def _change(api: Api, hub: Hub, node: dict[str, Any], n: int) -> dict[str, Any]:
-    """Odd n: new text (a version); even n: a new priority (an attribute change)."""
+async def _change(
+    api: Api, hub: Hub, node: dict[str, Any], n: int, witness: Reader
+) -> dict[str, Any]:
+    """Odd n: new text (a version); even n: a new priority (an attribute change). Returns once
+    `witness` (a stream that always reads) has the event: the window's read is over.
+
+    On SQLite a read left open here would hold the database's one lock while the test client
+    (which blocks this loop for the whole request) waits on it for the next write.
+    """
     fields: dict[str, Any] = (
         {"body": f"v{n}"} if n % 2 else {"priority": ["high", "low"][n % 4 // 2]}
     )
     node = await api.patch(node, **fields)
-    hub.deliver(api.realm, [], await realm_revision(api))  # what the bus does, after commit
+    revision = await realm_revision(api)
+    hub.deliver(api.realm, [], revision)  # what the bus does, after commit
+    await witness.until(revision)
     return node
 
 
@@ -78,24 +87,28 @@ async def test_slow_and_late_streams_miss_nothing_and_repeat_nothing(
 
     fast = follow(1, 1)
     slow = follow(0, 1)
-    slow.gate.clear()  # it takes seq 1, then its client stops reading
-    await slow.until(1)
-    for n in range(1, 11):  # seqs 2 … 11
-        node = await _change(api, hub, node, n)
-    await fast.until(11)
-    assert feeds.readers == 1  # one window, one reader, for the realm's streams
-    late = follow(3, await realm_revision(api))  # behind the window: reads its gap itself
-    updates = follow(0, 11, Filter(frozenset({"directive.updated"})))
-    await late.until(11)
-    slow.gate.set()
-    for n in range(11, 13):  # seqs 12, 13
-        node = await _change(api, hub, node, n)
-    for reader in (fast, slow, late):
-        await reader.until(13)
-    await updates.until(13)
-    await asyncio.sleep(3 * HEARTBEAT)
-    for reader in (fast, slow, late, updates):
-        await reader.stop()
+    readers = [fast, slow]
+    try:
+        slow.gate.clear()  # it takes seq 1, then its client stops reading
+        await slow.until(1)
+        for n in range(1, 11):  # seqs 2 … 11
+            node = await _change(api, hub, node, n, fast)
+        assert feeds.readers == 1  # one window, one reader, for the realm's streams
+        late = follow(3, await realm_revision(api))  # behind the window: reads its gap itself
+        updates = follow(0, 11, Filter(frozenset({"directive.updated"})))
+        readers += [late, updates]
+        await late.until(11)
+        await updates.until(11)
+        slow.gate.set()
+        await slow.until(11)
+        for n in range(11, 13):  # seqs 12, 13
+            node = await _change(api, hub, node, n, fast)
+        for reader in (slow, late, updates):
+            await reader.until(13)
+        await asyncio.sleep(3 * HEARTBEAT)
+    finally:
+        for reader in readers:
+            await reader.stop()
 
     assert fast.got == list(range(2, 14))
     assert slow.got == list(range(1, 14))
@@ -105,8 +118,10 @@ async def test_slow_and_late_streams_miss_nothing_and_repeat_nothing(
         if feeds.readers == 0:
             break
         await asyncio.sleep(0.01)
-    assert feeds.readers == 0  # the last stream gone, its reader stops
-    await feeds.close()
+    try:
+        assert feeds.readers == 0  # the last stream gone, its reader stops
+    finally:
+        await feeds.close()
 
 
 async def test_an_ended_watch_ends_the_stream_before_any_later_event(
@@ -119,15 +134,17 @@ async def test_an_ended_watch_ends_the_stream_before_any_later_event(
     feeds = Feeds(db, hub)
     watch = Watch()
     ended = Reader(feeds.follow(api.realm, 0, 1, EVERY, watch, _seq_frame, HEARTBEAT))
-    ended.gate.clear()
-    await ended.until(1)
     witness = Reader(feeds.follow(api.realm, 1, 1, EVERY, Watch(), _seq_frame, HEARTBEAT))
-    for n in range(1, 4):  # seqs 2, 3, 4: in the window, waiting for the slow stream
-        node = await _change(api, hub, node, n)
-    await witness.until(4)
-    watch.end(Ending.REVOKED)
-    ended.gate.set()
-    await asyncio.wait_for(ended.task, 5)
-    assert ended.got == [1]
-    await witness.stop()
-    await feeds.close()
+    try:
+        ended.gate.clear()
+        await ended.until(1)
+        for n in range(1, 4):  # seqs 2, 3, 4: in the window, waiting for the slow stream
+            node = await _change(api, hub, node, n, witness)
+        watch.end(Ending.REVOKED)
+        ended.gate.set()
+        await asyncio.wait_for(ended.task, 5)
+        assert ended.got == [1]
+    finally:
+        await ended.stop()
+        await witness.stop()
+        await feeds.close()
