@@ -240,6 +240,7 @@ class _Pair:
                 "CHARTER_REDIS_URL": self.cfg["redis_url"],
                 "CHARTER_BOOTSTRAP_KEY": self.key,
                 "CHARTER_RATE_LIMIT": "0",
+                "CHARTER_MAX_STREAMS_PER_KEY": "0",  # one key holds all 10 000
             },
             self.work / f"charter-{self.tag}.log",
         )

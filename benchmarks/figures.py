@@ -226,6 +226,41 @@ def _embedded(emb: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _streams(s: dict[str, Any]) -> list[dict[str, Any]]:
+    count = f"{s['streams']:,}".replace(",", " ")
+    out = []
+    for pct in ("p50", "p90"):
+        c, b = _median(s["runs"]["many"], f"{pct}_ms"), _median(s["runs"]["one"], f"{pct}_ms")
+        name = f"a write with {count} event streams open (vs one): {pct}"
+        if pct == "p50":
+            out.append(_figure(name, c, b, "ms", "≤ 1.5x one stream", c / b <= 1.5))
+        else:
+            out.append(_figure(name, c, b, "ms"))
+    return out
+
+
+def _shutdown(s: dict[str, Any]) -> list[dict[str, Any]]:
+    count = f"{s['streams']:,}".replace(",", " ")
+    gone = s["exit_seconds"]
+    whole = s["ended_by_server"] == s["streams"] == s["with_retry_hint"]
+    return [
+        _figure(
+            f"SIGTERM, {count} streams open: process gone",
+            gone if gone is not None else float("inf"),
+            None,
+            "s",
+            "< 5 s, every stream ended",
+            gone is not None and gone < 5 and whole and not s["worker_killed"],
+        ),
+        _figure(
+            f"SIGTERM, {count} streams open: streams ended with a retry hint",
+            s["with_retry_hint"],
+            s["streams"],
+            "streams",
+        ),
+    ]
+
+
 def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = _reads(results)
     if "composition" in results:
@@ -237,4 +272,8 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         out += _size(results["size"])
     if "embedded" in results:
         out += _embedded(results["embedded"])
+    if "streams" in results:
+        out += _streams(results["streams"])
+    if "shutdown" in results:
+        out += _shutdown(results["shutdown"])
     return out

@@ -159,6 +159,20 @@ def _load(raw: dict[str, Any]) -> str:
             "SQLite: `charter serve` in an empty folder (default database URL, no Redis),"
             f" {s['sqlite_rounds']} rounds."
         )
+    if "streams" in results:
+        st = results["streams"]
+        parts.append(
+            f"Event streams: {st['streams']} `events/stream` streams of one realm (and then"
+            f" one), {st['writes_per_run']} sequential CAS text PATCHes a run, each after every"
+            f" stream got the previous one's event; {s['stream_rounds']} rounds."
+        )
+    if "shutdown" in results:
+        sh = results["shutdown"]
+        parts.append(
+            f"Shutdown: `charter serve` (PostgreSQL, Redis, 1 worker) holding {sh['streams']}"
+            " streams (half `prompt/stream`, half `events/stream`), then SIGTERM to its main"
+            " process; timed until that process is gone."
+        )
     return "\n".join(f"- {part}" for part in parts)
 
 

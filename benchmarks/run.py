@@ -8,6 +8,8 @@ Scenarios (BENCH_ONLY picks some, by number or name, comma-separated; default: a
 4, 5 `fanout`    a root update over 10 000 agents, and 10 000 watchers' memory (`fanout.py`)
 6 `size`         a 100 000-node, 1 000 000-version realm against a 100-node one (`size.py`)
 7 `sqlite`       scenarios 1 and 3 against `charter serve` in embedded mode (`embedded.py`)
+8 `streams`      a write with 2 000 event streams open against one stream (`streams.py`)
+9 `shutdown`     SIGTERM to `charter serve` holding 10 000 streams: time to exit (`streams.py`)
 
 Reads its database and Redis from the environment that `scripts/bench` sets: BENCH_APP_URL
 (the app role), BENCH_OWNER_URL (the schema owner: bulk seeding, ANALYZE), BENCH_REDIS_URL.
@@ -27,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cas, composition, embedded, fanout, figures, reads, report, size
+from benchmarks import cas, composition, embedded, fanout, figures, reads, report, size, streams
 from benchmarks.seed import COMPOSER, analyze, seed
 from benchmarks.servers import Server
 from benchmarks.watchers import raise_fd_limit
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("reads", "composition", "cas", "fanout", "size", "sqlite")
+SCENARIOS = ("reads", "composition", "cas", "fanout", "size", "sqlite", "streams", "shutdown")
 _ALIASES = {
     "1": "reads",
     "2": "composition",
@@ -44,6 +46,8 @@ _ALIASES = {
     "6": "size",
     "7": "sqlite",
     "embedded": "sqlite",
+    "8": "streams",
+    "9": "shutdown",
 }
 
 
@@ -77,6 +81,10 @@ def _settings() -> dict[str, Any]:
         "size_requests": int(number("BENCH_SIZE_REQUESTS", 100)),
         "sqlite_rounds": int(number("BENCH_SQLITE_ROUNDS", 3)),
         "sqlite_cas_directives": 8,
+        "stream_count": int(number("BENCH_STREAMS", 2000)),
+        "stream_rounds": int(number("BENCH_STREAM_ROUNDS", 3)),
+        "stream_writes": int(number("BENCH_STREAM_WRITES", 20)),
+        "shutdown_streams": int(number("BENCH_SHUTDOWN_STREAMS", 10_000)),
     }
 
 
@@ -234,6 +242,18 @@ def main() -> int:
                     cfg, work, admin_key, rounds=cfg["sqlite_rounds"], seconds=cfg["cas_seconds"]
                 )
             )
+        if "streams" in only:
+            print(
+                f"8. a write with {cfg['stream_count']} event streams open vs with one",
+                flush=True,
+            )
+            results["streams"] = asyncio.run(streams.write_latency(cfg, work, admin_key))
+        if "shutdown" in only:
+            print(
+                f"9. SIGTERM to `charter serve` holding {cfg['shutdown_streams']} streams",
+                flush=True,
+            )
+            results["shutdown"] = asyncio.run(streams.shutdown(cfg, work, admin_key))
         machine["load_average_end"] = os.getloadavg()
         machine["seconds"] = round(time.time() - started, 1)
         raw.update(

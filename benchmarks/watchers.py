@@ -12,7 +12,15 @@ with the prompt's ETag is sent, and is told by a 200 answer to it):
 - `told`: how many streams received a `prompt` event since the mark;
 - `times`: for each stream, the CLOCK_MONOTONIC time of its first `prompt` event since the
   mark (null if none), as JSON;
+- `open`: how many streams are still open;
+- `ended`: JSON `[closed, retried, last]`: how many streams the server closed, how many of
+  those had a `retry:` field first (a stopping server's hint), and the CLOCK_MONOTONIC time
+  of the last close (null if none);
 - `quit`, or the end of stdin (the parent died): close everything and exit.
+
+Mode `sse` watches `prompt/stream` (ready on its first `prompt` event); mode `events` watches
+`events/stream`, which sends nothing on connect (ready once its 200 is in; told by any
+`directive.*` event).
 
 CLOCK_MONOTONIC is one clock for every process on the machine, so times taken here compare
 with times the parent takes.
@@ -32,7 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = b"event: prompt"
-_KEEP = len(MARK) - 1  # a tail this short cannot hold a whole mark: none is counted twice
+EVENTS_MARK = b"event: directive."
+RETRY = b"\nretry: "
 
 
 def raise_fd_limit() -> int:
@@ -49,9 +58,13 @@ def raise_fd_limit() -> int:
 @dataclass
 class _Stream:
     path: str
+    mark: bytes = MARK
+    initial: bool = True  # the stream sends one marked event on connect
     events: int = 0
     told_at: float | None = None
     failed: str | None = None
+    closed_at: float | None = None  # the server closed it
+    retried: bool = False  # it carried a `retry:` field
     first: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -71,6 +84,8 @@ async def _hold(stream: _Stream, host: str, port: int, key: str, gate: asyncio.S
                 stream.failed = f"status {status.decode()}"
                 return
             tail = b""
+            if not stream.initial:
+                stream.first.set()
             while not stream.first.is_set():
                 data = await asyncio.wait_for(reader.read(65536), 120)
                 if not data:
@@ -80,6 +95,7 @@ async def _hold(stream: _Stream, host: str, port: int, key: str, gate: asyncio.S
         while data := await reader.read(65536):
             tail = _count(stream, tail + data, initial=False)
         stream.failed = "closed by the server"
+        stream.closed_at = time.monotonic()
     except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
         stream.failed = type(exc).__name__
     finally:
@@ -146,7 +162,7 @@ async def _poll(stream: _Stream, host: str, port: int, key: str, gate: asyncio.S
 
 
 def _count(stream: _Stream, chunk: bytes, *, initial: bool) -> bytes:
-    seen = chunk.count(MARK)
+    seen = chunk.count(stream.mark)
     if seen:
         stream.events += seen
         if initial:
@@ -154,15 +170,22 @@ def _count(stream: _Stream, chunk: bytes, *, initial: bool) -> bytes:
             seen -= 1
         if seen and stream.told_at is None:
             stream.told_at = time.monotonic()
-    return chunk[-_KEEP:]
+    if RETRY in chunk:
+        stream.retried = True
+    # A tail this short cannot hold a whole mark: none is counted twice.
+    return chunk[-(max(len(stream.mark), len(RETRY)) - 1) :]
 
 
 async def _child(config: dict[str, Any]) -> None:
     raise_fd_limit()
     host, port, key = config["host"], config["port"], config["key"]
     gate = asyncio.Semaphore(config.get("concurrency", 64))
-    streams = [_Stream(path) for path in config["paths"]]
-    hold = _poll if config.get("mode") == "poll" else _hold
+    mode = config.get("mode")
+    if mode == "events":
+        streams = [_Stream(path, EVENTS_MARK, initial=False) for path in config["paths"]]
+    else:
+        streams = [_Stream(path) for path in config["paths"]]
+    hold = _poll if mode == "poll" else _hold
     tasks = [asyncio.create_task(hold(s, host, port, key, gate)) for s in streams]
     loop = asyncio.get_running_loop()
     commands = asyncio.StreamReader()
@@ -187,6 +210,10 @@ async def _child(config: dict[str, Any]) -> None:
                 answer(json.dumps([s.told_at for s in streams]))
             elif line == "open":
                 answer(str(sum(s.failed is None for s in streams)))
+            elif line == "ended":
+                closed = [s for s in streams if s.closed_at is not None]
+                last = max((s.closed_at for s in closed if s.closed_at), default=None)
+                answer(json.dumps([len(closed), sum(s.retried for s in closed), last]))
             elif line == "quit":
                 break
     finally:
@@ -296,6 +323,17 @@ class Fleet:
 
     async def still_open(self) -> int:
         return sum(int(a) for a in await self._each("open"))
+
+    async def ended(self) -> tuple[int, int, float | None]:
+        """How many streams the server closed, how many with a retry hint, the last close."""
+        closed = retried = 0
+        last: float | None = None
+        for answer in await self._each("ended"):
+            c, r, t = json.loads(answer)
+            closed, retried = closed + c, retried + r
+            if t is not None:
+                last = t if last is None else max(last, t)
+        return closed, retried, last
 
     async def times(self) -> list[float | None]:
         out: list[float | None] = []

@@ -24,6 +24,7 @@ from charter.api.realms import RealmController
 from charter.api.system import healthz, metrics, readyz
 from charter.runtime import open_runtime
 from charter.settings import Settings
+from charter.signals import on_stop
 
 
 class CharterApp(Litestar):
@@ -48,14 +49,20 @@ class CharterApp(Litestar):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, stop_on_signals: bool = False) -> Litestar:
+    """The app; with `stop_on_signals`, SIGTERM and SIGINT end its streams (signals.py)."""
     logs.install()  # one request, one log line: logged values are escaped
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
-            yield
+            undo = on_stop(runtime.stop_streams) if stop_on_signals else None
+            try:
+                yield
+            finally:
+                if undo is not None:
+                    undo()
 
     app = CharterApp(
         route_handlers=[
@@ -84,4 +91,4 @@ def create_app(settings: Settings) -> Litestar:
 
 def app_from_env() -> Litestar:
     """The factory `charter serve` hands to the ASGI server."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), stop_on_signals=True)

@@ -88,8 +88,10 @@ class Forbidden(CharterError):
 class RateLimited(CharterError):
     code = "rate-limited"
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__("too many requests for this key; slow down")
+    def __init__(
+        self, retry_after: float, detail: str = "too many requests for this key; slow down"
+    ) -> None:
+        super().__init__(detail)
         self.retry_after = max(1, int(retry_after + 0.999))
 
 

@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.cache.bus import Bus, LocalBus, RedisBus
+from charter.cache.holds import Holds
 from charter.cache.hub import Hub
 from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier
@@ -22,8 +23,9 @@ from charter.cache.relay import Relay
 from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.ratelimit import RateLimiter
+from charter.services.feeds import Feeds
 from charter.services.idempotency import purge_idempotency_records
-from charter.services.keys import Keyring
+from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
 from charter.settings import Settings
 from charter.store.events import COMMITTED_KEY, Committed
@@ -42,8 +44,13 @@ class Runtime:
     keyring: Keyring
     limiter: RateLimiter
     metrics: Metrics
+    feeds: Feeds
     redis: Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def stop_streams(self) -> None:
+        """The process is stopping: end every stream and long poll, now and from now on."""
+        self.hub.holds.close()
 
     @asynccontextmanager
     async def write(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
@@ -70,7 +77,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
     local = LocalTier()
     keyring = Keyring(db, settings.bootstrap_key)
-    hub = Hub(local, keyring)
+    hub = Hub(local, keyring, Holds(settings.max_streams_per_key))
     redis: Redis | None = None
     tier: RedisTier | None = None
     bus: Bus
@@ -113,11 +120,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         keyring,
         RateLimiter(settings.rate_limit),
         metrics,
+        Feeds(db, hub),
         redis,
     )
+    metrics.gauges["event_feed_readers"] = lambda: runtime.feeds.readers
     runtime.tasks.append(
         asyncio.create_task(
             purge_idempotency_records(db, settings.idempotency_hours), name="charter-purge"
+        )
+    )
+    runtime.tasks.append(
+        asyncio.create_task(
+            recheck_revocations(db, hub.holds.key_ids, hub.revoke_key), name="charter-revocations"
         )
     )
     if redis is not None:
@@ -126,6 +140,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         yield runtime
     finally:
+        runtime.stop_streams()
+        await runtime.feeds.close()
         for task in runtime.tasks:
             task.cancel()
         for task in runtime.tasks:

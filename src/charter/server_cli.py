@@ -96,6 +96,9 @@ def _run_server(args: argparse.Namespace, settings: Settings) -> None:
         workers=args.workers,
         loop=Loops.uvloop,
         backpressure=open_files_limit(),
+        # Streams end at once on SIGTERM (signals.py); a worker that still has not stopped
+        # after this long (a client that does not read its last bytes) is killed.
+        workers_kill_timeout=settings.shutdown_timeout_seconds,
         log_access=args.access_log,
         log_level=LogLevels.info,
     ).serve()

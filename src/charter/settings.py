@@ -34,6 +34,10 @@ class Settings:
     idempotency_hours: float = 24.0
     # The HTTP edge (api/edges.py): a request body must arrive within this time, else 408.
     body_timeout_seconds: float = 30.0
+    # Streams and long polls: open at once per key and process (0: no cap; beyond it 429),
+    # and the seconds `charter serve` gives its workers to stop before it kills them.
+    max_streams_per_key: int = 100
+    shutdown_timeout_seconds: int = 4
 
     def __post_init__(self) -> None:
         if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
@@ -74,6 +78,8 @@ class Settings:
             idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
             heartbeat_seconds=_positive(env, "CHARTER_HEARTBEAT_SECONDS", 15.0),
             body_timeout_seconds=_positive(env, "CHARTER_BODY_TIMEOUT_SECONDS", 30.0),
+            max_streams_per_key=int(env.get("CHARTER_MAX_STREAMS_PER_KEY", 100)),
+            shutdown_timeout_seconds=int(env.get("CHARTER_SHUTDOWN_TIMEOUT", 4)),
         )
 
 

@@ -10,20 +10,21 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, HeaderParameter, JSONBody
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from charter.api import params, wire
-from charter.api.auth import ACCESS
-from charter.api.deps import CallerDep, RuntimeDep
+from charter.api import params, sse, wire
+from charter.api.auth import ACCESS, HELD
+from charter.api.deps import CallerDep, HoldDep, RuntimeDep, caller_of
 from charter.api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from charter.api.idempotent import write_once
 from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
+from charter.cache.watch import Ending
 from charter.domain.access import Access, Role
 from charter.domain.composition import inject
 from charter.domain.metadata import check_json_depth
-from charter.errors import InvalidRequest, NotFound
+from charter.errors import InvalidRequest, NotFound, Unauthenticated
 from charter.runtime import Runtime
 from charter.services import prompts
 from charter.store import compositions, realms
@@ -67,17 +68,25 @@ def _not_modified(entry: Entry) -> Response[bytes]:
 
 
 async def changed(
-    runtime: Runtime, realm_id: str, agent_id: str, tags: set[str], seconds: float
+    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, tags: set[str], seconds: float
 ) -> Entry:
     """The long poll: the agent's entry once it no longer matches `tags`, or after `seconds`
-    the current one (which still does)."""
+    (or once the process is stopping) the current one, which still does.
+
+    Held under `key_id`: RateLimited past the key's cap, Unauthenticated once it is revoked.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     # Watch first, then read: a change landing in between still rings the bell.
-    with runtime.hub.watch_agent(realm_id, agent_id) as watch:
+    with (
+        runtime.hub.holds.hold(key_id) as watch,
+        runtime.hub.watch_agent(realm_id, agent_id, watch),
+    ):
         while True:
             entry = await runtime.prompts.current(realm_id, agent_id)
-            if not matches(entry, tags):
+            if watch.ended is Ending.REVOKED:
+                raise Unauthenticated("the key was revoked")
+            if not matches(entry, tags) or watch.ended is not None:
                 return entry
             remaining = deadline - loop.time()
             if remaining <= 0 or not await watch.wait(remaining):
@@ -85,9 +94,9 @@ async def changed(
 
 
 async def _wait_for_change(
-    runtime: Runtime, realm_id: str, agent_id: str, tags: set[str], seconds: float
+    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, tags: set[str], seconds: float
 ) -> Response[bytes]:
-    entry = await changed(runtime, realm_id, agent_id, tags, seconds)
+    entry = await changed(runtime, key_id, realm_id, agent_id, tags, seconds)
     return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 
 
@@ -151,7 +160,8 @@ class AgentController(Controller):
         seconds = 0 if wait is None else params.number(wait, "wait", 0, MAX_WAIT_SECONDS)
         tags = entity_tags(if_none_match)
         if seconds and tags:
-            return await _wait_for_change(runtime, realm_id, agent_id, tags, seconds)
+            key_id = caller_of(request).key_id
+            return await _wait_for_change(runtime, key_id, realm_id, agent_id, tags, seconds)
         entry = await runtime.prompts.current(realm_id, agent_id)
         return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 
@@ -164,31 +174,37 @@ class AgentController(Controller):
             "comment every heartbeat keeps the connection open."
         ),
         responses={200: event_stream(PromptEvent, "the composition, on connect and on change")},
-        opt={ACCESS: Access.PROMPT},
+        opt={ACCESS: Access.PROMPT, HELD: True},
     )
     async def stream(
-        self, runtime: RuntimeDep, realm_id: params.RealmPath, agent_id: params.AgentPath
-    ) -> ServerSentEvent:
+        self,
+        runtime: RuntimeDep,
+        hold: HoldDep,
+        realm_id: params.RealmPath,
+        agent_id: params.AgentPath,
+    ) -> Stream:
         _agent(realm_id, agent_id)
         await runtime.prompts.current(realm_id, agent_id)  # 404 now, not mid-stream
 
-        async def changes() -> AsyncIterator[ServerSentEventMessage]:
+        async def changes() -> AsyncIterator[bytes]:
             sent: str | None = None
-            with runtime.hub.watch_agent(realm_id, agent_id) as watch:
-                while True:
+            with runtime.hub.watch_agent(realm_id, agent_id, hold):
+                while hold.ended is None:
                     try:
                         entry = await runtime.prompts.current(realm_id, agent_id)
                     except NotFound:
                         return  # the agent no longer owns anything here
+                    if hold.ended is not None:
+                        break  # never a prompt read after the key's revocation
                     if entry.composition_id != sent:
                         sent = entry.composition_id
-                        yield ServerSentEventMessage(
-                            data=entry.payload.decode(), event="prompt", id=sent
-                        )
-                    if not await watch.wait(runtime.settings.heartbeat_seconds):
-                        yield ServerSentEventMessage(data=None, comment="ping")
+                        yield sse.frame("prompt", sent, entry.payload)
+                    if not await hold.wait(runtime.settings.heartbeat_seconds):
+                        yield sse.PING
+            if hold.ended is not None:
+                yield sse.ending(hold.ended)
 
-        return ServerSentEvent(changes())
+        return sse.response(changes())
 
     @post(
         "/agents/{agent_id:str}/inject",

@@ -16,6 +16,9 @@ from charter.errors import Forbidden, NotFound, RateLimited, Unauthenticated
 from charter.runtime import Runtime
 
 ACCESS = "access"
+# A route whose answer stays open (a stream): it is held under the caller's key for as long
+# as it runs, counted against the key's cap and ended by its revocation (cache/holds.py).
+HELD = "held"
 
 
 def route_access(handler: BaseRouteHandler) -> Access:
@@ -85,5 +88,15 @@ class AuthorizeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            await authorize(scope, scope["route_handler"])
+            handler = scope["route_handler"]
+            await authorize(scope, handler)
+            if handler.opt.get(HELD):
+                state = scope["state"]
+                runtime: Runtime = scope["litestar_app"].state.runtime
+                # The whole response is sent inside this block, so the hold lasts as long as
+                # the stream, and ends however the stream does.
+                with runtime.hub.holds.hold(state["caller"].key_id) as watch:
+                    state["hold"] = watch
+                    await self.app(scope, receive, send)
+                return
         await self.app(scope, receive, send)

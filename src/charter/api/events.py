@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 
-from charter.api import params, render, wire
-from charter.api.auth import ACCESS
-from charter.api.deps import RuntimeDep
+from charter.api import params, render, sse, wire
+from charter.api.auth import ACCESS, HELD
+from charter.api.deps import HoldDep, RuntimeDep
 from charter.api.openapi import FeedEvent, event_stream
+from charter.cache.watch import Watch
 from charter.domain.access import Access
 from charter.domain.events import EventType
-from charter.runtime import Runtime
+from charter.services import feeds
 from charter.store import events, realms
+from charter.store.events import Event
 
 EVENT_TYPES = frozenset(
     t.value for t in EventType
@@ -47,12 +50,8 @@ class EventController(Controller):
         directive_id: params.DirectiveQuery = None,
     ) -> wire.EventPage:
         params.realm_id(realm_id)
-        types = event_type or []
-        unknown = sorted(set(types) - EVENT_TYPES)
-        if unknown:
-            raise params.InvalidRequest(f"unknown event type; known: {sorted(EVENT_TYPES)}")
-        if directive_id is not None:
-            params.directive_id(directive_id)
+        types = _types(event_type)
+        directive_id = _directive(directive_id)
         size = params.limit(limit)
         cursor = 0 if after is None else params.number(after, "after", 0, MAX_SEQ)
         async with runtime.db.transaction(realm_id) as conn:
@@ -72,17 +71,22 @@ class EventController(Controller):
         responses={
             200: event_stream(FeedEvent, "the realm's events after the cursor, as they come")
         },
-        opt={ACCESS: Access.READ},
+        opt={ACCESS: Access.READ, HELD: True},
     )
     async def stream(
         self,
         runtime: RuntimeDep,
+        hold: HoldDep,
         realm_id: params.RealmPath,
         after: Annotated[str | None, params.number_query(0, MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
-    ) -> ServerSentEvent:
-        """Starts after `Last-Event-ID`, else after `after`, else at the current revision."""
+        event_type: Annotated[list[str] | None, QueryParameter(name="type")] = None,
+        directive_id: params.DirectiveQuery = None,
+    ) -> Stream:
+        """Starts after `Last-Event-ID`, else after `after`, else at the current revision;
+        `type` and `directive_id` filter as on the feed."""
         params.realm_id(realm_id)
+        only = feeds.Filter(frozenset(_types(event_type)), _directive(directive_id))
         async with runtime.db.transaction(realm_id) as conn:
             realm = await realms.get(conn, realm_id)
         cursor = realm.revision if after is None else params.number(after, "after", 0, MAX_SEQ)
@@ -91,27 +95,41 @@ class EventController(Controller):
             if not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
                 raise params.InvalidRequest("Last-Event-ID must be an event seq")
             cursor = int(seq)
-        return ServerSentEvent(_follow(runtime, realm_id, cursor))
+        frames = runtime.feeds.follow(
+            realm_id,
+            realm.revision if cursor is None else cursor,
+            realm.revision,
+            only,
+            hold,
+            _frame,
+            runtime.settings.heartbeat_seconds,
+        )
+        return sse.response(_stream(frames, hold))
+
+
+def _types(given: list[str] | None) -> list[str]:
+    types = given or []
+    if set(types) - EVENT_TYPES:
+        raise params.InvalidRequest(f"unknown event type; known: {sorted(EVENT_TYPES)}")
+    return types
+
+
+def _directive(given: str | None) -> str | None:
+    if given is not None:
+        params.directive_id(given)
+    return given
 
 
 _encoder = msgspec.json.Encoder()
 
 
-async def _follow(
-    runtime: Runtime, realm_id: str, cursor: int
-) -> AsyncIterator[ServerSentEventMessage]:
-    with runtime.hub.watch_realm(realm_id) as watch:  # before reading: no change slips by
-        while True:
-            async with runtime.db.transaction(realm_id) as conn:
-                page = await events.feed(conn, realm_id, cursor, _STREAM_PAGE)
-            for event in page:
-                data = _encoder.encode(render.event(event)).decode()
-                yield ServerSentEventMessage(data=data, event=event.type, id=str(event.seq))
-                cursor = event.seq
-            if len(page) == _STREAM_PAGE:
-                continue
-            if not await watch.wait(runtime.settings.heartbeat_seconds):
-                yield ServerSentEventMessage(data=None, comment="ping")
+def _frame(event: Event) -> bytes:
+    return sse.frame(event.type, str(event.seq), _encoder.encode(render.event(event)))
 
 
-_STREAM_PAGE = 500
+async def _stream(frames: AsyncGenerator[bytes | None, None], hold: Watch) -> AsyncIterator[bytes]:
+    async with aclosing(frames):
+        async for frame in frames:
+            yield sse.PING if frame is None else frame
+    if hold.ended is not None:
+        yield sse.ending(hold.ended)

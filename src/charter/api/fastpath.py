@@ -42,6 +42,7 @@ _JSON = (b"content-type", b"application/json")
 class Read:
     """A cached prompt read this path may answer."""
 
+    key_id: str
     realm: str
     agent: str
     entry: Entry
@@ -105,7 +106,7 @@ def cached_read(runtime: Runtime, scope: HTTPScope) -> Read | None:
         return None
     if runtime.limiter.take(caller.key_id):
         return None  # refused: the routed path takes again, refuses, and says so
-    return Read(realm, agent, entry, entity_tags(if_none_match), wait)
+    return Read(caller.key_id, realm, agent, entry, entity_tags(if_none_match), wait)
 
 
 async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
@@ -116,9 +117,13 @@ async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
     entry = read.entry
     if read.wait and read.tags and matches(entry, read.tags):
         try:
-            entry = await changed(runtime, read.realm, read.agent, read.tags, read.wait)
+            entry = await changed(
+                runtime, read.key_id, read.realm, read.agent, read.tags, read.wait
+            )
         except Exception:
-            return False  # nothing sent yet: the routed handler answers, problem and all
+            # Nothing sent yet: the routed handler answers, problem and all (a key's cap
+            # reached, its revocation while it waited, an error while reading).
+            return False
     await _send(send, 304 if matches(entry, read.tags) else 200, entry)
     return True
 

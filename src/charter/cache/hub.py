@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
+from charter.cache.holds import Holds
 from charter.cache.local import LocalTier
+from charter.cache.watch import Ending, Watch
+
+__all__ = ["Ending", "Hub", "Watch"]
 
 K = TypeVar("K")
-
-
-class Watch:
-    """A waiting reader's doorbell; `wait` returns True when it rang, False on timeout."""
-
-    __slots__ = ("_event",)
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def ring(self) -> None:
-        self._event.set()
-
-    async def wait(self, seconds: float) -> bool:
-        # A timeout scope, not wait_for: no task per wait, which thousands of held watchers
-        # pay for in memory, and a herd of them in CPU when one change wakes them all.
-        try:
-            async with asyncio.timeout(seconds):
-                await self._event.wait()
-        except TimeoutError:
-            return False
-        self._event.clear()
-        return True
 
 
 class Keyring(Protocol):
@@ -44,9 +24,12 @@ class Keyring(Protocol):
 
 
 class Hub:
-    def __init__(self, local: LocalTier, keyring: Keyring | None = None) -> None:
+    def __init__(
+        self, local: LocalTier, keyring: Keyring | None = None, holds: Holds | None = None
+    ) -> None:
         self.local = local
         self.keyring = keyring
+        self.holds = holds if holds is not None else Holds()
         self._agents: dict[tuple[str, str], set[Watch]] = {}
         self._realms: dict[str, set[Watch]] = {}
 
@@ -57,8 +40,10 @@ class Hub:
             self.keyring.coherent = coherent
 
     def revoke_key(self, key_id: str) -> None:
+        """The key is revoked: forget it, and end its open streams and long polls."""
         if self.keyring is not None:
             self.keyring.revoke(key_id)
+        self.holds.revoke(key_id)
 
     def drop_local(self, realm: str, agents: list[str], stamp: int) -> None:
         """Drop this process's entries older than `stamp`, waking no one (yet)."""
@@ -84,23 +69,26 @@ class Hub:
                 watch.ring()
 
     @contextmanager
-    def watch_agent(self, realm: str, agent: str) -> Iterator[Watch]:
-        with _registered(self._agents, (realm, agent)) as watch:
-            yield watch
+    def watch_agent(self, realm: str, agent: str, watch: Watch | None = None) -> Iterator[Watch]:
+        """`watch` (a new one if None) rings on every change to the agent's prompt."""
+        with _registered(self._agents, (realm, agent), watch) as registered:
+            yield registered
 
     @contextmanager
     def watch_realm(self, realm: str) -> Iterator[Watch]:
-        with _registered(self._realms, realm) as watch:
+        with _registered(self._realms, realm, None) as watch:
             yield watch
 
     @property
     def watchers(self) -> int:
-        return sum(map(len, self._agents.values())) + sum(map(len, self._realms.values()))
+        """Open streams and long polls."""
+        return len(self.holds)
 
 
 @contextmanager
-def _registered(registry: dict[K, set[Watch]], key: K) -> Iterator[Watch]:
-    watch = Watch()
+def _registered(registry: dict[K, set[Watch]], key: K, watch: Watch | None) -> Iterator[Watch]:
+    if watch is None:
+        watch = Watch()
     registry.setdefault(key, set()).add(watch)
     try:
         yield watch

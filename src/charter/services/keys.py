@@ -8,11 +8,13 @@ database every time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,9 +26,12 @@ from charter.ids import new_id
 from charter.store import keys
 from charter.store.keys import Key
 
+log = logging.getLogger("charter.keys")
+
 SECRET_PREFIX = "chk_"
 BOOTSTRAP_KEY_ID = "bootstrap"
 _NEGATIVE_SECONDS = 5.0
+_RECHECK_BATCH = 1000
 
 
 def hash_secret(secret: str) -> str:
@@ -134,3 +139,29 @@ class Keyring:
 async def revoke(conn: AsyncConnection, key_id: str) -> None:
     """Revoke a key now; the caller tells the processes (`Hub.revoke_key`, the bus)."""
     await keys.revoke(conn, key_id, utcnow())
+
+
+async def recheck_revocations(
+    db: Database,
+    held: Callable[[], list[str]],
+    revoke: Callable[[str], None],
+    interval: float = 0.5,
+) -> None:
+    """The safety net under the bus: every `interval`, ask the database which of the keys
+    that hold streams or long polls here are revoked, and `revoke` those.
+
+    A revocation normally arrives at once (from this process, or by the bus from another);
+    this catches one the bus lost (a Redis outage, a message published while this process
+    was resubscribing), and one made straight in the database.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        ids = sorted(set(held()) - {BOOTSTRAP_KEY_ID})
+        try:
+            for start in range(0, len(ids), _RECHECK_BATCH):
+                async with db.transaction() as conn:
+                    revoked = await keys.revoked_among(conn, ids[start : start + _RECHECK_BATCH])
+                for key_id in revoked:
+                    revoke(key_id)
+        except Exception as exc:
+            log.warning("revocation re-check failed (%s); retrying", type(exc).__name__)

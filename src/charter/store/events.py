@@ -109,10 +109,14 @@ async def feed(
     limit: int,
     types: Sequence[str] = (),
     directive_id: str | None = None,
+    until: int | None = None,
 ) -> list[Event]:
+    """Events with `after` < seq (≤ `until`), oldest first, at most `limit`."""
     query = (
         select(e).where(e.c.realm_id == realm_id, e.c.seq > after).order_by(e.c.seq).limit(limit)
     )
+    if until is not None:
+        query = query.where(e.c.seq <= until)
     if types:
         query = query.where(e.c.type.in_(types))
     if directive_id is not None:

@@ -77,6 +77,12 @@ async def revoke(conn: AsyncConnection, key_id: str, now: datetime) -> None:
             raise NotFound(f"key {key_id!r} not found")
 
 
+async def revoked_among(conn: AsyncConnection, ids: list[str]) -> list[str]:
+    """Those of `ids` that are revoked."""
+    query = select(k.c.id).where(k.c.id.in_(ids), k.c.revoked_at.is_not(None))
+    return [row.id for row in await conn.execute(query)]
+
+
 async def count(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(k))).scalar_one())
 

@@ -1,0 +1,66 @@
+"""Open streams and long polls, by the key that opened them.
+
+Each is a `Watch` registered here under its key id, so that a key's revocation ends every one
+of them (`revoke`), a stopping process ends them all (`close`), and one key cannot hold more
+than `cap` at once (the next is refused with 429).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from charter.cache.watch import Ending, Watch
+from charter.errors import RateLimited
+
+# What a refused stream is told to wait: an open stream lasts minutes, not milliseconds.
+RETRY_AFTER_SECONDS = 5.0
+
+
+class Holds:
+    def __init__(self, cap: int = 0) -> None:
+        self.cap = cap  # streams and long polls per key at once; 0: no cap
+        self.closing = False
+        self._by_key: dict[str, set[Watch]] = {}
+
+    @contextmanager
+    def hold(self, key_id: str) -> Iterator[Watch]:
+        """A watch held for `key_id` until the block ends; RateLimited past the cap."""
+        held = self._by_key.setdefault(key_id, set())
+        if self.cap and len(held) >= self.cap:
+            if not held:
+                del self._by_key[key_id]
+            raise RateLimited(
+                RETRY_AFTER_SECONDS,
+                detail=f"this key already holds {self.cap} streams and long polls",
+            )
+        watch = Watch()
+        if self.closing:
+            watch.end(Ending.SHUTDOWN)
+        held.add(watch)
+        try:
+            yield watch
+        finally:
+            held.discard(watch)
+            if not held and self._by_key.get(key_id) is held:
+                del self._by_key[key_id]
+
+    def revoke(self, key_id: str) -> int:
+        """End every stream and long poll of a revoked key; returns how many."""
+        held = self._by_key.get(key_id, ())
+        for watch in held:
+            watch.end(Ending.REVOKED)
+        return len(held)
+
+    def close(self) -> None:
+        """The process is stopping: end everything held, and whatever is opened from now."""
+        self.closing = True
+        for held in self._by_key.values():
+            for watch in held:
+                watch.end(Ending.SHUTDOWN)
+
+    def key_ids(self) -> list[str]:
+        return list(self._by_key)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._by_key.values()))
