@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from charter.domain.tree import DEFAULT_MAX_DEPTH
+from charter.observability.logs import FORMATS as LOG_FORMATS
+from charter.observability.tracing import wanted as traces_wanted
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./charter.db"
 
@@ -25,6 +27,10 @@ class Settings:
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
     idempotency_hours: float = 24.0
+    # Observability (docs/observability.md).
+    metrics_public: bool = False  # False: /metrics needs a key (any role)
+    log_format: str = "text"  # or "json": one JSON object per line
+    tracing: bool = False  # OpenTelemetry, as the OTEL_* variables ask (the `otel` extra)
 
     @property
     def rate_limit(self) -> float:
@@ -57,7 +63,17 @@ class Settings:
             ),
             idempotency_hours=float(env.get("CHARTER_IDEMPOTENCY_HOURS", 24)),
             heartbeat_seconds=_positive(env, "CHARTER_HEARTBEAT_SECONDS", 15.0),
+            metrics_public=env.get("CHARTER_METRICS_PUBLIC") == "1",
+            log_format=_one_of(env, "CHARTER_LOG_FORMAT", LOG_FORMATS),
+            tracing=traces_wanted(env),
         )
+
+
+def _one_of(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

@@ -157,7 +157,7 @@ class AgentController(Controller):
 
         async def changes() -> AsyncIterator[ServerSentEventMessage]:
             sent: str | None = None
-            with runtime.hub.watch_agent(realm_id, agent_id) as watch:
+            with runtime.hub.watch_agent(realm_id, agent_id, "prompt_stream") as watch:
                 while True:
                     try:
                         entry = await runtime.prompts.current(realm_id, agent_id)

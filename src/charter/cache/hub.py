@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol, TypeVar
 
 from charter.cache.local import LocalTier
+from charter.metrics import Metrics
 
 K = TypeVar("K")
 
@@ -44,9 +45,12 @@ class Keyring(Protocol):
 
 
 class Hub:
-    def __init__(self, local: LocalTier, keyring: Keyring | None = None) -> None:
+    def __init__(
+        self, local: LocalTier, keyring: Keyring | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.local = local
         self.keyring = keyring
+        self.metrics = metrics
         self._agents: dict[tuple[str, str], set[Watch]] = {}
         self._realms: dict[str, set[Watch]] = {}
 
@@ -84,14 +88,18 @@ class Hub:
                 watch.ring()
 
     @contextmanager
-    def watch_agent(self, realm: str, agent: str) -> Iterator[Watch]:
-        with _registered(self._agents, (realm, agent)) as watch:
+    def watch_agent(self, realm: str, agent: str, kind: str = "long_poll") -> Iterator[Watch]:
+        """`kind` (long_poll, prompt_stream) labels the watcher gauge (docs/metrics.md)."""
+        with self._counted(kind), _registered(self._agents, (realm, agent)) as watch:
             yield watch
 
     @contextmanager
-    def watch_realm(self, realm: str) -> Iterator[Watch]:
-        with _registered(self._realms, realm) as watch:
+    def watch_realm(self, realm: str, kind: str = "event_stream") -> Iterator[Watch]:
+        with self._counted(kind), _registered(self._realms, realm) as watch:
             yield watch
+
+    def _counted(self, kind: str) -> AbstractContextManager[None]:
+        return nullcontext() if self.metrics is None else self.metrics.watching(kind)
 
     @property
     def watchers(self) -> int:
