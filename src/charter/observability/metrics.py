@@ -19,18 +19,23 @@ from contextlib import contextmanager
 from typing import Final
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 
+# No `*_created` series: the multiprocess mode has none, so one worker or many serve the same
+# families (docs/metrics.md lists them).
+disable_created_metrics()
+
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+# The 0.0.4 text format (what generate_latest writes); Litestar adds the charset.
+CONTENT_TYPE: Final = "text/plain; version=0.0.4"
 
 # Latency buckets from a cached read (well under a millisecond) to a held long poll (60 s).
 LATENCY_BUCKETS: Final = (

@@ -36,13 +36,13 @@ async def pending_realms(conn: AsyncConnection) -> list[tuple[str, int, int]]:
 async def pending(conn: AsyncConnection, realm: str, after: int, limit: int) -> list[Pending]:
     """The realm's events after `after`, in seq order, without their payloads."""
     query = (
-        select(events.c.seq, events.c.affected_agents, events.c.created_at)
+        select(events.c.seq, events.c.affected_agents, events.c.occurred_at)
         .where(events.c.realm_id == realm, events.c.seq > after)
         .order_by(events.c.seq)
         .limit(limit)
     )
     rows = await conn.execute(query)
-    return [Pending(int(row.seq), list(row.affected_agents), row.created_at) for row in rows]
+    return [Pending(int(row.seq), list(row.affected_agents), row.occurred_at) for row in rows]
 
 
 async def advance(conn: AsyncConnection, realm: str, stamp: int) -> None:

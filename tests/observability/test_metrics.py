@@ -1,0 +1,88 @@
+"""/metrics parses with prometheus_client, and matches docs/metrics.md both ways."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from charter.app import create_app
+from charter.settings import Settings
+from tests.conftest import ADMIN_KEY, Api
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+_ROW = re.compile(r"^\| `([a-z_]+)` \| (counter|gauge|histogram) \|\s*([a-z_, ]*?)\s*\|", re.M)
+
+
+def documented() -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (type, labels) from the table in docs/metrics.md."""
+    rows = {}
+    for name, kind, labels in _ROW.findall(DOC.read_text()):
+        rows[name] = (kind, frozenset(x.strip() for x in labels.split(",") if x.strip()))
+    assert len(rows) > 10, "the table in docs/metrics.md was not found"
+    return rows
+
+
+def served(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    families = {}
+    for family in text_string_to_metric_families(text):
+        labels: set[str] = set()
+        for sample in family.samples:
+            labels |= set(sample.labels) - {"le"}
+        families[family.name] = (family.type, frozenset(labels))
+    return families
+
+
+async def test_metrics_parse_and_agree_with_the_docs(api: Api) -> None:
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    first = await api.client.get(url)
+    await api.client.get(url)  # the fast path
+    await api.client.get(url, params={"wait": 1}, headers={"If-None-Match": first.headers["etag"]})
+    response = await api.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# HELP charter_http_requests_total" in response.text
+    assert "# TYPE charter_http_requests_total counter" in response.text
+    families = served(response.text)
+    table = documented()
+    assert {name: kind for name, (kind, _) in families.items()} == {
+        name: kind for name, (kind, _) in table.items()
+    }
+    for name, (kind, labels) in families.items():
+        assert labels == table[name][1], (name, kind, labels)
+
+
+async def test_every_watcher_kind_and_the_request_labels_are_there(api: Api) -> None:
+    response = await api.client.get("/metrics")
+    text = response.text
+    for kind in ("long_poll", "prompt_stream", "event_stream"):
+        assert f'charter_watchers{{kind="{kind}"}}' in text
+    assert 'charter_rejections_total{reason="rate_limit"}' in text
+    assert 'route="/metrics"' in (await api.client.get("/metrics")).text
+
+
+async def test_metrics_need_a_key_by_default(client: AsyncTestClient[Litestar]) -> None:
+    anonymous = await client.get("/metrics", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    agent = await client.post(
+        "/v1/keys", json={"role": "agent", "realms": ["*"], "agent_id": "some-agent"}
+    )
+    assert agent.status_code == 201, agent.text
+    auth = {"Authorization": f"Bearer {agent.json()['key']}"}
+    assert (await client.get("/metrics", headers=auth)).status_code == 200
+
+
+async def test_metrics_are_public_by_setting(sqlite_url: str) -> None:
+    assert Settings.from_env({}).metrics_public is False
+    assert Settings.from_env({"CHARTER_METRICS_PUBLIC": "1"}).metrics_public is True
+    settings = Settings(database_url=sqlite_url, bootstrap_key=ADMIN_KEY, metrics_public=True)
+    async with AsyncTestClient(create_app(settings)) as anonymous:
+        response = await anonymous.get("/metrics")
+        assert response.status_code == 200
+        assert "charter_http_requests" in served(response.text)
+        assert (await anonymous.get("/v1/realms")).status_code == 401  # only /metrics opens
