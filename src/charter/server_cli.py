@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import Server
+from prometheus_client import values as prometheus_values
 
 from charter.db.migrate import migrate as migrate_schema
 from charter.db.migrate import upgrade
@@ -21,6 +27,8 @@ from charter.db.preflight import PreflightFailed, check_postgres
 from charter.db.session import Database
 from charter.domain.access import Role
 from charter.errors import CharterError
+from charter.observability import logs
+from charter.observability.metrics import MULTIPROC_ENV
 from charter.services.keys import ensure_first_key, mint
 from charter.settings import Settings
 
@@ -52,20 +60,44 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
 
-    # Granian over uvicorn, uvloop over its other loops: measured in ADR 0002.
-    Server(
-        "charter.app:app_from_env",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=args.workers,
-        loop=Loops.uvloop,
-        backpressure=open_files_limit(),
-        log_access=args.access_log,
-        log_level=LogLevels.info,
-    ).serve()
+    json_logs = settings.log_format == "json"
+    with metrics_directory(args.workers):
+        # Granian over uvicorn, uvloop over its other loops: measured in ADR 0002.
+        Server(
+            "charter.app:app_from_env",
+            factory=True,
+            address=args.host,
+            port=args.port,
+            interface=Interfaces.ASGI,
+            workers=args.workers,
+            loop=Loops.uvloop,
+            backpressure=open_files_limit(),
+            # In JSON mode the app writes the access line (it has the request id).
+            log_access=args.access_log and not json_logs,
+            log_level=LogLevels.info,
+            log_dictconfig=logs.dict_config(settings.log_format, access_log=args.access_log),
+        ).serve()
     return 0
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[str | None]:
+    """Several workers share their metrics through files (prometheus_client's multiprocess
+    mode): a temporary directory unless PROMETHEUS_MULTIPROC_DIR names one, removed after."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers <= 1 or given:
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="charter-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    # The workers are forked from this process: values made from now on go to files.
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+    try:
+        yield made
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def open_files_limit() -> int:

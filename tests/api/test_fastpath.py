@@ -192,4 +192,5 @@ async def test_fast_and_routed_reads_are_counted_under_one_route(api: Api) -> No
     hits = metrics.registry.get_sample_value(
         "charter_cache_lookups_total", {"tier": "local", "result": "hit"}
     )
-    assert hits is not None and hits >= 1
+    assert hits is not None
+    assert hits >= 1

@@ -31,7 +31,7 @@ from prometheus_client import (
 
 # No `*_created` series: the multiprocess mode has none, so one worker or many serve the same
 # families (docs/metrics.md lists them).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 # The 0.0.4 text format (what generate_latest writes); Litestar adds the charset.
