@@ -72,7 +72,8 @@ async def observe(
         if access_log.isEnabledFor(logging.INFO):
             fields = {"method": method, "route": template, "status": status}
             fields["duration_ms"] = round(seconds * 1000, 3)
-            access_log.info("%s %s %d", method, template, status, extra={"charter": fields})
+            extra = {"charter": fields, "request_id": rid}
+            access_log.info("%s %s %d", method, template, status, extra=extra)
         REQUEST_ID.reset(token)
 
 

@@ -32,6 +32,16 @@ def request_id(incoming: bytes | None) -> str:
     return os.urandom(8).hex()
 
 
+class RequestIdFilter(logging.Filter):
+    """Stamps the record with the request id of the moment it was logged (a handler may
+    format it later, outside the request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (json escapes every control character)."""
 
@@ -63,12 +73,14 @@ def dict_config(log_format: str, *, access_log: bool) -> dict[str, Any] | None:
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "json",
+        "filters": ["request_id"],
         "stream": "ext://sys.stdout",
     }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"}},
         "handlers": {"json": handler},
         "loggers": {
             "_granian": {"handlers": ["json"], "level": "INFO", "propagate": False},
