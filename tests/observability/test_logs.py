@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import logging
 import logging.config
@@ -69,3 +70,18 @@ def test_request_ids_kept_when_sane_and_made_otherwise() -> None:
         assert len(made) == 16
         assert int(made, 16) >= 0
     assert request_id(None) != request_id(None)
+
+
+def test_a_forked_worker_makes_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id through the pipe, then out at once
+        os.write(write, request_id(None).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    mine = request_id(None)
+    assert len(child) == 16
+    assert child[:8] != mine[:8]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
 
 from litestar import Litestar
@@ -10,8 +12,14 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from charter.app import create_app
+from charter.cache.bus import LocalBus
+from charter.cache.hub import Hub
+from charter.cache.local import LocalTier
+from charter.cache.relay import Relay
+from charter.db.session import Database
+from charter.metrics import Metrics
 from charter.settings import Settings
-from tests.conftest import ADMIN_KEY, Api
+from tests.conftest import ADMIN_KEY, Api, new_realm_id
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 _ROW = re.compile(r"^\| `([a-z_]+)` \| (counter|gauge|histogram) \|\s*([a-z_, ]*?)\s*\|", re.M)
@@ -86,3 +94,72 @@ async def test_metrics_are_public_by_setting(sqlite_url: str) -> None:
         assert response.status_code == 200
         assert "charter_http_requests" in served(response.text)
         assert (await anonymous.get("/v1/realms")).status_code == 401  # only /metrics opens
+
+
+def _value(api: Api, name: str, labels: dict[str, str] | None = None) -> float:
+    metrics = api.client.app.state.runtime.metrics
+    value = metrics.registry.get_sample_value(name, labels or {})
+    assert value is not None, name
+    return float(value)
+
+
+async def test_the_pool_gauges_follow_a_transaction(api: Api) -> None:
+    runtime = api.client.app.state.runtime
+    before = _value(api, "charter_db_pool_in_use")
+    async with runtime.db.transaction(api.realm):
+        assert _value(api, "charter_db_pool_in_use") == before + 1
+        assert _value(api, "charter_db_pool_waiting") == 0
+    assert _value(api, "charter_db_pool_in_use") == before
+    assert _value(api, "charter_db_pool_size") >= 1
+
+
+async def test_a_held_long_poll_is_a_long_poll_watcher(api: Api) -> None:
+    root = await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    first = await api.client.get(url)
+    kind = {"kind": "long_poll"}
+    before = _value(api, "charter_watchers", kind)
+    held = asyncio.create_task(
+        api.client.get(url, params={"wait": 30}, headers={"If-None-Match": first.headers["etag"]})
+    )
+    deadline = time.monotonic() + 10
+    while _value(api, "charter_watchers", kind) != before + 1:
+        assert time.monotonic() < deadline, "the long poll never showed as a watcher"
+        await asyncio.sleep(0.01)
+    assert _value(api, "charter_watchers", {"kind": "event_stream"}) >= 0
+    await api.patch(root, body="changed")  # ends the poll
+    answer = await asyncio.wait_for(held, 10)
+    assert answer.status_code == 200
+    assert _value(api, "charter_watchers", kind) == before
+
+
+async def test_the_relay_lag_is_what_a_pass_found(sqlite_url: str) -> None:
+    """A relay of its own on SQLite, where no background relay runs to race it."""
+    metrics = Metrics()
+    db = Database.connect(sqlite_url)
+    try:
+        hub = Hub(LocalTier())
+        relay = Relay(db, hub, LocalBus(hub), None, metrics)
+        await relay.drain()  # whatever earlier tests left
+        settings = Settings(database_url=sqlite_url, bootstrap_key=ADMIN_KEY)
+        async with AsyncTestClient(create_app(settings)) as client:
+            client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+            realm = new_realm_id()
+            assert (await client.post("/v1/realms", json={"id": realm})).status_code == 201
+            body = {"level": "realm", "title": "t", "body": "b"}
+            for _ in range(3):
+                created = await client.post(f"/v1/realms/{realm}/directives", json=body)
+                assert created.status_code == 201
+        await asyncio.sleep(0.05)
+        assert await relay.drain() >= 3
+        lag = metrics.registry.get_sample_value("charter_relay_lag_events")
+        assert lag is not None
+        assert lag >= 3
+        seconds = metrics.registry.get_sample_value("charter_relay_lag_seconds")
+        assert seconds is not None
+        assert 0.05 <= seconds < 60
+        assert await relay.drain() == 0
+        assert metrics.registry.get_sample_value("charter_relay_lag_events") == 0
+        assert metrics.registry.get_sample_value("charter_relay_lag_seconds") == 0
+    finally:
+        await db.dispose()
