@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
 import json
 import logging
 import logging.config
+import os
 
 import pytest
 

@@ -103,34 +103,56 @@ def _value(api: Api, name: str, labels: dict[str, str] | None = None) -> float:
     return float(value)
 
 
-async def test_the_pool_gauges_follow_a_transaction(api: Api) -> None:
-    runtime = api.client.app.state.runtime
-    before = _value(api, "charter_db_pool_in_use")
-    async with runtime.db.transaction(api.realm):
-        assert _value(api, "charter_db_pool_in_use") == before + 1
-        assert _value(api, "charter_db_pool_waiting") == 0
-    assert _value(api, "charter_db_pool_in_use") == before
-    assert _value(api, "charter_db_pool_size") >= 1
+async def test_the_pool_gauges_follow_transactions(settings: Settings) -> None:
+    """One connection: a second transaction waits for it, and the gauges say so."""
+    metrics = Metrics()
+    db = Database.connect(settings.database_url, pool_size=1)
+    db.instrument(metrics)
+
+    def gauge(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name)
+
+    entered = asyncio.Event()
+
+    async def second() -> None:
+        async with db.transaction("some-realm"):
+            entered.set()
+
+    try:
+        assert gauge("charter_db_pool_size") == 1
+        async with db.transaction("some-realm"):
+            assert gauge("charter_db_pool_in_use") == 1
+            assert gauge("charter_db_pool_waiting") == 0
+            waiter = asyncio.create_task(second())
+            deadline = time.monotonic() + 10
+            while gauge("charter_db_pool_waiting") != 1:
+                assert time.monotonic() < deadline, "the second transaction never waited"
+                await asyncio.sleep(0.01)
+            assert not entered.is_set()
+        await asyncio.wait_for(waiter, 10)
+        assert gauge("charter_db_pool_waiting") == 0
+        assert gauge("charter_db_pool_in_use") == 0
+    finally:
+        await db.dispose()
 
 
-async def test_a_held_long_poll_is_a_long_poll_watcher(api: Api) -> None:
-    root = await api.create(title="Root", body="b", owner_agent_id="pilot")
-    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
-    first = await api.client.get(url)
-    kind = {"kind": "long_poll"}
-    before = _value(api, "charter_watchers", kind)
-    held = asyncio.create_task(
-        api.client.get(url, params={"wait": 30}, headers={"If-None-Match": first.headers["etag"]})
-    )
-    deadline = time.monotonic() + 10
-    while _value(api, "charter_watchers", kind) != before + 1:
-        assert time.monotonic() < deadline, "the long poll never showed as a watcher"
-        await asyncio.sleep(0.01)
-    assert _value(api, "charter_watchers", {"kind": "event_stream"}) >= 0
-    await api.patch(root, body="changed")  # ends the poll
-    answer = await asyncio.wait_for(held, 10)
-    assert answer.status_code == 200
-    assert _value(api, "charter_watchers", kind) == before
+def test_watchers_are_counted_by_kind() -> None:
+    metrics = Metrics()
+    hub = Hub(LocalTier(), metrics=metrics)
+
+    def open_ones() -> dict[str, float | None]:
+        return {
+            kind: metrics.registry.get_sample_value("charter_watchers", {"kind": kind})
+            for kind in ("long_poll", "prompt_stream", "event_stream")
+        }
+
+    assert open_ones() == {"long_poll": 0, "prompt_stream": 0, "event_stream": 0}
+    with hub.watch_agent("r", "a"), hub.watch_agent("r", "b"):
+        with hub.watch_agent("r", "a", "prompt_stream"), hub.watch_realm("r"):
+            assert open_ones() == {"long_poll": 2, "prompt_stream": 1, "event_stream": 1}
+        assert open_ones() == {"long_poll": 2, "prompt_stream": 0, "event_stream": 0}
+    assert open_ones() == {"long_poll": 0, "prompt_stream": 0, "event_stream": 0}
+    assert hub.watchers == 0
 
 
 async def test_the_relay_lag_is_what_a_pass_found(sqlite_url: str) -> None:
