@@ -21,7 +21,7 @@ PROMPT = "/v1/realms/{realm_id}/agents/{agent_id}/prompt"
 
 
 def _dump(span: ReadableSpan) -> str:
-    return span.to_json()
+    return str(span.to_json())
 
 
 async def test_requests_and_statements_are_spans_without_text(settings: Settings) -> None:
