@@ -325,7 +325,7 @@ def realm_id() -> str:
 
 
 async def metrics(http: httpx.AsyncClient) -> dict[str, float]:
-    """The server's /metrics samples by name (labels included), e.g. `charter_watchers`."""
+    """The server's /metrics samples by name, labels included: `charter_watchers{kind="x"}`."""
     response = await http.get("/metrics")
     assert response.status_code == 200, response.text
     samples = (line.rpartition(" ") for line in response.text.splitlines() if line[:1] != "#")
