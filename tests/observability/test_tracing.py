@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from charter.app import create_app
-from charter.observability.tracing import wanted
+from charter.observability.tracing import provider_from_env, wanted
 from charter.settings import Settings
 from tests.conftest import ADMIN_KEY, new_realm_id
 
@@ -71,3 +71,15 @@ def test_the_standard_variables_switch_it_on() -> None:
     assert not wanted({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "x"})
     assert not wanted({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"})
     assert Settings.from_env({"OTEL_TRACES_EXPORTER": "console"}).tracing
+
+
+def test_the_provider_follows_the_exporter_variable() -> None:
+    for exporter in ("console", "otlp", "console,otlp"):
+        provider = provider_from_env({"OTEL_TRACES_EXPORTER": exporter})
+        assert isinstance(provider, TracerProvider)
+        assert provider.resource.attributes["service.name"] == "charter"
+        provider.shutdown()
+    named = provider_from_env({"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "fleet"})
+    assert named is not None
+    assert named.resource.attributes["service.name"] == "fleet"
+    named.shutdown()
