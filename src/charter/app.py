@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.types import Receive, Scope, Send
+from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
 from charter.api import edges, fastpath
@@ -22,7 +23,8 @@ from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.system import healthz, metrics, readyz
-from charter.runtime import open_runtime
+from charter.observability.asgi import observe
+from charter.runtime import Runtime, open_runtime
 from charter.settings import Settings
 from charter.signals import on_stop
 
@@ -34,28 +36,46 @@ class CharterApp(Litestar):
     body_timeout_seconds = 30.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] == ScopeType.HTTP:
-            head = edges.Head.of(scope["headers"])
-            refused = edges.refusal(scope, head)
+        if scope["type"] != ScopeType.HTTP:
+            await super().__call__(scope, receive, send)
+            return
+        http: HTTPScope = scope
+        runtime: Runtime | None = self.state.get("runtime")  # None until the lifespan started
+
+        async def handle(send: Send) -> str | None:
+            inbound = receive
+            head = edges.Head.of(http["headers"])
+            refused = edges.refusal(http, head)
             if refused is not None or head.has_body:  # without a body, nothing to guard
-                guard = edges.Guard(head, receive, send, self.body_timeout_seconds)
+                guard = edges.Guard(head, inbound, send, self.body_timeout_seconds)
                 if refused is not None:
                     await guard.refuse(*refused)
-                    return
-                receive, send = guard.receive, guard.send
-            runtime = self.state.get("runtime")  # absent until the lifespan has started
-            if runtime is not None and await fastpath.answer(runtime, scope, send):
-                return
-        await super().__call__(scope, receive, send)
+                    return None
+                inbound, send = guard.receive, guard.send
+            if runtime is not None and await fastpath.answer(runtime, http, send):
+                return fastpath.ROUTE
+            await super(CharterApp, self).__call__(http, inbound, send)
+            return None
+
+        if runtime is None:
+            await handle(send)
+            return
+        # The request id, metrics and the trace span wrap the edge and the fast path too
+        # (DESIGN §12): a refusal at the edge is counted and carries its request id.
+        await observe(runtime.metrics, runtime.tracer, http, handle, send)
 
 
-def create_app(settings: Settings, *, stop_on_signals: bool = False) -> Litestar:
-    """The app; with `stop_on_signals`, SIGTERM and SIGINT end its streams (signals.py)."""
+def create_app(
+    settings: Settings, *, stop_on_signals: bool = False, tracer_provider: Any = None
+) -> Litestar:
+    """The app; with `stop_on_signals`, SIGTERM and SIGINT end its streams (signals.py).
+    `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests); without one,
+    traces follow the OTEL_* variables (settings.tracing)."""
     logs.install()  # one request, one log line: logged values are escaped
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -22,6 +24,7 @@ from charter.cache.redis_tier import RedisTier
 from charter.cache.relay import Relay
 from charter.db.session import Database
 from charter.metrics import Metrics
+from charter.observability import tracing
 from charter.ratelimit import RateLimiter
 from charter.services.feeds import Feeds
 from charter.services.idempotency import purge_idempotency_records
@@ -47,6 +50,9 @@ class Runtime:
     feeds: Feeds
     redis: Redis | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # An OpenTelemetry Tracer when tracing is on (Any: the extra may not be installed, and
+    # Litestar resolves this class's annotations at run time).
+    tracer: Any = None
 
     def stop_streams(self) -> None:
         """The process is stopping: end every stream and long poll, now and from now on."""
@@ -68,16 +74,19 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, tracer_provider: Any = None) -> AsyncIterator[Runtime]:
     # Thousands of held watchers are millions of long-lived objects, and with the default
     # thresholds a burst of allocation (one change waking them all) sets off collections that
     # walk them all, on the event loop: measured at a fifth of a 10 000-watcher fan-out
     # (docs/benchmarks.md). Collect the young generation less often, and the old one rarely.
     gc.set_threshold(50_000, 20, 100)
+    metrics = Metrics()
     db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+    db.instrument(metrics)
     local = LocalTier()
     keyring = Keyring(db, settings.bootstrap_key)
-    hub = Hub(local, keyring, Holds(settings.max_streams_per_key))
+    hub = Hub(local, keyring, Holds(settings.max_streams_per_key), metrics)
+    hub.holds.on_refused = lambda: metrics.rejected("stream_cap")
     redis: Redis | None = None
     tier: RedisTier | None = None
     bus: Bus
@@ -105,11 +114,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         bus = RedisBus(redis, hub, on_lost=tier.lost, prefix=settings.redis_prefix)
     else:
         bus = LocalBus(hub)
-    relay = Relay(db, hub, bus, tier)
-    metrics = Metrics()
-    metrics.gauges["watchers"] = lambda: hub.watchers
-    metrics.gauges["local_cache_entries"] = lambda: len(local)
-    metrics.gauges["local_cache_enabled"] = lambda: int(local.enabled)
+    relay = Relay(db, hub, bus, tier, metrics)
+    metrics.refreshers.append(lambda: metrics.local_entries.set(len(local)))
+    metrics.refreshers.append(lambda: metrics.local_enabled.set(int(local.enabled)))
     runtime = Runtime(
         settings,
         db,
@@ -123,7 +130,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         Feeds(db, hub),
         redis,
     )
-    metrics.gauges["event_feed_readers"] = lambda: runtime.feeds.readers
+    owned_provider = None
+    if tracer_provider is None and settings.tracing:
+        tracer_provider = owned_provider = tracing.provider_from_env(os.environ)
+    if tracer_provider is not None:
+        runtime.tracer = tracer_provider.get_tracer("charter")
+        tracing.trace_statements(db.engine, runtime.tracer)
     runtime.tasks.append(
         asyncio.create_task(
             purge_idempotency_records(db, settings.idempotency_hours), name="charter-purge"
@@ -155,3 +167,5 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         if redis is not None:
             await redis.aclose()
         await db.dispose()
+        if owned_provider is not None:
+            owned_provider.shutdown()

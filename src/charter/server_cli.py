@@ -11,12 +11,17 @@ import asyncio
 import contextlib
 import os
 import resource
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import Server
+from prometheus_client import values as prometheus_values
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
@@ -28,6 +33,8 @@ from charter.db.serving_lock import serving_lock
 from charter.db.session import Database
 from charter.domain.access import Role
 from charter.errors import CharterError
+from charter.observability import logs
+from charter.observability.metrics import MULTIPROC_ENV
 from charter.services.keys import ensure_first_key, mint
 from charter.settings import Settings
 
@@ -86,22 +93,46 @@ def _run_server(args: argparse.Namespace, settings: Settings) -> None:
             file=sys.stderr,
         )
 
-    # Granian over uvicorn, uvloop over its other loops: measured in ADR 0002.
-    Server(
-        "charter.app:app_from_env",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=args.workers,
-        loop=Loops.uvloop,
-        backpressure=open_files_limit(),
-        # Streams end at once on SIGTERM (signals.py); a worker that still has not stopped
-        # after this long (a client that does not read its last bytes) is killed.
-        workers_kill_timeout=settings.shutdown_timeout_seconds,
-        log_access=args.access_log,
-        log_level=LogLevels.info,
-    ).serve()
+    json_logs = settings.log_format == "json"
+    with metrics_directory(args.workers):
+        # Granian over uvicorn, uvloop over its other loops: measured in ADR 0002.
+        Server(
+            "charter.app:app_from_env",
+            factory=True,
+            address=args.host,
+            port=args.port,
+            interface=Interfaces.ASGI,
+            workers=args.workers,
+            loop=Loops.uvloop,
+            backpressure=open_files_limit(),
+            # Streams end at once on SIGTERM (signals.py); a worker that still has not stopped
+            # after this long (a client that does not read its last bytes) is killed.
+            workers_kill_timeout=settings.shutdown_timeout_seconds,
+            # In JSON mode the app writes the access line (it has the request id).
+            log_access=args.access_log and not json_logs,
+            log_level=LogLevels.info,
+            log_dictconfig=logs.dict_config(settings.log_format, access_log=args.access_log),
+        ).serve()
+
+
+@contextmanager
+def metrics_directory(workers: int) -> Iterator[str | None]:
+    """Several workers share their metrics through files (prometheus_client's multiprocess
+    mode): a temporary directory unless PROMETHEUS_MULTIPROC_DIR names one, removed after."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers <= 1 or given:
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="charter-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    # The workers are forked from this process: values made from now on go to files.
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+    try:
+        yield made
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def open_files_limit() -> int:

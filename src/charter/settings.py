@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from charter.domain.tree import DEFAULT_MAX_DEPTH
+from charter.observability.logs import FORMATS as LOG_FORMATS
+from charter.observability.tracing import wanted as traces_wanted
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./charter.db"
 DEFAULT_REDIS_PREFIX = "charter"
@@ -38,6 +40,10 @@ class Settings:
     # and the seconds `charter serve` gives its workers to stop before it kills them.
     max_streams_per_key: int = 100
     shutdown_timeout_seconds: int = 4
+    # Observability (docs/observability.md).
+    metrics_public: bool = False  # False: /metrics needs a key (any role)
+    log_format: str = "text"  # or "json": one JSON object per line
+    tracing: bool = False  # OpenTelemetry, as the OTEL_* variables ask (the `otel` extra)
 
     def __post_init__(self) -> None:
         if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
@@ -80,7 +86,17 @@ class Settings:
             body_timeout_seconds=_positive(env, "CHARTER_BODY_TIMEOUT_SECONDS", 30.0),
             max_streams_per_key=int(env.get("CHARTER_MAX_STREAMS_PER_KEY", 100)),
             shutdown_timeout_seconds=int(env.get("CHARTER_SHUTDOWN_TIMEOUT", 4)),
+            metrics_public=env.get("CHARTER_METRICS_PUBLIC") == "1",
+            log_format=_one_of(env, "CHARTER_LOG_FORMAT", LOG_FORMATS),
+            tracing=traces_wanted(env),
         )
+
+
+def _one_of(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of: {', '.join(allowed)}")
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

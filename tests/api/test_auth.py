@@ -86,7 +86,7 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("DELETE", "/v1/keys/{key_id:str}"): _ADMIN,
     ("GET", "/healthz"): _PUBLIC,
     ("GET", "/readyz"): _PUBLIC,
-    ("GET", "/metrics"): _PUBLIC,
+    ("GET", "/metrics"): _ANY,  # any key, unless CHARTER_METRICS_PUBLIC=1
 }
 # Litestar answers OPTIONS on every path itself (the Allow header, no data): public, like CORS
 # preflights must be.

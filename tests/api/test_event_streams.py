@@ -17,6 +17,7 @@ from sqlalchemy import event
 from charter.runtime import Runtime
 from tests.support.api import ADMIN_KEY, Api
 from tests.support.checks import assert_problem
+from tests.support.live import open_watchers
 from tests.support.streams import HeldStream, held_stream
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -69,10 +70,7 @@ async def _until(done: Any, seconds: float, what: str) -> None:
 
 
 async def _watchers(api: Api) -> int:
-    for line in (await api.client.get("/metrics")).text.splitlines():
-        if line.startswith("charter_watchers "):
-            return int(float(line.split()[1]))
-    raise AssertionError("no charter_watchers gauge")
+    return open_watchers((await api.client.get("/metrics")).text)
 
 
 async def test_one_read_per_change_feeds_every_stream_of_the_realm(api: Api) -> None:

@@ -3,12 +3,14 @@ declines."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPScope
 
+from charter.api import fastpath
 from charter.api.fastpath import cached_read
 from charter.runtime import Runtime
 from tests.support.api import ADMIN_KEY, Api
@@ -44,7 +46,11 @@ async def _agent_key(api: Api, agent: str, realm: str | None = None) -> dict[str
 
 
 def _comparable(response: Any) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body; a request id the server made is checked, then left out (two
+    requests get two ids; test_the_same_request_id_gives_the_same_headers compares them)."""
     headers = {k.lower(): v for k, v in response.headers.items()}
+    made = headers.pop("x-request-id")
+    assert re.fullmatch(r"[0-9a-f]{16}", made), made
     return response.status_code, headers, response.content
 
 
@@ -145,3 +151,46 @@ async def test_a_long_poll_ends_the_same_either_way(api: Api) -> None:
     routed = await api.client.get(url, params={"wait": 1, "via": "router"}, headers=tag)
     assert fast.status_code == 304
     assert _comparable(fast) == _comparable(routed)
+
+
+async def test_the_same_request_id_gives_the_same_headers(api: Api) -> None:
+    """DESIGN §12: the request id applies to the fast path too, header for header."""
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    given = {"X-Request-Id": "trace-7f3a.b:1"}
+    routed = await api.client.get(url, params=ROUTED, headers=given)
+    assert cached_read(_runtime(api.client.app), _scope(url, ADMIN_KEY)) is not None
+    fast = await api.client.get(url, headers=given)
+    assert fast.headers["x-request-id"] == "trace-7f3a.b:1"
+    assert (fast.status_code, dict(fast.headers), fast.content) == (
+        routed.status_code,
+        dict(routed.headers),
+        routed.content,
+    )
+    for insane in ("", "a b", "x" * 65, "é", "id\r\nX-Evil: 1"):
+        answer = await api.client.get(url, headers={b"x-request-id": insane.encode("utf-8")})
+        assert answer.headers["x-request-id"] != insane
+        assert re.fullmatch(r"[0-9a-f]{16}", answer.headers["x-request-id"])
+
+
+async def test_fast_and_routed_reads_are_counted_under_one_route(api: Api) -> None:
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    metrics = _runtime(api.client.app).metrics
+    labels = {"method": "GET", "route": fastpath.ROUTE, "status": "200"}
+
+    def answered() -> float:
+        value = metrics.registry.get_sample_value("charter_http_requests_total", labels)
+        return value or 0.0
+
+    before = answered()
+    await api.client.get(url, params=ROUTED)
+    assert answered() == before + 1  # the routed handler's template is fastpath.ROUTE
+    assert cached_read(_runtime(api.client.app), _scope(url, ADMIN_KEY)) is not None
+    await api.client.get(url)
+    assert answered() == before + 2
+    hits = metrics.registry.get_sample_value(
+        "charter_cache_lookups_total", {"tier": "local", "result": "hit"}
+    )
+    assert hits is not None
+    assert hits >= 1

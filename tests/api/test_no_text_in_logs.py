@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from charter.observability.logs import JsonFormatter
 from charter.services import reads, writes
 from tests.support.api import ADMIN_KEY, new_realm_id
 from tests.support.streams import open_stream
@@ -34,14 +36,23 @@ def marked(what: str) -> str:
 
 
 class Logs:
-    """Every record of every logger at DEBUG, and whatever reaches stdout or stderr."""
+    """Every record of every logger at DEBUG, and whatever reaches stdout or stderr; formatted
+    as text, or as the JSON lines of CHARTER_LOG_FORMAT=json."""
 
-    def __init__(self, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]):
+    def __init__(
+        self,
+        caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str],
+        log_format: str = "text",
+    ):
         self.caplog = caplog
         self.capfd = capfd
+        self.log_format = log_format
         self.quiet: list[logging.Logger] = []
 
     def start(self) -> None:
+        if self.log_format == "json":
+            self.caplog.handler.setFormatter(JsonFormatter())
         self.caplog.set_level(logging.DEBUG)
         for name, logger in list(logging.root.manager.loggerDict.items()):
             if not isinstance(logger, logging.Logger):
@@ -67,14 +78,37 @@ class Logs:
             ):
                 assert MARKER not in text, f"{record.name}: {text[:500]}"
         assert MARKER not in self.caplog.text
+        if self.log_format == "json":
+            self.assert_json_lines(records)
         out, err = self.capfd.readouterr()
         assert MARKER not in out
         assert MARKER not in err
 
+    def assert_json_lines(self, records: list[logging.LogRecord]) -> None:
+        """One JSON object per line; what a request logs carries its request id."""
+        access = 0
+        for record in records:
+            line = self.caplog.handler.format(record)
+            assert "\n" not in line, line[:500]
+            entry = json.loads(line)
+            assert isinstance(entry, dict)
+            assert entry["message"] == record.getMessage()
+            assert entry["logger"] == record.name
+            if record.name == "charter.access":
+                access += 1
+                assert re.fullmatch(r"[0-9a-f]{16}", entry["request_id"]), entry
+                assert entry["route"].startswith("/"), entry
+                assert isinstance(entry["status"], int)
+        assert access, "no access line was logged"
 
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[Logs]:
-    watcher = Logs(caplog, capfd)
+
+@pytest.fixture(params=["text", "json"])
+def logs(
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> Iterator[Logs]:
+    watcher = Logs(caplog, capfd, request.param)
     watcher.start()
     yield watcher
     watcher.stop()

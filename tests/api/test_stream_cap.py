@@ -9,7 +9,6 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -18,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from charter.app import create_app
 from charter.settings import Settings
 from tests.support.api import new_realm_id
+from tests.support.live import open_watchers
 from tests.support.streams import HeldStream, held_stream
 
 CAP = 2
@@ -93,6 +93,8 @@ async def test_the_refusal_says_when_to_retry(capped: AsyncTestClient[Litestar])
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "rate-limited"
     assert int(response.headers["retry-after"]) >= 1
+    counted = (await capped.get("/metrics")).text
+    assert 'charter_rejections_total{reason="stream_cap"} 1.0' in counted
 
 
 @pytest.mark.parametrize("route", ["fast", "routed"])
@@ -128,12 +130,7 @@ async def test_concurrent_opens_never_pass_the_cap(capped: AsyncTestClient[Lites
 
 async def _until_held(client: AsyncTestClient[Litestar], count: int) -> None:
     for _ in range(1000):
-        text = (await client.get("/metrics")).text
-        held: Any = next(
-            (line.split()[1] for line in text.splitlines() if line.startswith("charter_watchers ")),
-            None,
-        )
-        if held is not None and float(held) == count:
+        if open_watchers((await client.get("/metrics")).text) == count:
             return
         await asyncio.sleep(0.01)
     pytest.fail(f"never {count} held")

@@ -24,6 +24,7 @@ from charter.settings import Settings
 from charter.store import keys as key_store
 from tests.support.api import Api
 from tests.support.checks import assert_problem
+from tests.support.live import open_watchers
 from tests.support.streams import HeldStream, held_stream
 
 REVOKED_WITHIN_SECONDS = 1.0
@@ -95,10 +96,7 @@ async def _until_watchers(client: AsyncTestClient[Litestar], count: int) -> None
 
 
 def _watchers(text: str) -> int:
-    for line in text.splitlines():
-        if line.startswith("charter_watchers "):
-            return int(float(line.split()[1]))
-    raise AssertionError("no charter_watchers gauge")
+    return open_watchers(text)
 
 
 @pytest.mark.parametrize("route", ["fast", "routed"])

@@ -40,7 +40,8 @@ async def next_event(events: AsyncIterator[Event], seconds: float) -> Event:
 
 
 async def watchers(api: LiveApi) -> float:
-    return (await metrics(api.http))["charter_watchers"]
+    samples = await metrics(api.http)
+    return sum(v for name, v in samples.items() if name.startswith("charter_watchers{"))
 
 
 async def until_watchers(api: LiveApi, count: float, seconds: float = 3.0) -> None:

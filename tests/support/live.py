@@ -66,6 +66,12 @@ class LiveApi:
         return revision
 
 
+def open_watchers(exposition: str) -> int:
+    """Open streams and long polls, all kinds summed, from a /metrics text."""
+    samples = (line.rpartition(" ") for line in exposition.splitlines())
+    return int(sum(float(v) for name, _, v in samples if name.startswith("charter_watchers{")))
+
+
 async def metrics(http: httpx.AsyncClient) -> dict[str, float]:
     """The server's /metrics samples by name (labels included), e.g. `charter_watchers`."""
     response = await http.get("/metrics")

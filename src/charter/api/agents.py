@@ -188,7 +188,7 @@ class AgentController(Controller):
 
         async def changes() -> AsyncIterator[bytes]:
             sent: str | None = None
-            with runtime.hub.watch_agent(realm_id, agent_id, hold):
+            with runtime.hub.watch_agent(realm_id, agent_id, hold, kind="prompt_stream"):
                 while hold.ended is None:
                     try:
                         entry = await runtime.prompts.current(realm_id, agent_id)

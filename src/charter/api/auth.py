@@ -19,6 +19,8 @@ ACCESS = "access"
 # A route whose answer stays open (a stream): it is held under the caller's key for as long
 # as it runs, counted against the key's cap and ended by its revocation (cache/holds.py).
 HELD = "held"
+# A route whose access drops to PUBLIC while the named boolean setting is on (/metrics).
+PUBLIC_BY_SETTING = "public_by_setting"
 
 
 def route_access(handler: BaseRouteHandler) -> Access:
@@ -44,6 +46,9 @@ async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
     if access is Access.PUBLIC:
         return
     runtime: Runtime = scope["litestar_app"].state.runtime
+    opened_by = handler.opt.get(PUBLIC_BY_SETTING)
+    if opened_by is not None and getattr(runtime.settings, opened_by) is True:
+        return
     header = None
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -60,6 +65,7 @@ async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
         raise Forbidden(f"{article} {caller.role} key may not do this")
     wait = runtime.limiter.take(caller.key_id)
     if wait:
+        runtime.metrics.rejected("rate_limit")
         raise RateLimited(wait)
     scope.setdefault("state", {})["caller"] = caller
 

@@ -18,6 +18,7 @@ from charter.api.openapi import FeedEvent, event_stream
 from charter.cache.watch import Watch
 from charter.domain.access import Access
 from charter.domain.events import EventType
+from charter.runtime import Runtime
 from charter.services import feeds
 from charter.store import events, realms
 from charter.store.events import Event
@@ -104,7 +105,7 @@ class EventController(Controller):
             _frame,
             runtime.settings.heartbeat_seconds,
         )
-        return sse.response(_stream(frames, hold))
+        return sse.response(_stream(frames, hold, runtime))
 
 
 def _types(given: list[str] | None) -> list[str]:
@@ -127,9 +128,12 @@ def _frame(event: Event) -> bytes:
     return sse.frame(event.type, str(event.seq), _encoder.encode(render.event(event)))
 
 
-async def _stream(frames: AsyncGenerator[bytes | None, None], hold: Watch) -> AsyncIterator[bytes]:
-    async with aclosing(frames):
-        async for frame in frames:
-            yield sse.PING if frame is None else frame
+async def _stream(
+    frames: AsyncGenerator[bytes | None, None], hold: Watch, runtime: Runtime
+) -> AsyncIterator[bytes]:
+    with runtime.hub.counted("event_stream"):
+        async with aclosing(frames):
+            async for frame in frames:
+                yield sse.PING if frame is None else frame
     if hold.ended is not None:
         yield sse.ending(hold.ended)

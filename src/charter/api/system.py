@@ -7,11 +7,12 @@ from typing import Any
 from litestar import Response, get
 from sqlalchemy import text
 
-from charter.api.auth import ACCESS
+from charter.api.auth import ACCESS, PUBLIC_BY_SETTING
 from charter.api.deps import RuntimeDep
 from charter.api.openapi import problem_response
 from charter.api.problems import problem
 from charter.domain.access import Access
+from charter.observability.metrics import CONTENT_TYPE
 
 
 @get(
@@ -54,11 +55,12 @@ async def readyz(runtime: RuntimeDep) -> Response[Any]:
 @get(
     "/metrics",
     tags=["system"],
-    summary="Process counters, Prometheus text format",
+    summary="Metrics, Prometheus text format (docs/metrics.md)",
     operation_id="metrics",
-    description="Process counters in the Prometheus text format.",
-    opt={ACCESS: Access.PUBLIC},
-    media_type="text/plain; version=0.0.4",
+    description="Needs a key of any role, unless the server runs with CHARTER_METRICS_PUBLIC=1.",
+    # Any key; the auth middleware opens it to all when settings.metrics_public.
+    opt={ACCESS: Access.ANY, PUBLIC_BY_SETTING: "metrics_public"},
+    media_type=CONTENT_TYPE,
 )
-async def metrics(runtime: RuntimeDep) -> str:
-    return runtime.metrics.render()
+async def metrics(runtime: RuntimeDep) -> Response[bytes]:
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)

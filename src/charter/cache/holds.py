@@ -7,7 +7,7 @@ than `cap` at once (the next is refused with 429).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from charter.cache.watch import Ending, Watch
@@ -21,6 +21,7 @@ class Holds:
     def __init__(self, cap: int = 0) -> None:
         self.cap = cap  # streams and long polls per key at once; 0: no cap
         self.closing = False
+        self.on_refused: Callable[[], None] | None = None  # counts refusals (the metrics)
         self._by_key: dict[str, set[Watch]] = {}
 
     @contextmanager
@@ -30,6 +31,8 @@ class Holds:
         if self.cap and len(held) >= self.cap:
             if not held:
                 del self._by_key[key_id]
+            if self.on_refused is not None:
+                self.on_refused()
             raise RateLimited(
                 RETRY_AFTER_SECONDS,
                 detail=f"this key already holds {self.cap} streams and long polls",

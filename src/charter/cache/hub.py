@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol, TypeVar
 
 from charter.cache.holds import Holds
 from charter.cache.local import LocalTier
 from charter.cache.watch import Ending, Watch
+from charter.metrics import Metrics
 
 __all__ = ["Ending", "Hub", "Watch"]
 
@@ -25,11 +26,16 @@ class Keyring(Protocol):
 
 class Hub:
     def __init__(
-        self, local: LocalTier, keyring: Keyring | None = None, holds: Holds | None = None
+        self,
+        local: LocalTier,
+        keyring: Keyring | None = None,
+        holds: Holds | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.local = local
         self.keyring = keyring
         self.holds = holds if holds is not None else Holds()
+        self.metrics = metrics
         self._agents: dict[tuple[str, str], set[Watch]] = {}
         self._realms: dict[str, set[Watch]] = {}
 
@@ -69,15 +75,23 @@ class Hub:
                 watch.ring()
 
     @contextmanager
-    def watch_agent(self, realm: str, agent: str, watch: Watch | None = None) -> Iterator[Watch]:
-        """`watch` (a new one if None) rings on every change to the agent's prompt."""
-        with _registered(self._agents, (realm, agent), watch) as registered:
+    def watch_agent(
+        self, realm: str, agent: str, watch: Watch | None = None, kind: str = "long_poll"
+    ) -> Iterator[Watch]:
+        """`watch` (a new one if None) rings on every change to the agent's prompt; `kind`
+        (long_poll, prompt_stream) labels the watcher gauge (docs/metrics.md)."""
+        with self.counted(kind), _registered(self._agents, (realm, agent), watch) as registered:
             yield registered
 
     @contextmanager
     def watch_realm(self, realm: str) -> Iterator[Watch]:
+        """The realm's bell: one per realm and process (the shared event-feed reader)."""
         with _registered(self._realms, realm, None) as watch:
             yield watch
+
+    def counted(self, kind: str) -> AbstractContextManager[None]:
+        """Count one open watcher of `kind` while the block runs."""
+        return nullcontext() if self.metrics is None else self.metrics.watching(kind)
 
     @property
     def watchers(self) -> int:

@@ -94,6 +94,11 @@ class RedisTier:
         return time.monotonic() >= self._open_until
 
     @property
+    def readable(self) -> bool:
+        """Reads go to Redis: the breaker is closed and no recovery is pending."""
+        return self.available and self._relayed == self.failures
+
+    @property
     def recovering(self) -> bool:
         """Redis failed since the last complete relay pass: it may hold stale entries."""
         return self._relayed != self.failures

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from charter.cache.bus import Bus
 from charter.cache.hub import Hub
 from charter.cache.redis_tier import RedisTier
+from charter.clock import aware, utcnow
 from charter.db.session import Database
+from charter.metrics import Metrics
 from charter.store import relay_cursors
 from charter.store.events import Committed
 
@@ -26,11 +29,20 @@ _PAGE = 1000
 
 
 class Relay:
-    def __init__(self, db: Database, hub: Hub, bus: Bus, tier: RedisTier | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub: Hub,
+        bus: Bus,
+        tier: RedisTier | None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.db = db
         self.hub = hub
         self.bus = bus
         self.tier = tier
+        self.metrics = metrics
+        self._oldest: datetime | None = None  # the oldest pending event this pass has seen
 
     async def committed(self, changes: Sequence[Committed]) -> None:
         """The fast path, after commit. Failures are left to the loop."""
@@ -71,10 +83,16 @@ class Relay:
             await self.tier.drop_all()
         async with self.db.transaction() as conn:
             pending = await relay_cursors.pending_realms(conn)
-        for realm, cursor in pending:
+        self._oldest = None
+        for realm, cursor, _ in pending:
             delivered += await self._drain_realm(realm, cursor)
         if self.tier is not None:
             self.tier.relayed(failures)
+        if self.metrics is not None:
+            self.metrics.relay_lag_events.set(sum(rev - cursor for _, cursor, rev in pending))
+            age = 0.0 if self._oldest is None else (utcnow() - self._oldest).total_seconds()
+            self.metrics.relay_lag_seconds.set(max(0.0, age))
+            self.metrics.refresh()
         return delivered
 
     async def _drain_realm(self, realm: str, cursor: int) -> int:
@@ -84,6 +102,9 @@ class Relay:
                 rows = await relay_cursors.pending(conn, realm, cursor, _PAGE)
             if not rows:
                 return delivered
+            first = rows[0].created_at and aware(rows[0].created_at)
+            if first is not None and (self._oldest is None or first < self._oldest):
+                self._oldest = first
             # Each agent is invalidated as of the last event that affects it: an entry it
             # refilled after that event is current and must survive.
             last_seen: dict[str, int] = {}

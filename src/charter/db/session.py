@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
+from charter.metrics import Metrics
 from charter.store import dialect
 
 
@@ -20,7 +22,17 @@ class Database:
         self.engine = engine
         # What this database can do: the store's dialect seam says, for every difference.
         self.dialect = dialect.named(engine.dialect)
+        self._waiting: _Gauge = _NO_GAUGE
         _keep_text_out_of_logs()
+
+    def instrument(self, metrics: Metrics) -> None:
+        """Keep the pool gauges (in use, waiting, size) up to date from now on."""
+        pool = self.engine.pool
+        metrics.pool_size.set(pool.size() if isinstance(pool, QueuePool) else 1)
+        in_use = metrics.pool_in_use
+        event.listen(self.engine.sync_engine, "checkout", lambda *_: in_use.inc())
+        event.listen(self.engine.sync_engine, "checkin", lambda *_: in_use.dec())
+        self._waiting = metrics.pool_waiting
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 20) -> Database:
@@ -47,10 +59,20 @@ class Database:
         On PostgreSQL the realm setting is the transaction's first statement and is
         transaction-local, so a pooled connection never carries it into another request.
         """
-        async with self.engine.begin() as conn:
-            if self.dialect.realm_setting:
-                await conn.execute(select(func.set_config("charter.realm", realm_id or "", True)))
-            yield conn
+        waiting, acquired = self._waiting, False
+        waiting.inc()
+        try:
+            async with self.engine.begin() as conn:
+                waiting.dec()
+                acquired = True
+                if self.dialect.realm_setting:
+                    await conn.execute(
+                        select(func.set_config("charter.realm", realm_id or "", True))
+                    )
+                yield conn
+        finally:
+            if not acquired:
+                waiting.dec()
 
     @asynccontextmanager
     async def one_statement(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
@@ -60,11 +82,36 @@ class Database:
             async with self.transaction(realm_id) as conn:
                 yield conn
             return
-        async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        waiting, acquired = self._waiting, False
+        waiting.inc()
+        try:
+            async with self.engine.connect() as conn:
+                waiting.dec()
+                acquired = True
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        finally:
+            if not acquired:
+                waiting.dec()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _Gauge(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+    def dec(self, amount: float = 1) -> None: ...
+
+
+class _NoGauge:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+
+_NO_GAUGE = _NoGauge()
 
 
 class _NoRowsOrParameters(logging.Filter):

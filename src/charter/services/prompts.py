@@ -123,7 +123,8 @@ class Prompts:
         """The local tier's entry, if it holds one: the answer with no I/O at all."""
         entry = self.local.get((realm, agent))
         if entry is not None:
-            self.metrics.count("prompt_reads", "local")
+            self.metrics.lookup("local", "hit")
+            self.metrics.read("local")
         return entry
 
     async def current(self, realm: str, agent: str) -> Entry:
@@ -132,6 +133,7 @@ class Prompts:
         entry = self.cached(realm, agent)
         if entry is not None:
             return entry
+        self.metrics.lookup("local", "miss" if self.local.enabled else "bypassed")
         entry = await self._misses.compute(realm, agent)
         self.local.put(key, entry, epoch)
         return entry
@@ -142,14 +144,17 @@ class Prompts:
         invalidation it holds)."""
         out: dict[str, Entry | Exception] = {}
         if self.tier is not None:
-            out.update(await self.tier.get_many(realm, agents))
-        for _ in out:
-            self.metrics.count("prompt_reads", "redis")
+            if self.tier.readable:
+                out.update(await self.tier.get_many(realm, agents))
+                self.metrics.lookup("redis", "hit", len(out))
+                self.metrics.lookup("redis", "miss", len(agents) - len(out))
+            else:
+                self.metrics.lookup("redis", "bypassed", len(agents))
+        self.metrics.read("redis", len(out))
         missing = [agent for agent in agents if agent not in out]
         if not missing:
             return out
-        for _ in missing:
-            self.metrics.count("prompt_reads", "database")
+        self.metrics.read("database", len(missing))
         computed = await self.compute_many(realm, missing)
         if self.before_store is not None:
             await self.before_store()

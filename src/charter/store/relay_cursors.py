@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,29 +18,31 @@ class Pending:
 
     seq: int
     affected_agents: list[str]
+    created_at: datetime | None = None
 
 
-async def pending_realms(conn: AsyncConnection) -> list[tuple[str, int]]:
-    """(realm, delivered seq) for every realm whose revision is past its cursor."""
+async def pending_realms(conn: AsyncConnection) -> list[tuple[str, int, int]]:
+    """(realm, delivered seq, revision) for every realm whose revision is past its cursor."""
     delivered = func.coalesce(relay_cursors.c.delivered_seq, 0)
     query = (
-        select(realms.c.id, delivered)
+        select(realms.c.id, delivered, realms.c.revision)
         .select_from(realms)
         .outerjoin(relay_cursors, relay_cursors.c.realm_id == realms.c.id)
         .where(realms.c.revision > delivered)
     )
-    return [(row[0], int(row[1])) for row in await conn.execute(query)]
+    return [(row[0], int(row[1]), int(row[2])) for row in await conn.execute(query)]
 
 
 async def pending(conn: AsyncConnection, realm: str, after: int, limit: int) -> list[Pending]:
     """The realm's events after `after`, in seq order, without their payloads."""
     query = (
-        select(events.c.seq, events.c.affected_agents)
+        select(events.c.seq, events.c.affected_agents, events.c.occurred_at)
         .where(events.c.realm_id == realm, events.c.seq > after)
         .order_by(events.c.seq)
         .limit(limit)
     )
-    return [Pending(int(row.seq), list(row.affected_agents)) for row in await conn.execute(query)]
+    rows = await conn.execute(query)
+    return [Pending(int(row.seq), list(row.affected_agents), row.occurred_at) for row in rows]
 
 
 async def advance(conn: AsyncConnection, realm: str, stamp: int) -> None:

@@ -1,0 +1,238 @@
+"""The process's metrics, with prometheus_client, rendered in the Prometheus text format.
+
+One `Metrics` per runtime, on a registry of its own (tests open many apps in one process).
+With several workers (`PROMETHEUS_MULTIPROC_DIR` set, as `charter serve --workers N` does),
+each worker writes its values to files in that directory and a scrape, whichever worker
+answers it, merges them all: counters and histograms add up, gauges of things held open add
+up over the live workers, lag gauges take the largest. Callback gauges cannot work across
+processes, so every gauge here is kept up to date as things happen (inc/dec), never read at
+scrape time.
+
+The hot path (a cached prompt read) pays for pre-bound children only: no label lookup.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+# No `*_created` series: the multiprocess mode has none, so one worker or many serve the same
+# families (docs/metrics.md lists them).
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+# The 0.0.4 text format (what generate_latest writes); Litestar adds the charset.
+CONTENT_TYPE: Final = "text/plain; version=0.0.4"
+
+# Latency buckets from a cached read (well under a millisecond) to a held long poll (60 s).
+LATENCY_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+WATCHER_KINDS: Final = ("long_poll", "prompt_stream", "event_stream")
+CACHE_TIERS: Final = ("local", "redis")
+CACHE_RESULTS: Final = ("hit", "miss", "bypassed")
+READ_SOURCES: Final = ("local", "redis", "database")
+# Why a request was refused before it ran; other reasons (stream caps) add their own value.
+REJECTION_REASONS: Final = ("rate_limit", "stream_cap")
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+Observe = Callable[[float], None]
+
+
+class Metrics:
+    """Every metric of one server process; docs/metrics.md is the table of them."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.multiprocess = multiprocess_dir() is not None
+        if not self.multiprocess:
+            ProcessCollector(registry=registry)
+        self.requests = Counter(
+            "charter_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "charter_http_request_duration_seconds",
+            "Time from the request's arrival to the end of its answer (long polls and streams"
+            " included), by method, route template and status",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.cache_lookups = Counter(
+            "charter_cache_lookups",
+            "Prompt cache lookups by tier (local, redis) and result (hit, miss, bypassed: the"
+            " tier was skipped, e.g. Redis down or recovering)",
+            ["tier", "result"],
+            registry=registry,
+        )
+        self.prompt_reads = Counter(
+            "charter_prompt_reads",
+            "Prompt reads by where the answer came from (local, redis, database)",
+            ["source"],
+            registry=registry,
+        )
+        self.pool_in_use = Gauge(
+            "charter_db_pool_in_use",
+            "Database connections checked out of the pool",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_waiting = Gauge(
+            "charter_db_pool_waiting",
+            "Callers waiting for a database connection (the pool is full, or connecting)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_size = Gauge(
+            "charter_db_pool_size",
+            "Database connections the pool may hold",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.relay_lag_events = Gauge(
+            "charter_relay_lag_events",
+            "Events past the relay cursors when the last relay pass began (0 without Redis)",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.relay_lag_seconds = Gauge(
+            "charter_relay_lag_seconds",
+            "Age of the oldest undelivered event when the last relay pass began",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.watchers = Gauge(
+            "charter_watchers",
+            "Open watchers by kind (long_poll, prompt_stream, event_stream)",
+            ["kind"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.rejections = Counter(
+            "charter_rejections",
+            "Requests refused before they ran, by reason (rate_limit, ...)",
+            ["reason"],
+            registry=registry,
+        )
+        self.local_entries = Gauge(
+            "charter_local_cache_entries",
+            "Entries in the process-local prompt cache",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.local_enabled = Gauge(
+            "charter_local_cache_enabled",
+            "1 while the process-local cache serves (it hears every change), else 0",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        # Pre-bound children: label lookups cost more than the increments.
+        self._lookups = {
+            (tier, result): self.cache_lookups.labels(tier, result)
+            for tier in CACHE_TIERS
+            for result in CACHE_RESULTS
+        }
+        self._reads = {source: self.prompt_reads.labels(source) for source in READ_SOURCES}
+        self._watchers = {kind: self.watchers.labels(kind) for kind in WATCHER_KINDS}
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason)
+        self._observers: dict[tuple[str, str, int], tuple[Callable[[], None], Observe]] = {}
+        self.local_enabled.set(1)
+        # Gauges of this process's state, set from it before a scrape and on every relay pass
+        # (so another worker's scrape sees them at most a pass old).
+        self.refreshers: list[Callable[[], None]] = []
+
+    # --- recording --------------------------------------------------------------------------
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        pair = self._observers.get(key)
+        if pair is None:
+            code = str(status)
+            pair = (
+                self.requests.labels(method, route, code).inc,
+                self.latency.labels(method, route, code).observe,
+            )
+            if len(self._observers) < 10_000:  # bounded: methods and statuses are few anyway
+                self._observers[key] = pair
+        count, observe = pair
+        count()
+        observe(seconds)
+
+    def lookup(self, tier: str, result: str, n: int = 1) -> None:
+        if n:
+            self._lookups[(tier, result)].inc(n)
+
+    def read(self, source: str, n: int = 1) -> None:
+        if n:
+            self._reads[source].inc(n)
+
+    def rejected(self, reason: str) -> None:
+        self.rejections.labels(reason).inc()
+
+    @contextmanager
+    def watching(self, kind: str) -> Iterator[None]:
+        gauge = self._watchers[kind]
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+    # --- rendering --------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        for refresh in self.refreshers:
+            refresh()
+
+    def render(self) -> bytes:
+        """The text exposition: this process's, or every worker's merged."""
+        self.refresh()
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        ProcessCollector(registry=merged)  # the worker that answers this scrape
+        return generate_latest(merged)
+
+
+def worker_exited(pid: int) -> None:
+    """Forget a dead worker's live gauges (multiprocess mode)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
