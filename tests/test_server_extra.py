@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import charter
 from charter.__main__ import SERVER_EXTRA_HINT, main
 from tests.installed import SERVER_MODULES, Venv, project_version, serving, wheel
 
@@ -20,6 +21,9 @@ def test_a_server_command_without_the_server_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "charter.server_cli", None)  # as if not installed
+    # `from charter import server_cli` looks at the package's attribute first: once another
+    # test imported the module, only this keeps the real `serve` from running here.
+    monkeypatch.delattr(charter, "server_cli", raising=False)
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert SERVER_EXTRA_HINT in str(exited.value.code)
