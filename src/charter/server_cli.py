@@ -1,4 +1,4 @@
-"""The server side of the `charter` command: serve, migrate, keys create.
+"""The server side of the `charter` command: serve, migrate, keys create, backup.
 
 `charter.__main__` imports this module only when one of these commands runs, so the
 client-side commands work where only the client is installed.
@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import resource
+import sqlite3
 import sys
+from pathlib import Path
 
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import Server
+from sqlalchemy.engine import make_url
 
 from charter.db.migrate import migrate as migrate_schema
 from charter.db.migrate import upgrade
@@ -26,7 +31,7 @@ from charter.settings import Settings
 
 
 def run(command: str, args: argparse.Namespace) -> int:
-    """Run the server-side `command` ('serve', 'migrate' or 'keys_create')."""
+    """Run the server-side `command` ('serve', 'migrate', 'keys_create' or 'backup')."""
     return COMMANDS[command](args, Settings.from_env())
 
 
@@ -121,4 +126,64 @@ def migrate(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "migrate": migrate, "keys_create": keys_create}
+def backup(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy the embedded SQLite database to `args.path` while the server keeps running.
+
+    SQLite's online backup API copies every page in one step inside a read transaction: the
+    copy is the database as of one commit, and (the database being in WAL mode) writers go on
+    meanwhile. The copy is written beside the target, checked, then renamed over it, so a
+    failed backup leaves no partial file.
+    """
+    if not settings.is_sqlite:
+        return _refuse(
+            "charter backup copies the embedded SQLite database; on PostgreSQL use pg_dump"
+            " (docs/backup.md)"
+        )
+    name = make_url(settings.database_url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return _refuse(f"charter backup: no database file in CHARTER_DATABASE_URL ({name!r})")
+    source = Path(name).resolve()
+    target = Path(args.path).resolve()
+    if not source.is_file():
+        return _refuse(f"charter backup: no database at {source}")
+    if target == source:
+        return _refuse("charter backup: the target is the database itself")
+    if target.exists() and not args.force:
+        return _refuse(f"charter backup: {target} exists; pass --force to replace it")
+    if not target.parent.is_dir():
+        return _refuse(f"charter backup: no directory {target.parent}")
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        _copy(source, partial)
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as exc:
+        return _refuse(f"charter backup: {source} to {target} failed: {exc}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    print(f"backed up {source} to {target} ({target.stat().st_size} bytes)")
+    return 0
+
+
+def _copy(source: Path, target: Path) -> None:
+    # mode=rw: never create a database that is not there. The timeout rides out a checkpoint.
+    src = sqlite3.connect(f"{source.as_uri()}?mode=rw", uri=True, timeout=30.0)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)  # pages=-1: all of them, in one step
+            (verdict,) = dst.execute("PRAGMA integrity_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"the copy failed its integrity check: {verdict}")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _refuse(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+COMMANDS = {"serve": serve, "migrate": migrate, "keys_create": keys_create, "backup": backup}

@@ -83,6 +83,6 @@ def script(page: list[Block], end_marker: str) -> str:
         if block.language == "sh":
             parts.append(block.code)
         else:
-            parts.append(f"python - <<'CHARTER_PYTHON'\n{block.code}CHARTER_PYTHON")
+            parts.append(f"python - <<'PYTHON_BLOCK'\n{block.code}PYTHON_BLOCK")
         parts.append(f"printf '\\n{end_marker} {number}\\n'")
     return "\n".join(parts) + "\n"

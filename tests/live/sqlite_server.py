@@ -43,8 +43,12 @@ def clean_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sqlite_server(folder: Path) -> Iterator[SqliteServer]:
-    """`charter serve` in `folder` with no key set: it makes the database and prints a key."""
+def sqlite_server(folder: Path, key: str | None = None) -> Iterator[SqliteServer]:
+    """`charter serve` in `folder` with no key set.
+
+    On a new folder it makes the database and prints an admin key (which this reads); pass
+    `key` when the folder holds a database with keys already.
+    """
     port = free_port()
     log = folder / "serve.log"
     with log.open("wb") as out:
@@ -60,9 +64,11 @@ def sqlite_server(folder: Path) -> Iterator[SqliteServer]:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(url, process, log)
-        printed = _PRINTED_KEY.search(log.read_text(errors="replace"))
-        assert printed, f"the first start printed no admin key:\n{_tail(log)}"
-        yield SqliteServer(url, printed.group(1), folder, process, log)
+        if key is None:
+            printed = _PRINTED_KEY.search(log.read_text(errors="replace"))
+            assert printed, f"the first start printed no admin key:\n{_tail(log)}"
+            key = printed.group(1)
+        yield SqliteServer(url, key, folder, process, log)
     finally:
         _stop_group(process, first=signal.SIGTERM)
 
