@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -36,6 +37,10 @@ def run(command: str, args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    taken = address_in_use(args.host, args.port)
+    if taken is not None:
+        print(f"charter: cannot listen on {args.host}:{args.port}: {taken}", file=sys.stderr)
+        return 2
     if settings.is_sqlite:
         upgrade(settings.migration_url)
     else:
@@ -71,6 +76,27 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=LogLevels.info,
     ).serve()
     return 0
+
+
+def address_in_use(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None if it can (checked by binding it).
+
+    granian binds only after it has started, and a refusal there is a page of Python and Rust
+    traces; this says it in a line, before anything starts. (A port taken in the instant
+    between this check and granian's bind still gets granian's own error.)
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def open_files_limit() -> int:
