@@ -1,40 +1,44 @@
-"""`charter serve` on a taken port or an unknown host: one line and exit 2, nothing touched."""
+"""`charter serve` on a taken port or an unknown host: one line and exit 2, nothing touched.
+
+Run as a subprocess: importing the server commands into the test process would defeat
+tests/test_server_extra.py, which hides them to play a client-only install.
+"""
 
 from __future__ import annotations
 
-import os
 import socket
+import subprocess
 from pathlib import Path
 
-import pytest
-
-from charter.__main__ import main
+from tests.live.sqlite_server import CHARTER, clean_env
 
 
-@pytest.fixture
-def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("CHARTER_")]:
-        monkeypatch.delenv(name)
-    return tmp_path
+def serve(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CHARTER), "serve", *args],
+        cwd=folder,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-def test_a_taken_port_is_one_line(empty_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["serve", "--host", "127.0.0.1", "--port", str(port)]) == 2
-    err = capsys.readouterr().err
-    assert err == f"charter: cannot listen on 127.0.0.1:{port}: Address already in use\n"
-    assert list(empty_folder.iterdir()) == []  # refused before the database was made
+        done = serve(tmp_path, "--host", "127.0.0.1", "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr == f"charter: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert list(tmp_path.iterdir()) == []  # refused before the database was made
 
 
-def test_an_unknown_host_is_one_line(
-    empty_folder: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["serve", "--host", "no-such-host.invalid", "--port", "8000"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("charter: cannot listen on no-such-host.invalid:8000: unknown host")
-    assert "Traceback" not in err
-    assert list(empty_folder.iterdir()) == []
+def test_an_unknown_host_is_one_line(tmp_path: Path) -> None:
+    done = serve(tmp_path, "--host", "no-such-host.invalid", "--port", "8000")
+    assert done.returncode == 2
+    assert done.stderr.startswith("charter: cannot listen on no-such-host.invalid:8000: unknown")
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,6 @@ was backed up, and takes new writes.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -19,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from charter.__main__ import main
 from tests.live.sqlite_server import CHARTER, SqliteServer, clean_env, sqlite_server
 
 REALM = "backed-up"
@@ -106,43 +104,61 @@ def test_backup_while_writing_then_restore(server: SqliteServer, tmp_path: Path)
     restored = tmp_path / "restored"
     restored.mkdir()
     shutil.copyfile(copies[-1], restored / "charter.db")
-    with sqlite_server(restored, key=server.key) as again:
-        with httpx.Client(base_url=again.url, headers=headers, timeout=10.0) as http:
-            for directive_id in writer.acked[:before]:
-                got = http.get(f"/v1/realms/{REALM}/directives/{directive_id}")
-                assert got.status_code == 200, got.text
-            realm = http.get(f"/v1/realms/{REALM}").json()
-            events = http.get(f"/v1/realms/{REALM}/events", params={"after": 0, "limit": 500})
-            assert events.status_code == 200, events.text
-            new = http.post(
-                f"/v1/realms/{REALM}/directives",
-                json={"level": "realm", "title": "after the restore", "body": "text"},
-            )
-            assert new.status_code == 201, new.text
-            assert http.get(f"/v1/realms/{REALM}").json()["revision"] == realm["revision"] + 1
+    with (
+        sqlite_server(restored, key=server.key) as again,
+        httpx.Client(base_url=again.url, headers=headers, timeout=10.0) as http,
+    ):
+        for directive_id in writer.acked[:before]:
+            got = http.get(f"/v1/realms/{REALM}/directives/{directive_id}")
+            assert got.status_code == 200, got.text
+        realm = http.get(f"/v1/realms/{REALM}").json()
+        events = http.get(f"/v1/realms/{REALM}/events", params={"after": 0, "limit": 500})
+        assert events.status_code == 200, events.text
+        new = http.post(
+            f"/v1/realms/{REALM}/directives",
+            json={"level": "realm", "title": "after the restore", "body": "text"},
+        )
+        assert new.status_code == 201, new.text
+        assert http.get(f"/v1/realms/{REALM}").json()["revision"] == realm["revision"] + 1
     assert "admin key was created" not in again.log.read_text(), "the restore lost the keys"
 
 
-def test_backup_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is created or overwritten when the backup cannot be made as asked."""
-    monkeypatch.chdir(tmp_path)
-    for name in [n for n in os.environ if n.startswith("CHARTER_")]:
-        monkeypatch.delenv(name)
-    assert main(["backup", "copy.db"]) == 2  # no ./charter.db
+def test_backup_refusals(tmp_path: Path) -> None:
+    """Nothing is created or overwritten when the backup cannot be made as asked.
+
+    Subprocesses, not `main()`: importing the server commands into the test process would
+    defeat tests/test_server_extra.py, which hides them to play a client-only install.
+    """
+
+    def backup_in(folder: Path, *args: str, env: dict[str, str] | None = None) -> int:
+        done = subprocess.run(
+            [str(CHARTER), "backup", *args],
+            cwd=folder,
+            env=env or clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=BACKUP_SECONDS,
+            check=False,
+        )
+        assert "Traceback" not in done.stderr
+        assert done.returncode == 0 or done.stderr.startswith("charter backup"), done.stderr
+        return done.returncode
+
+    assert backup_in(tmp_path, "copy.db") == 2  # no ./charter.db
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
     with sqlite3.connect(tmp_path / "charter.db") as db:
         db.execute("CREATE TABLE t (x)")
     (tmp_path / "copy.db").write_text("keep me")
-    assert main(["backup", "copy.db"]) == 2
+    assert backup_in(tmp_path, "copy.db") == 2
     assert (tmp_path / "copy.db").read_text() == "keep me"
-    assert main(["backup", "charter.db", "--force"]) == 2  # onto itself
-    assert main(["backup", "no/such/dir/copy.db"]) == 2
-    assert main(["backup", "copy.db", "--force"]) == 0
+    assert backup_in(tmp_path, "charter.db", "--force") == 2  # onto itself
+    assert backup_in(tmp_path, "no/such/dir/copy.db") == 2
+    assert backup_in(tmp_path, "copy.db", "--force") == 0
     with sqlite3.connect(tmp_path / "copy.db") as copy:
         assert copy.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["charter.db", "copy.db"]
 
-    monkeypatch.setenv("CHARTER_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1/none")
-    assert main(["backup", "pg.db"]) == 2
+    postgres = clean_env() | {"CHARTER_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1/x"}
+    assert backup_in(tmp_path, "pg.db", env=postgres) == 2
     assert not (tmp_path / "pg.db").exists()
