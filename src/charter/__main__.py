@@ -1,4 +1,4 @@
-"""The `charter` command: serve, migrate, keys."""
+"""The `charter` command: serve, migrate, backup, keys."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="migrate the schema (as its owner)")
     migrate.set_defaults(server_command="migrate")
+
+    backup = commands.add_parser(
+        "backup", help="copy the embedded SQLite database while the server runs"
+    )
+    backup.add_argument("path", metavar="PATH", help="the file to write the copy to")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(server_command="backup")
 
     keys = commands.add_parser("keys", help="API keys: create (in the database), list, revoke")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

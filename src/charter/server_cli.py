@@ -1,4 +1,4 @@
-"""The server side of the `charter` command: serve, migrate, keys create.
+"""The server side of the `charter` command: serve, migrate, keys create, backup.
 
 `charter.__main__` imports this module only when one of these commands runs, so the
 client-side commands work where only the client is installed.
@@ -12,6 +12,8 @@ import contextlib
 import os
 import resource
 import shutil
+import socket
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -47,7 +49,7 @@ WORKERS_WITHOUT_REDIS = (
 
 
 def run(command: str, args: argparse.Namespace) -> int:
-    """Run the server-side `command` ('serve', 'migrate' or 'keys_create')."""
+    """Run the server-side `command` ('serve', 'migrate', 'keys_create' or 'backup')."""
     try:
         settings = Settings.from_env()
     except ValueError as exc:  # a setting that cannot be used, e.g. CHARTER_REDIS_PREFIX
@@ -59,6 +61,10 @@ def run(command: str, args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1 and settings.redis_url is None:
         print(WORKERS_WITHOUT_REDIS.format(workers=args.workers), file=sys.stderr)
+        return 2
+    taken = address_in_use(args.host, args.port)
+    if taken is not None:
+        print(f"charter: cannot listen on {args.host}:{args.port}: {taken}", file=sys.stderr)
         return 2
     if settings.is_sqlite:
         upgrade(settings.migration_url)
@@ -133,6 +139,27 @@ def metrics_directory(workers: int) -> Iterator[str | None]:
         del os.environ[MULTIPROC_ENV]
         prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
         shutil.rmtree(made, ignore_errors=True)
+
+
+def address_in_use(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None if it can (checked by binding it).
+
+    granian binds only after it has started, and a refusal there is a page of Python and Rust
+    traces; this says it in a line, before anything starts. (A port taken in the instant
+    between this check and granian's bind still gets granian's own error.)
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def open_files_limit() -> int:
@@ -266,4 +293,64 @@ def _database_failure(command: str, exc: Exception, url: str) -> int:
     return exits.ERROR
 
 
-COMMANDS = {"serve": serve, "migrate": migrate, "keys_create": keys_create}
+def backup(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy the embedded SQLite database to `args.path` while the server keeps running.
+
+    SQLite's online backup API copies every page in one step inside a read transaction: the
+    copy is the database as of one commit, and (the database being in WAL mode) writers go on
+    meanwhile. The copy is written beside the target, checked, then renamed over it, so a
+    failed backup leaves no partial file.
+    """
+    if not settings.is_sqlite:
+        return _refuse(
+            "charter backup copies the embedded SQLite database; on PostgreSQL use pg_dump"
+            " (docs/backup.md)"
+        )
+    name = make_url(settings.database_url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return _refuse(f"charter backup: no database file in CHARTER_DATABASE_URL ({name!r})")
+    source = Path(name).resolve()
+    target = Path(args.path).resolve()
+    if not source.is_file():
+        return _refuse(f"charter backup: no database at {source}")
+    if target == source:
+        return _refuse("charter backup: the target is the database itself")
+    if target.exists() and not args.force:
+        return _refuse(f"charter backup: {target} exists; pass --force to replace it")
+    if not target.parent.is_dir():
+        return _refuse(f"charter backup: no directory {target.parent}")
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        _copy(source, partial)
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as exc:
+        return _refuse(f"charter backup: {source} to {target} failed: {exc}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    print(f"backed up {source} to {target} ({target.stat().st_size} bytes)")
+    return 0
+
+
+def _copy(source: Path, target: Path) -> None:
+    # mode=rw: never create a database that is not there. The timeout rides out a checkpoint.
+    src = sqlite3.connect(f"{source.as_uri()}?mode=rw", uri=True, timeout=30.0)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)  # pages=-1: all of them, in one step
+            (verdict,) = dst.execute("PRAGMA integrity_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"the copy failed its integrity check: {verdict}")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _refuse(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+COMMANDS = {"serve": serve, "migrate": migrate, "keys_create": keys_create, "backup": backup}

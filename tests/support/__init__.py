@@ -11,6 +11,8 @@
 - `servers`: `CharterServer` (`charter serve` as a process: `start`/`astart`, `stop`, `kill`,
   `http()`, `charter()`, `CharterServer.on_sqlite(dir)`), `charter_env`, `stop_group`,
   `kill_group`, `tail`, `StartServer` (the type of the live `start_server` fixture).
+- `sqlite_server`: `charter serve` as an operator first runs it (the venv's `charter`, SQLite
+  in a folder of its own, the admin key it prints): `sqlite_server`, `clean_env`, `CHARTER`.
 - `live`: talking to server processes: `LiveApi`, `metrics`, `envelope`, `sse_events`.
 - `redis`: `SHARED_REDIS_URL` (the suite's Redis db), `OwnRedis` (a redis-server of one's own).
 - `postgres`: `OwnPostgres` (a PostgreSQL cluster of one's own, for the fault runs).
