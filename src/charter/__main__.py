@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="worker processes (default: %(default)s); more than one needs CHARTER_REDIS_URL",
+        help="worker processes (default: %(default)s); more than one needs Redis (docs/deployment.md)",
     )
     serve.add_argument(
         "--access-log", action="store_true", help="log every request line (default: off)"

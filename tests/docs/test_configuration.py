@@ -76,7 +76,14 @@ def test_server_table_is_exactly_what_from_env_reads() -> None:
 def test_from_env_reads_each_variable_in_the_table() -> None:
     """Behaviour agrees with the source scan: setting a listed variable changes a setting."""
     defaults = Settings.from_env({})
-    samples = {"CHARTER_ALLOW_RLS_BYPASS": "1", "CHARTER_HEARTBEAT_SECONDS": "7"}
+    samples = {
+        "CHARTER_ALLOW_RLS_BYPASS": "1",
+        "CHARTER_HEARTBEAT_SECONDS": "7",
+        "CHARTER_MAX_STREAMS_PER_KEY": "7",
+        "CHARTER_METRICS_PUBLIC": "1",
+        "CHARTER_LOG_FORMAT": "json",
+        "CHARTER_REDIS_PREFIX": "other",
+    }
     for name in table("Server"):
         value = samples.get(name, "7" if "URL" not in name and "KEY" not in name else "x://y")
         assert Settings.from_env({name: value}) != defaults, f"{name} changes nothing"

@@ -17,7 +17,7 @@ MAX_TITLE_CHARS = 256  # domain/versions.py
 MAX_BODY_BYTES = 32_768  # of UTF-8; domain/versions.py
 MAX_METADATA_BYTES = 8 * 1024  # as JSON; domain/metadata.py
 RESERVED_METADATA_PREFIX = "charter."  # domain/metadata.py
-DEFAULT_MAX_DEPTH = 16  # levels from a root; domain/tree.py (a server may set CHARTER_MAX_DEPTH)
+DEFAULT_MAX_DEPTH = 16  # levels from a root; domain/tree.py (a server may set its own)
 
 # api/wire.py; the lookahead refuses a final newline, which Python's `$` would let through.
 _END = r"$(?!\n)"
