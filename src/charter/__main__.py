@@ -1,4 +1,5 @@
-"""The `charter` command: serve, migrate, backup, keys."""
+"""The `charter` command: the server (serve, migrate, backup, keys create) and a client of its
+API (tree, show, set, edit, apply, export, prompt, watch, events, …)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="worker processes (default: %(default)s); more than one needs Redis (docs/deployment.md)",
+        help="worker processes (default: %(default)s); more than one needs Redis",
     )
     serve.add_argument(
         "--access-log", action="store_true", help="log every request line (default: off)"
