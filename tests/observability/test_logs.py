@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from charter import logs as charter_logs
 from charter.observability.logs import REQUEST_ID, dict_config, request_id
 from charter.settings import Settings
 
@@ -23,6 +24,7 @@ def test_the_setting_takes_text_or_json_only() -> None:
 
 
 def test_the_json_config_writes_one_object_per_line() -> None:
+    charter_logs.install()  # as every app does (create_app): logged values are escaped
     config = dict_config("json", access_log=True)
     assert config is not None
     stream = io.StringIO()
@@ -54,7 +56,7 @@ def test_the_json_config_writes_one_object_per_line() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3
     first, failed, outside = (json.loads(line) for line in lines)
-    assert first["message"] == 'two\nlines and a quote " arg'
+    assert first["message"] == 'two\\x0alines and a quote " arg'
     assert first["request_id"] == "req-1"
     assert first["level"] == "warning"
     assert first["logger"] == "charter.test"
