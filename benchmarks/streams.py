@@ -70,11 +70,16 @@ class _Api:
         return json.loads(answer) if answer else None
 
     async def watchers(self) -> int:
+        """Open streams and long polls: `charter_watchers` summed over its kinds."""
         status, answer = await self._request("GET", "/metrics", self.headers)
-        for line in answer.decode().splitlines():
-            if line.startswith("charter_watchers "):
-                return int(float(line.split()[1]))
-        raise RuntimeError(f"/metrics ({status}) has no charter_watchers")
+        kinds = [
+            float(line.rpartition(" ")[2])
+            for line in answer.decode().splitlines()
+            if line.startswith("charter_watchers{")
+        ]
+        if not kinds:
+            raise RuntimeError(f"/metrics ({status}) has no charter_watchers")
+        return int(sum(kinds))
 
     async def until_watchers(self, count: int, seconds: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
