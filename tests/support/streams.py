@@ -9,7 +9,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -48,15 +48,7 @@ async def _stream_once(app: Litestar, url: str, headers: dict[str, str], count: 
     chunks: list[bytes] = []
     first = asyncio.Event()
     hang_up = asyncio.Event()
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await hang_up.wait()
-        return {"type": "http.disconnect"}
+    receive = _client(hang_up)
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -155,15 +147,7 @@ async def _hold(
     held._loop = asyncio.get_running_loop()
     held._hang_up = hang_up = asyncio.Event()
     running.set()
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await hang_up.wait()
-        return {"type": "http.disconnect"}
+    receive = _client(hang_up)
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -176,6 +160,21 @@ async def _hold(
                 hang_up.set()  # a real server's receive() says so once the response is done
 
     await app(_scope(url, headers), receive, send)  # type: ignore[arg-type]
+
+
+def _client(hang_up: asyncio.Event) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A client's ASGI `receive`: an empty request body, then a disconnect once `hang_up`."""
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def _scope(url: str, headers: dict[str, str]) -> dict[str, Any]:
