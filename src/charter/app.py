@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
@@ -17,6 +17,7 @@ from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController
+from charter.api.inject import InjectController
 from charter.api.keys import KeyController
 from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, document, openapi_config
 from charter.api.options import AllowMiddleware
@@ -89,6 +90,12 @@ def create_app(
             RealmController,
             DirectiveController,
             AgentController,
+            # Its own body limit: a long history with images runs to megabytes.
+            Router(
+                "/",
+                route_handlers=[InjectController],
+                request_max_body_size=settings.max_inject_bytes,
+            ),
             EventController,
             KeyController,
             healthz,

@@ -28,6 +28,8 @@ class Settings:
     bootstrap_key: str | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_request_bytes: int = 256 * 1024
+    # POST …/inject only: a long chat history with an image or two (api/inject.py).
+    max_inject_bytes: int = 4 * 1024 * 1024
     allow_rls_bypass: bool = False
     database_pool_size: int = 20
     heartbeat_seconds: float = 15.0
@@ -76,6 +78,7 @@ class Settings:
             bootstrap_key=env.get("CHARTER_BOOTSTRAP_KEY") or None,
             max_depth=int(env.get("CHARTER_MAX_DEPTH", DEFAULT_MAX_DEPTH)),
             max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),
+            max_inject_bytes=int(env.get("CHARTER_MAX_INJECT_BYTES", 4 * 1024 * 1024)),
             allow_rls_bypass=env.get("CHARTER_ALLOW_RLS_BYPASS") == "1",
             database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 20)),
             rate_limit_per_second=(

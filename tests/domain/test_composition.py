@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charter.domain.composition import TreeNode, compose, composition_id, inject
+from charter.domain.composition import TreeNode, compose, composition_id
+from charter.domain.injection import inject_chat as inject
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
 AGENTS = ["a", "b", "c"]

@@ -1,4 +1,5 @@
-"""Agent-facing routes: the composed prompt (conditional, long-poll, SSE), inject, agents."""
+"""Agent-facing routes: the composed prompt (conditional, long-poll, SSE), compositions,
+agents (inject is api/inject.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,18 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
-from litestar.params import FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromQuery, HeaderParameter
 from litestar.response import Stream
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, sse, wire
 from charter.api.auth import ACCESS, HELD
 from charter.api.deps import CallerDep, HoldDep, RuntimeDep, caller_of
-from charter.api.idempotent import HEADER as IDEMPOTENCY_HEADER
-from charter.api.idempotent import write_once
 from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
 from charter.cache.watch import Ending
 from charter.domain.access import Access, Role
-from charter.domain.composition import inject
-from charter.domain.metadata import check_json_depth
 from charter.errors import InvalidRequest, NotFound, Unauthenticated
 from charter.runtime import Runtime
 from charter.services import prompts
@@ -37,7 +33,7 @@ MAX_WAIT_SECONDS = 60
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", required=False)]
 
 
-def _agent(realm_id: str, agent_id: str) -> None:
+def check_agent(realm_id: str, agent_id: str) -> None:
     params.realm_id(realm_id)
     if _AGENT_ID.fullmatch(agent_id) is None:
         raise InvalidRequest("agent ids match [A-Za-z0-9._:@-]{1,128}")
@@ -156,7 +152,7 @@ class AgentController(Controller):
     ) -> Response[bytes]:
         # The hot path: the runtime straight from the app, not through dependency injection.
         runtime: Runtime = request.app.state.runtime
-        _agent(realm_id, agent_id)
+        check_agent(realm_id, agent_id)
         seconds = 0 if wait is None else params.number(wait, "wait", 0, MAX_WAIT_SECONDS)
         tags = entity_tags(if_none_match)
         if seconds and tags:
@@ -183,7 +179,7 @@ class AgentController(Controller):
         realm_id: params.RealmPath,
         agent_id: params.AgentPath,
     ) -> Stream:
-        _agent(realm_id, agent_id)
+        check_agent(realm_id, agent_id)
         await runtime.prompts.current(realm_id, agent_id)  # 404 now, not mid-stream
 
         async def changes() -> AsyncIterator[bytes]:
@@ -205,51 +201,6 @@ class AgentController(Controller):
                 yield sse.ending(hold.ended)
 
         return sse.response(changes())
-
-    @post(
-        "/agents/{agent_id:str}/inject",
-        status_code=200,
-        summary="Inject into chat messages",
-        operation_id="inject",
-        description=(
-            "Places the agent's composed prompt into the chat messages given, per its injection "
-            "mode, and answers them with the composition id. Changes nothing on the server."
-        ),
-        opt={ACCESS: Access.PROMPT},
-    )
-    async def inject(
-        self,
-        runtime: RuntimeDep,
-        realm_id: params.RealmPath,
-        agent_id: params.AgentPath,
-        data: JSONBody[wire.InjectIn],
-        request: Request[Any, Any, Any],
-    ) -> Response[wire.InjectOut]:
-        _agent(realm_id, agent_id)
-        check_json_depth(data.messages, "messages")
-        for message in data.messages:
-            if not isinstance(message.get("role"), str):
-                raise InvalidRequest("every message needs a string role")
-
-        # Read the prompt before any write transaction opens: on SQLite that transaction holds
-        # the one connection, and the read needs it too.
-        document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
-        messages = inject(data.messages, document.text, document.injection_mode)
-        answer = Response(
-            wire.InjectOut(
-                composition_id=document.composition_id,
-                injection_mode=document.injection_mode,
-                messages=messages,
-            )
-        )
-
-        async def run(_: AsyncConnection) -> Response[wire.InjectOut]:
-            return answer
-
-        # Inject changes nothing; only a keyed call is recorded, to replay its first answer.
-        if request.headers.get(IDEMPOTENCY_HEADER) is None:
-            return answer
-        return await write_once(runtime, request, realm_id, run)
 
     @get(
         "/compositions/{composition_id:str}",

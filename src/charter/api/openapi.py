@@ -34,7 +34,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from charter.api.auth import ACCESS, route_access
 from charter.api.problems import PROBLEM_MEDIA_TYPE
-from charter.api.wire import ChatMessage, Problem
+from charter.api.wire import ChatMessage, InputItem, Problem, SystemBlock
 from charter.domain.access import Access
 from charter.domain.events import EventType
 
@@ -322,10 +322,17 @@ def finish(served: dict[str, Any]) -> None:
         name.replace("-", ""): doc for name, doc in sorted(_HEADER_DOCS.items())
     }
     schemas = components.setdefault("schemas", {})
-    _, chat = msgspec.json.schema_components([ChatMessage], ref_template=_SCHEMAS + "{name}")
+    _, chat = msgspec.json.schema_components(
+        [ChatMessage, InputItem, SystemBlock], ref_template=_SCHEMAS + "{name}"
+    )
     schemas.update(chat)
     for name in ("InjectIn", "InjectOut"):
-        schemas[name]["properties"]["messages"]["items"] = {"$ref": _SCHEMAS + "ChatMessage"}
+        fields = schemas[name]["properties"]
+        fields["messages"]["items"] = {"$ref": _SCHEMAS + "ChatMessage"}
+        for field, item in (("input", "InputItem"), ("system", "SystemBlock")):
+            for option in fields[field].get("oneOf", fields[field].get("anyOf", [])):
+                if option.get("type") == "array":
+                    option["items"] = {"$ref": _SCHEMAS + item}
     for item in served.get("paths", {}).values():
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
+from charter.domain.injection import InjectFormat
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
 # Python's `$` also matches before a final newline, so "abc\n" would pass `^[a-z]+$`; the
@@ -305,11 +306,41 @@ class ChatMessage(Struct, kw_only=True):
     tool_call_id: str | UnsetType = UNSET
 
 
+class InputItem(Struct, kw_only=True):
+    """An OpenAI Responses input item: a message (`role`, `content`) or an item without a role
+    (`function_call`, `function_call_output`, `reasoning`, …); fields not listed pass through."""
+
+    type: Annotated[str, Meta(examples=["message", "function_call"])] | UnsetType = UNSET
+    role: Annotated[str, Meta(examples=["user", "assistant", "developer"])] | UnsetType = UNSET
+    content: str | list[ContentPart] | UnsetType = UNSET
+
+
+class SystemBlock(Struct, kw_only=True):
+    """An Anthropic system block; `cache_control` and any other field pass through."""
+
+    type: Annotated[str, Meta(examples=["text"])]
+    text: str | UnsetType = UNSET
+    cache_control: dict[str, Any] | None | UnsetType = UNSET
+
+
 class InjectIn(_In):
-    messages: list[dict[str, Any]]  # documented as ChatMessage items
+    """What `format` names: openai-chat `{messages}`, openai-responses `{input,
+    instructions?}`, anthropic `{system?, messages}`; no other field (api/inject.py)."""
+
+    format: InjectFormat = InjectFormat.OPENAI_CHAT
+    messages: list[dict[str, Any]] | UnsetType = UNSET  # documented per format (api/openapi.py)
+    input: str | list[dict[str, Any]] | UnsetType = UNSET
+    instructions: str | None | UnsetType = UNSET
+    system: str | list[dict[str, Any]] | UnsetType = UNSET
 
 
 class InjectOut(Struct, kw_only=True):
+    """The request parts `format` has, with the text placed; absent ones stay absent."""
+
     composition_id: str
     injection_mode: InjectionMode
-    messages: list[dict[str, Any]]  # documented as ChatMessage items
+    format: InjectFormat
+    messages: list[dict[str, Any]] | UnsetType = UNSET
+    input: str | list[dict[str, Any]] | UnsetType = UNSET
+    instructions: str | None | UnsetType = UNSET
+    system: str | list[dict[str, Any]] | UnsetType = UNSET

@@ -1,7 +1,7 @@
 """Composition: an agent's owned nodes and their ancestry, folded into one system prompt.
 
 Pure: given the nodes (with their active text), decide the layers, the text, the injection
-mode and the composition id, and inject the text into chat messages.
+mode and the composition id (domain/injection.py places the text into requests).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
@@ -150,33 +149,3 @@ def composition_id(mode: InjectionMode, layers: Iterable[Layer]) -> str:
     ]
     canonical = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
     return "cmp_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def inject(
-    messages: Sequence[Mapping[str, Any]], text: str, mode: InjectionMode
-) -> list[dict[str, Any]]:
-    """The messages with `text` placed per `mode`; nothing else in them changes."""
-    out = [dict(message) for message in messages]
-    if not text:
-        return out
-    if mode is InjectionMode.SYSTEM_FIRST:
-        return [{"role": "system", "content": text}, *out]
-    role = "system" if mode is InjectionMode.SYSTEM_APPEND else "user"
-    for message in out:
-        if message.get("role") == role:
-            message["content"] = _join(message.get("content"), text, append=role == "system")
-            return out
-    if mode is InjectionMode.SYSTEM_APPEND:
-        return [{"role": "system", "content": text}, *out]
-    # user_prepend with no user message: the text becomes the first user message's content.
-    return [*out, {"role": "user", "content": text}]
-
-
-def _join(content: Any, text: str, *, append: bool) -> Any:
-    if isinstance(content, list):
-        part = {"type": "text", "text": text}
-        return [*content, part] if append else [part, *content]
-    existing = "" if content is None else str(content)
-    if not existing:
-        return text
-    return f"{existing}\n\n{text}" if append else f"{text}\n\n{existing}"
