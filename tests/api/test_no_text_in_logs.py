@@ -27,6 +27,7 @@ from tests.support.streams import open_stream
 MARKER = "zq-TEXT-MARKER-5c1e"
 MAX_BODY_BYTES = 32_768
 MAX_REQUEST_BYTES = 256 * 1024
+MAX_INJECT_BYTES = 4 * 1024 * 1024  # inject's own limit
 JSON = {"Content-Type": "application/json"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -263,9 +264,9 @@ async def test_the_successful_paths_log_no_text(
     logs.assert_clean()
 
 
-def _oversized_request() -> bytes:
+def _oversized_request(limit: int = MAX_REQUEST_BYTES) -> bytes:
     head, tail = b'{"level": "realm", "title": "t", "body": "', b'"}'
-    room = MAX_REQUEST_BYTES + 1 - len(head) - len(tail)
+    room = limit + 1 - len(head) - len(tail)
     filler = (MARKER.encode() * (room // len(MARKER) + 1))[:room]
     return head + filler + tail
 
@@ -374,7 +375,7 @@ async def test_the_refused_paths_log_no_text(client: AsyncTestClient[Litestar], 
         404,
         {"messages": [{"role": "user", "content": marked("to an agent that owns nothing")}]},
     )
-    await d.call("POST", inject, 413, _oversized_request())
+    await d.call("POST", inject, 413, _oversized_request(MAX_INJECT_BYTES))
 
     # Realms and keys refused, with the marker in their names.
     await d.call("POST", "/v1/realms", 400, {"id": realm_id, "name": marked("nul\x00")})

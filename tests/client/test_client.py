@@ -215,13 +215,30 @@ def test_inject_and_composition(charter: Charter, realm: str) -> None:
     _root(charter, realm, owner_agent_id="coder", injection_mode="system_append")
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     injected = charter.inject("coder", messages, realm=realm)
-    assert injected.messages[0] == {
-        "role": "system",
-        "content": "Be brief.\n\n# Ship v2.0\n\nShip it.",
-    }
-    assert injected.messages[1] == messages[1]
+    out = injected.kwargs()["messages"]
+    assert out[0] == {"role": "system", "content": "Be brief.\n\n# Ship v2.0\n\nShip it."}
+    assert out[1] == messages[1]
     composition = charter.composition(injected.composition_id, realm=realm)
     assert composition.text == "# Ship v2.0\n\nShip it."
+
+
+def test_inject_in_each_format_hands_kwargs_to_the_sdk(charter: Charter, realm: str) -> None:
+    _root(charter, realm, owner_agent_id="writer", injection_mode="system_first")
+    text = "# Ship v2.0\n\nShip it."
+    user = {"role": "user", "content": "Hi"}
+    responses = charter.inject(
+        "writer", format="openai-responses", input=[user], instructions="Be brief.", realm=realm
+    )
+    assert responses.format == "openai-responses"
+    assert responses.kwargs() == {"input": [user], "instructions": f"{text}\n\nBe brief."}
+    claude = charter.inject("writer", [user], format="anthropic", system="Be brief.", realm=realm)
+    assert claude.kwargs() == {
+        "system": [{"type": "text", "text": text}, {"type": "text", "text": "Be brief."}],
+        "messages": [user],
+    }
+    chat = charter.inject("writer", [user], realm=realm)
+    assert chat.kwargs() == {"messages": [{"role": "system", "content": text}, user]}
+    assert claude.composition_id == chat.composition_id == responses.composition_id
 
 
 def test_keys_round_trip(charter: Charter, realm: str) -> None:

@@ -19,6 +19,7 @@ from charter.client import vocabulary as client
 from charter.domain import tree
 from charter.domain.access import Role
 from charter.domain.events import EventType
+from charter.domain.injection import InjectFormat
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
 PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
@@ -27,6 +28,7 @@ PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
     (Priority, client.PRIORITIES),
     (InjectionMode, client.INJECTION_MODES),
     (Role, client.ROLES),
+    (InjectFormat, client.INJECT_FORMATS),
 ]
 
 

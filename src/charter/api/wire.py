@@ -320,7 +320,7 @@ class SystemBlock(Struct, kw_only=True):
 
     type: Annotated[str, Meta(examples=["text"])]
     text: str | UnsetType = UNSET
-    cache_control: dict[str, Any] | None | UnsetType = UNSET
+    cache_control: dict[str, Any] | UnsetType | None = UNSET
 
 
 class InjectIn(_In):
@@ -330,7 +330,7 @@ class InjectIn(_In):
     format: InjectFormat = InjectFormat.OPENAI_CHAT
     messages: list[dict[str, Any]] | UnsetType = UNSET  # documented per format (api/openapi.py)
     input: str | list[dict[str, Any]] | UnsetType = UNSET
-    instructions: str | None | UnsetType = UNSET
+    instructions: str | UnsetType | None = UNSET
     system: str | list[dict[str, Any]] | UnsetType = UNSET
 
 
@@ -342,5 +342,5 @@ class InjectOut(Struct, kw_only=True):
     format: InjectFormat
     messages: list[dict[str, Any]] | UnsetType = UNSET
     input: str | list[dict[str, Any]] | UnsetType = UNSET
-    instructions: str | None | UnsetType = UNSET
+    instructions: str | UnsetType | None = UNSET
     system: str | list[dict[str, Any]] | UnsetType = UNSET

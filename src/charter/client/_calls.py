@@ -53,6 +53,28 @@ def _query(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def inject_request(
+    format: m.InjectFormat,
+    messages: Sequence[Mapping[str, Any]] | None,
+    input: str | Sequence[Mapping[str, Any]] | None,
+    instructions: str | None,
+    system: str | Sequence[Mapping[str, Any]] | None,
+) -> dict[str, Any]:
+    """The body of an inject call: the fields given (the server says which `format` takes)."""
+
+    def listed(value: Any) -> Any:
+        return value if value is None or isinstance(value, str) else list(value)
+
+    body = _query(
+        messages=listed(messages),
+        input=listed(input),
+        instructions=instructions,
+        system=listed(system),
+    )
+    # openai-chat is the default: left out, the body is what servers before formats took.
+    return body if format == "openai-chat" else {"format": format, **body}
+
+
 def if_match(revision: int) -> dict[str, str]:
     return {"If-Match": f'"{revision}"'}
 
@@ -218,10 +240,8 @@ class Endpoints:
     def prompt_stream_path(self, agent: str, realm: str | None) -> str:
         return f"{self._agent(agent, realm)}/prompt/stream"
 
-    def inject(
-        self, agent: str, messages: Sequence[Mapping[str, Any]], realm: str | None
-    ) -> Call[m.Injected]:
-        body = _encoder.encode({"messages": list(messages)})
+    def inject(self, agent: str, request: Mapping[str, Any], realm: str | None) -> Call[m.Injected]:
+        body = _encoder.encode(request)
         # No Idempotency-Key: inject changes nothing, so retrying it is already safe.
         path = f"{self._agent(agent, realm)}/inject"
         return Call("POST", path, _decoder(m.Injected), body=body)

@@ -20,7 +20,7 @@ from httpx_sse import EventSource, ServerSentEvent
 
 from charter.client import _retry, errors
 from charter.client import models as m
-from charter.client._calls import Call, Endpoints
+from charter.client._calls import Call, Endpoints, inject_request
 from charter.client._retry import RetryPolicy
 from charter.client._shared import (
     EVENT,
@@ -368,9 +368,21 @@ class AsyncCharter:
             await asyncio.sleep(self.retry.base_delay)
 
     async def inject(
-        self, agent: str, messages: Sequence[Mapping[str, Any]], *, realm: str | None = None
+        self,
+        agent: str,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        format: m.InjectFormat = "openai-chat",
+        input: str | Sequence[Mapping[str, Any]] | None = None,
+        instructions: str | None = None,
+        system: str | Sequence[Mapping[str, Any]] | None = None,
+        realm: str | None = None,
     ) -> m.Injected:
-        return await self._send(self._api.inject(agent, messages, realm))
+        """The agent's prompt placed into a request of `format`: openai-chat `messages`,
+        openai-responses `input` (and `instructions`), anthropic `messages` (and `system`).
+        `Injected.kwargs()` hands the result to the provider's SDK."""
+        request = inject_request(format, messages, input, instructions, system)
+        return await self._send(self._api.inject(agent, request, realm))
 
     async def composition(self, composition_id: str, *, realm: str | None = None) -> m.Composition:
         return await self._send(self._api.composition(composition_id, realm))

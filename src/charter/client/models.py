@@ -11,9 +11,17 @@ from typing import Any
 
 from msgspec import UNSET, Struct, UnsetType, field
 
-from charter.client.vocabulary import TERMINAL, InjectionMode, Level, Priority, Role, Status
+from charter.client.vocabulary import (
+    TERMINAL,
+    InjectFormat,
+    InjectionMode,
+    Level,
+    Priority,
+    Role,
+    Status,
+)
 
-__all__ = ["TERMINAL", "InjectionMode", "Level", "Priority", "Role", "Status"]
+__all__ = ["TERMINAL", "InjectFormat", "InjectionMode", "Level", "Priority", "Role", "Status"]
 
 
 class Realm(Struct, kw_only=True):
@@ -258,9 +266,30 @@ class Composition(Struct, kw_only=True):
 
 
 class Injected(Struct, kw_only=True):
+    """An injected request: the fields of its `format`, with the composed prompt placed."""
+
     composition_id: str
     injection_mode: InjectionMode
-    messages: list[dict[str, Any]]
+    format: InjectFormat = "openai-chat"  # a server before formats answered chat only
+    messages: list[dict[str, Any]] | UnsetType = UNSET
+    input: str | list[dict[str, Any]] | UnsetType = UNSET
+    instructions: str | UnsetType | None = UNSET
+    system: str | list[dict[str, Any]] | UnsetType = UNSET
+
+    def kwargs(self) -> dict[str, Any]:
+        """The request fields, to hand straight to the provider's SDK:
+        `client.chat.completions.create(model=…, **injected.kwargs())` (openai-chat),
+        `client.responses.create(model=…, **…)` (openai-responses),
+        `client.messages.create(model=…, max_tokens=…, **…)` (anthropic)."""
+        names = _REQUEST_FIELDS[self.format]
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not UNSET}
+
+
+_REQUEST_FIELDS: dict[InjectFormat, tuple[str, ...]] = {
+    "openai-chat": ("messages",),
+    "openai-responses": ("input", "instructions"),
+    "anthropic": ("system", "messages"),
+}
 
 
 class ApiKey(Struct, kw_only=True):

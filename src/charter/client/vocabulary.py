@@ -16,12 +16,14 @@ Status = Literal["active", "paused", "completed", "cancelled"]
 Priority = Literal["critical", "high", "normal", "low"]
 InjectionMode = Literal["system_first", "system_append", "user_prepend"]
 Role = Literal["admin", "operator", "reader", "agent"]
+InjectFormat = Literal["openai-chat", "openai-responses", "anthropic"]
 
 LEVELS: tuple[Level, ...] = get_args(Level)
 STATUSES: tuple[Status, ...] = get_args(Status)
 PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 INJECTION_MODES: tuple[InjectionMode, ...] = get_args(InjectionMode)
 ROLES: tuple[Role, ...] = get_args(Role)
+INJECT_FORMATS: tuple[InjectFormat, ...] = get_args(InjectFormat)
 
 # Completed or cancelled: a node leaves these only by a reopen. Every other status is open.
 TERMINAL: frozenset[Status] = frozenset({"completed", "cancelled"})
