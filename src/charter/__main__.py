@@ -15,6 +15,8 @@ from charter.client.vocabulary import ROLES
 # The server side's dependencies (granian, SQLAlchemy, Litestar, …) are the `server` extra,
 # so this is the one place they are imported, lazily and guarded.
 SERVER_EXTRA_HINT = "pip install 'charter[server]'"
+# `charter mcp` needs the MCP SDK: the `mcp` extra (the `server` extra has it too).
+MCP_EXTRA_HINT = "pip install 'charter[mcp]'"
 
 
 def version() -> str:
@@ -28,7 +30,7 @@ def version() -> str:
 def _server() -> ModuleType:
     """The server-side commands, imported only when one of them runs.
 
-    The only import inside a function in the CLI, on purpose: the client-side commands must
+    With `_mcp`, the only imports inside a function in the CLI, on purpose: the client-side commands must
     work where only the client is installed, and `charter serve` there must say how to get
     the rest rather than fail with a traceback.
     """
@@ -38,6 +40,16 @@ def _server() -> ModuleType:
         missing = f"the server is not installed here ({exc.name} is missing)"
         raise SystemExit(f"charter: {missing}; {SERVER_EXTRA_HINT}") from exc
     return server_cli
+
+
+def _mcp() -> ModuleType:
+    """The stdio MCP server, imported only when `charter mcp` runs (as `_server` is)."""
+    try:
+        from charter.mcp import stdio
+    except ImportError as exc:
+        missing = f"the MCP SDK is not installed here ({exc.name} is missing)"
+        raise SystemExit(f"charter: {missing}; {MCP_EXTRA_HINT}") from exc
+    return stdio
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,12 +92,24 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", help="who or what holds it")
     create.set_defaults(server_command="keys_create")
 
+    mcp = commands.add_parser(
+        "mcp", help="an MCP server over stdio for one agent (Claude Desktop, any MCP client)"
+    )
+    mcp.add_argument("--realm", help="the realm (default: $CHARTER_REALM)")
+    mcp.add_argument("--agent", required=True, help="the agent whose directives it serves")
+    mcp.add_argument("--url", help="the server (default: $CHARTER_URL or http://127.0.0.1:8000)")
+    mcp.add_argument("--api-key", help="the API key (default: $CHARTER_KEY)")
+    mcp.set_defaults(mcp=True)
+
     register(commands, key_commands, create)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "mcp", False):
+        code_: int = _mcp().run(args.url, args.api_key, args.realm, args.agent)
+        return code_
     client_code = dispatch(args)
     if client_code is not None:
         return client_code

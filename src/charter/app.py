@@ -19,6 +19,7 @@ from charter.api.directives import DirectiveController
 from charter.api.events import EventController
 from charter.api.inject import InjectController
 from charter.api.keys import KeyController
+from charter.api.mcp import McpEndpoint, mount
 from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, document, openapi_config
 from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
@@ -73,6 +74,7 @@ def create_app(
     `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests); without one,
     traces follow the OTEL_* variables (settings.tracing)."""
     logs.install()  # one request, one log line: logged values are escaped
+    mcp = McpEndpoint()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -80,7 +82,8 @@ def create_app(
             app.state.runtime = runtime
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:
-                yield
+                async with mcp.running():
+                    yield
             finally:
                 if undo is not None:
                     undo()
@@ -98,6 +101,7 @@ def create_app(
             ),
             EventController,
             KeyController,
+            mount(mcp),
             healthz,
             readyz,
             metrics,

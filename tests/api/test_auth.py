@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from httpx import Response
 from litestar import Litestar
-from litestar.routes import HTTPRoute
+from litestar.routes import ASGIRoute, HTTPRoute
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
@@ -93,6 +93,9 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
 TABLE.update({("OPTIONS", path): _PUBLIC for _, path in list(TABLE)})
 
 OPENAPI_PREFIX = "/schema"
+# ASGI mounts, with the access their key check needs; what a key may then do over MCP is the
+# REST API's to say (tests/live/test_mcp.py drives it per role).
+MOUNTS = {"/mcp": Access.ANY}
 STREAMS = {A + "/prompt/stream", R + "/events/stream"}
 
 
@@ -327,6 +330,10 @@ async def realm_revision(w: World) -> int:
 def test_the_table_covers_every_route(app: Litestar) -> None:
     served: set[tuple[str, str]] = set()
     for route in app.routes:
+        if route.path in MOUNTS:
+            assert isinstance(route, ASGIRoute), route.path
+            assert route_access(route.route_handler) is MOUNTS[route.path]
+            continue
         assert isinstance(route, HTTPRoute), f"{route.path}: not an HTTP route; add it here"
         if route.path == OPENAPI_PREFIX or route.path.startswith(OPENAPI_PREFIX + "/"):
             continue

@@ -1,0 +1,378 @@
+"""Charter as an MCP server: the prompt `directives`, three kinds of resource, four tools.
+
+One definition for both transports (ADR 0009). Every call goes to the Charter API through
+`charter.client` with the caller's own key, so an MCP client gets exactly what that key may
+have over REST: the same roles, realms, validation and CAS. `Link` is what a transport hands
+in per request: that client, the session's home realm and agent, and how to follow a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+import msgspec
+from anyio.abc import TaskGroup
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+
+from charter.client import AsyncCharter, errors
+from charter.client import models as m
+
+NAME = "charter"
+PROMPT_NAME = "directives"
+PROMPT_DESCRIPTION = (
+    "The agent's composed directives. Meant as the system prompt: MCP prompt messages carry "
+    "only the user and assistant roles, so the text comes as one user message; put it where "
+    "your model takes its system prompt. _meta.composition_id names this exact text."
+)
+_PROMPT_URI = re.compile(r"charter://([a-z0-9][a-z0-9-]{0,62})/agents/([^/]{1,128})/prompt")
+_DIRECTIVE_URI = re.compile(r"charter://([a-z0-9][a-z0-9-]{0,62})/directives/(dir_[0-9a-z]+)")
+_COMPOSITION_URI = re.compile(r"charter://([a-z0-9][a-z0-9-]{0,62})/compositions/(cmp_[0-9a-f]+)")
+OPERATOR_TOOLS = ("update_directive", "rollback_directive")
+READ_TOOLS = ("list_directives", "get_directive")
+_encoder = msgspec.json.Encoder()
+
+
+def prompt_uri(realm: str, agent: str) -> str:
+    return f"charter://{realm}/agents/{agent}/prompt"
+
+
+Follow = Callable[[str, str], AsyncIterator[str]]  # (realm, agent) -> composition ids
+
+
+@dataclass
+class Link:
+    """What a transport gives each request: the API client, as the caller, and defaults."""
+
+    charter: AsyncCharter
+    follow: Follow  # every new composition id of an agent's prompt, the current one first
+    realm: str | None = None
+    agent: str | None = None
+    # The caller's role where the transport knows it; tools/list then leaves out what the
+    # role cannot call. None: list every tool, and let the API refuse (403).
+    role: str | None = None
+
+    def home(self, realm: str | None, agent: str | None) -> tuple[str, str]:
+        chosen_realm, chosen_agent = realm or self.realm, agent or self.agent
+        if not chosen_realm or not chosen_agent:
+            raise ValueError("name the realm and the agent (arguments realm, agent)")
+        return chosen_realm, chosen_agent
+
+
+@dataclass
+class Subscriptions:
+    """Each MCP session's followers of subscribed prompts, in one task group."""
+
+    tasks: TaskGroup
+    by_session: dict[int, dict[str, anyio.CancelScope]] = field(default_factory=dict)
+
+    def start(self, session: ServerSession, uri: str, changes: AsyncIterator[str]) -> None:
+        scopes = self.by_session.setdefault(id(session), {})
+        if uri in scopes:
+            return
+        scope = anyio.CancelScope()
+        scopes[uri] = scope
+
+        async def notify() -> None:
+            with scope:
+                try:
+                    first = True
+                    async for _ in changes:
+                        if not first:
+                            await session.send_resource_updated(uri)
+                        first = False
+                except Exception:
+                    pass  # the key went, or the session, or the agent: nothing more to tell
+                finally:
+                    scopes.pop(uri, None)
+                    if not scopes:
+                        self.by_session.pop(id(session), None)
+
+        self.tasks.start_soon(notify)
+
+    def stop(self, session: ServerSession, uri: str) -> None:
+        scope = self.by_session.get(id(session), {}).get(uri)
+        if scope is not None:
+            scope.cancel()
+
+
+def _json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+def _text(value: Any) -> types.TextContent:
+    return types.TextContent(type="text", text=_json(value))
+
+
+def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> Any:
+    schema = {
+        "type": "object",
+        "properties": {"realm": {"type": "string", "description": "default: the session's"}}
+        | properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    return types.Tool(name=name, description=description, input_schema=schema)
+
+
+_ID = {"type": "string", "description": "the directive id (dir_…)"}
+_REVISION = {"type": "integer", "minimum": 1, "description": "the revision it must still have"}
+TOOLS = [
+    _tool(
+        "list_directives",
+        "The realm's directives (without bodies), filtered; pass next_cursor back as cursor.",
+        {
+            "status": {"type": "string", "enum": ["active", "paused", "completed", "cancelled"]},
+            "owner_agent_id": {"type": "string"},
+            "level": {"type": "string", "enum": ["realm", "team", "agent"]},
+            "parent_id": {"type": "string"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+            "cursor": {"type": "string"},
+        },
+        [],
+    ),
+    _tool("get_directive", "One directive, with its active title and body.", {"id": _ID}, ["id"]),
+    _tool(
+        "update_directive",
+        "Change a directive if it still has expected_revision (compare-and-swap); a stale "
+        "revision changes nothing and says the current one.",
+        {
+            "id": _ID,
+            "expected_revision": _REVISION,
+            "title": {"type": "string"},
+            "body": {"type": "string"},
+            "message": {"type": "string", "description": "why"},
+            "status": {"type": "string", "enum": ["active", "paused", "completed", "cancelled"]},
+            "priority": {"type": "string", "enum": ["critical", "high", "normal", "low"]},
+            "owner_agent_id": {"type": "string"},
+            "injection_mode": {
+                "type": "string",
+                "enum": ["system_first", "system_append", "user_prepend"],
+            },
+        },
+        ["id", "expected_revision"],
+    ),
+    _tool(
+        "rollback_directive",
+        "Make an earlier version live again (no new version), if the directive still has "
+        "expected_revision.",
+        {
+            "id": _ID,
+            "version": {"type": "integer", "minimum": 1},
+            "expected_revision": _REVISION,
+            "message": {"type": "string"},
+        },
+        ["id", "version", "expected_revision"],
+    ),
+]
+_PATCH_FIELDS = ("title", "body", "message", "status", "priority", "owner_agent_id")
+
+
+async def _call_tool(link: Link, name: str, args: dict[str, Any]) -> Any:
+    realm = args.pop("realm", None) or link.realm
+    if name == "list_directives":
+        page = await link.charter.directives(realm=realm, **args)
+        return msgspec.to_builtins(page)
+    if name == "get_directive":
+        return msgspec.to_builtins(await link.charter.get(args["id"], realm=realm))
+    if name == "update_directive":
+        fields = {k: args[k] for k in (*_PATCH_FIELDS, "injection_mode") if k in args}
+        patch = m.Patch(**fields)
+        updated = await link.charter.update(
+            args["id"], patch, expected_revision=args["expected_revision"], realm=realm
+        )
+        return msgspec.to_builtins(updated)
+    if name == "rollback_directive":
+        rolled = await link.charter.rollback(
+            args["id"],
+            args["version"],
+            expected_revision=args["expected_revision"],
+            message=args.get("message"),
+            realm=realm,
+        )
+        return msgspec.to_builtins(rolled)
+    raise ValueError(f"no tool {name!r}")
+
+
+def _problem(exc: errors.CharterError) -> str:
+    problem = getattr(exc, "problem", None)
+    if problem is not None:
+        return _json({"status": problem.status, "code": problem.code, "detail": problem.detail})
+    return str(exc)
+
+
+def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Link]]) -> Server[Any]:
+    """The MCP server; `link_of` gives each request its Link (the transport's part)."""
+
+    @asynccontextmanager
+    async def lifespan(_: Server[Subscriptions]) -> AsyncGenerator[Subscriptions, None]:
+        async with anyio.create_task_group() as tasks:
+            yield Subscriptions(tasks)
+            tasks.cancel_scope.cancel()
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Subscriptions], _: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        arguments = [
+            types.PromptArgument(name="realm", description="default: the session's realm"),
+            types.PromptArgument(name="agent", description="default: the session's agent"),
+        ]
+        prompt = types.Prompt(name=PROMPT_NAME, description=PROMPT_DESCRIPTION, arguments=arguments)
+        return types.ListPromptsResult(prompts=[prompt])
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Subscriptions], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        if params.name != PROMPT_NAME:
+            raise ValueError(f"no prompt {params.name!r}; there is {PROMPT_NAME!r}")
+        link = await link_of(ctx)
+        given = params.arguments or {}
+        realm, agent = link.home(given.get("realm"), given.get("agent"))
+        prompt = await link.charter.prompt(agent, realm=realm)
+        message = types.PromptMessage(
+            role="user", content=types.TextContent(type="text", text=prompt.text)
+        )
+        return types.GetPromptResult(
+            description=PROMPT_DESCRIPTION,
+            messages=[message],
+            _meta={"composition_id": prompt.composition_id},
+        )
+
+    async def list_resources(
+        ctx: ServerRequestContext[Subscriptions], _: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        link = await link_of(ctx)
+        if not link.realm or not link.agent:
+            return types.ListResourcesResult(resources=[])
+        resource = types.Resource(
+            uri=prompt_uri(link.realm, link.agent),
+            name=f"{link.agent}'s prompt",
+            description="the composed prompt; subscribe to hear when it changes",
+            mime_type="text/markdown",
+        )
+        return types.ListResourcesResult(resources=[resource])
+
+    async def list_templates(
+        ctx: ServerRequestContext[Subscriptions], _: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        templates = [
+            types.ResourceTemplate(
+                uri_template="charter://{realm}/agents/{agent}/prompt",
+                name="prompt",
+                description="an agent's composed prompt (subscribable)",
+                mime_type="text/markdown",
+            ),
+            types.ResourceTemplate(
+                uri_template="charter://{realm}/directives/{id}",
+                name="directive",
+                description="a directive, with its active title and body",
+                mime_type="application/json",
+            ),
+            types.ResourceTemplate(
+                uri_template="charter://{realm}/compositions/{cid}",
+                name="composition",
+                description="a past or present composition, exactly",
+                mime_type="application/json",
+            ),
+        ]
+        return types.ListResourceTemplatesResult(resource_templates=templates)
+
+    async def read_resource(
+        ctx: ServerRequestContext[Subscriptions], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        link = await link_of(ctx)
+        uri = str(params.uri)
+        if found := _PROMPT_URI.fullmatch(uri):
+            prompt = await link.charter.prompt(found[2], realm=found[1])
+            contents = types.TextResourceContents(
+                uri=uri,
+                mime_type="text/markdown",
+                text=prompt.text,
+                _meta={"composition_id": prompt.composition_id},
+            )
+        elif found := _DIRECTIVE_URI.fullmatch(uri):
+            directive = await link.charter.get(found[2], realm=found[1])
+            contents = types.TextResourceContents(
+                uri=uri, mime_type="application/json", text=_json(directive)
+            )
+        elif found := _COMPOSITION_URI.fullmatch(uri):
+            composition = await link.charter.composition(found[2], realm=found[1])
+            contents = types.TextResourceContents(
+                uri=uri, mime_type="application/json", text=_json(composition)
+            )
+        else:
+            raise ValueError(f"no resource {uri!r}")
+        return types.ReadResourceResult(contents=[contents])
+
+    async def subscribe(
+        ctx: ServerRequestContext[Subscriptions], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        uri = str(params.uri)
+        found = _PROMPT_URI.fullmatch(uri)
+        if found is None:
+            raise ValueError("only an agent's prompt (charter://{realm}/agents/{agent}/prompt)")
+        link = await link_of(ctx)
+        await link.charter.prompt(found[2], realm=found[1])  # readable by this key, or refused
+        ctx.lifespan_context.start(ctx.session, uri, link.follow(found[1], found[2]))
+        return types.EmptyResult()
+
+    async def unsubscribe(
+        ctx: ServerRequestContext[Subscriptions], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        ctx.lifespan_context.stop(ctx.session, str(params.uri))
+        return types.EmptyResult()
+
+    async def list_tools(
+        ctx: ServerRequestContext[Subscriptions], _: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        role = (await link_of(ctx)).role
+        allowed = {
+            None: {t.name for t in TOOLS},
+            "admin": {t.name for t in TOOLS},
+            "operator": {t.name for t in TOOLS},
+            "reader": set(READ_TOOLS),
+        }.get(role, set())
+        return types.ListToolsResult(tools=[t for t in TOOLS if t.name in allowed])
+
+    async def call_tool(
+        ctx: ServerRequestContext[Subscriptions], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        link = await link_of(ctx)
+        try:
+            result = await _call_tool(link, params.name, dict(params.arguments or {}))
+        except errors.CharterError as exc:
+            failed = types.TextContent(type="text", text=_problem(exc))
+            return types.CallToolResult(content=[failed], is_error=True)
+        except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+            failed = types.TextContent(type="text", text=f"bad arguments: {exc}")
+            return types.CallToolResult(content=[failed], is_error=True)
+        return types.CallToolResult(content=[_text(result)], structured_content=result)
+
+    server: Server[Any] = Server(
+        NAME,
+        version="1",
+        instructions="Charter: the agent's directives. Use the prompt `directives` as the "
+        "system prompt; subscribe to its resource to hear when it changes.",
+        lifespan=lifespan,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+    # The handshake era only (2025-11-25 and before), which MCP clients speak today: without
+    # `server/discover`, a client in "auto" mode falls back to `initialize`, and resource
+    # subscriptions (resources/subscribe) work as MCP clients know them (ADR 0009).
+    server._request_handlers.pop("server/discover", None)
+    return server
