@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import charter
-from charter.__main__ import SERVER_EXTRA_HINT, main
+from charter.__main__ import MCP_EXTRA_HINT, SERVER_EXTRA_HINT, main
 from tests.installed import SERVER_MODULES, Venv, project_version, serving, wheel
 
 
@@ -27,6 +27,15 @@ def test_a_server_command_without_the_server_names_the_extra(
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert SERVER_EXTRA_HINT in str(exited.value.code)
+
+
+def test_charter_mcp_without_the_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mcp", None)  # as if the MCP SDK were not installed
+    monkeypatch.setitem(sys.modules, "charter.mcp.stdio", None)
+    monkeypatch.delattr(charter, "mcp", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["mcp", "--realm", "ship", "--agent", "coder-1"])
+    assert MCP_EXTRA_HINT in str(exited.value.code)
 
 
 # --- the wheel installed alone, in a fresh venv: the client and the CLI, no server ----------

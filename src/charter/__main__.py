@@ -30,9 +30,9 @@ def version() -> str:
 def _server() -> ModuleType:
     """The server-side commands, imported only when one of them runs.
 
-    With `_mcp`, the only imports inside a function in the CLI, on purpose: the client-side commands must
-    work where only the client is installed, and `charter serve` there must say how to get
-    the rest rather than fail with a traceback.
+    With `_mcp`, the only imports inside a function in the CLI, on purpose: the client-side
+    commands must work where only the client is installed, and `charter serve` there must say
+    how to get the rest rather than fail with a traceback.
     """
     try:
         from charter import server_cli

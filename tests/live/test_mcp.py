@@ -9,7 +9,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -107,22 +107,31 @@ async def fleet(server: CharterServer) -> AsyncIterator[Fleet]:
         yield made
 
 
-Notes = list[tuple[float, str]]
+class Notes:
+    """The resources/updated notifications a client heard: (when, uri)."""
 
+    def __init__(self) -> None:
+        self.heard: list[tuple[float, str]] = []
+        self._arrived = asyncio.Event()
 
-def _collector(notes: Notes) -> Callable[[IncomingMessage], Any]:
-    async def handle(message: IncomingMessage) -> None:
+    async def handle(self, message: IncomingMessage) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
-            notes.append((time.monotonic(), message.params.uri))
+            self.heard.append((time.monotonic(), message.params.uri))
+            self._arrived.set()
 
-    return handle
+    async def next(self, seconds: float) -> tuple[float, str]:
+        """The next one, if it comes within `seconds` (else TimeoutError)."""
+        async with asyncio.timeout(seconds):
+            await self._arrived.wait()
+        self._arrived.clear()
+        return self.heard[-1]
 
 
 @asynccontextmanager
 async def connect(
     transport: str, fleet: Fleet, key: str, notes: Notes | None = None
 ) -> AsyncIterator[Client]:
-    handler = _collector(notes) if notes is not None else None
+    handler = notes.handle if notes is not None else None
     if transport == "http":
         url = f"{fleet.server.url}/mcp?realm={fleet.realm}&agent={fleet.agent}"
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -177,22 +186,19 @@ async def test_a_patch_is_told_to_the_subscriber_within_a_second(
     fleet: Fleet, transport: str
 ) -> None:
     _, key = await fleet.key("agent", fleet.agent)
-    notes: Notes = []
+    notes = Notes()
     uri = prompt_uri(fleet.realm, fleet.agent)
     async with connect(transport, fleet, key, notes) as client:
         await client.subscribe_resource(uri)
         await asyncio.sleep(0.3)  # the follower is under way
-        assert notes == []
+        assert notes.heard == []
         for round_ in range(2):
             patched = time.monotonic()
             await fleet.patch(body=f"Ship it, round {round_}.")
-            deadline = patched + NOTIFY_SECONDS
-            while len(notes) <= round_ and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert len(notes) == round_ + 1, f"no notification within {NOTIFY_SECONDS} s"
-            at, told = notes[-1]
+            at, told = await notes.next(NOTIFY_SECONDS)
             assert told == uri
             assert at - patched < NOTIFY_SECONDS
+            assert len(notes.heard) == round_ + 1
             text, _ = await fleet.prompt_text()
             assert _text(await client.get_prompt(PROMPT_NAME)) == text
 
@@ -223,7 +229,12 @@ async def test_operator_tools_update_with_cas_and_roll_back(fleet: Fleet, transp
     directive = fleet.node["id"]
     async with connect(transport, fleet, key) as client:
         listed = {tool.name for tool in (await client.list_tools()).tools}
-        assert listed == {"list_directives", "get_directive", "update_directive", "rollback_directive"}
+        assert listed == {
+            "list_directives",
+            "get_directive",
+            "update_directive",
+            "rollback_directive",
+        }
         page = await client.call_tool("list_directives", {"owner_agent_id": fleet.agent})
         assert not page.is_error
         assert isinstance(page.structured_content, dict)
@@ -305,7 +316,9 @@ async def test_a_revoked_key_ends_its_http_session(fleet: Fleet) -> None:
                     async for _ in stream.aiter_raw():
                         pass
             assert time.monotonic() - revoked < 1.0
-        again = await http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=headers)
+        again = await http.post(
+            url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=headers
+        )
         assert again.status_code == 401
 
 

@@ -13,14 +13,14 @@ the key: an agent key's agent, and its realm when it has exactly one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
 from litestar import asgi
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -64,14 +64,14 @@ class McpEndpoint:
 
     async def _link(self, ctx: ServerRequestContext[Subscriptions]) -> Link:
         request = ctx.request
-        scope: Scope = request.scope  # type: ignore[union-attr]
+        scope: dict[str, Any] = request.scope  # type: ignore[union-attr]
         caller: Caller = scope[_CALLER]
         secret: str = scope[_SECRET]
         runtime: Runtime = scope["litestar_app"].state.runtime
         client = self._clients.get(caller.key_id)
         if client is None:
             # The REST API, in process, as this key: every rule of it holds for MCP too.
-            transport = httpx.ASGITransport(app=scope["litestar_app"])
+            transport = httpx.ASGITransport(app=cast(Any, scope["litestar_app"]))
             client = AsyncCharter("http://charter.mcp", secret, transport=transport)
             self._clients[caller.key_id] = client
         query = request.query_params  # type: ignore[union-attr]
@@ -98,7 +98,8 @@ class McpEndpoint:
 
         return Link(client, _dedupe(follow), realm, agent, role=caller.role.value)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """One HTTP request under /mcp (ASGI, in the session manager's own types)."""
         caller: Caller = scope["state"]["caller"]
         runtime: Runtime = scope["litestar_app"].state.runtime
         session = _header(scope, _SESSION_HEADER)
@@ -121,7 +122,7 @@ class McpEndpoint:
                         await anyio.sleep(0.2)
                     tasks.cancel_scope.cancel()
 
-                async def noted(message: Message) -> None:
+                async def noted(message: MutableMapping[str, Any]) -> None:
                     if message["type"] == "http.response.start":
                         for name, value in message.get("headers", []):
                             if name.lower() == _SESSION_HEADER:
@@ -163,19 +164,19 @@ def _dedupe(follow: Any) -> Any:
     return changes
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
-            return value.decode("latin-1")
+            return bytes(value).decode("latin-1")
     return None
 
 
-def _bearer(scope: Scope) -> str:
+def _bearer(scope: dict[str, Any]) -> str:
     header = _header(scope, b"authorization") or ""
     return header.partition(" ")[2].strip()
 
 
-async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
+async def _refuse(send: Any, status: int, code: str, detail: str) -> None:
     body = problem_bytes(status, code, detail)
     headers = [
         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
@@ -190,6 +191,6 @@ def mount(endpoint: McpEndpoint) -> Any:
 
     @asgi(PATH, is_mount=True, opt={ACCESS: Access.ANY}, copy_scope=True)
     async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        await endpoint(scope, receive, send)
+        await endpoint(cast(dict[str, Any], scope), receive, send)
 
     return mcp_endpoint
