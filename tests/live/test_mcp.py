@@ -333,3 +333,13 @@ async def test_a_revoked_key_ends_the_session(fleet: Fleet, transport: str) -> N
         with pytest.raises(Exception):  # noqa: B017, PT011 (the transport's own error)
             async with asyncio.timeout(10):
                 await client.get_prompt(PROMPT_NAME)
+
+
+async def test_mcp_over_http_needs_a_key(fleet: Fleet) -> None:
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx.AsyncClient(base_url=fleet.server.url, timeout=10) as http:
+        for headers in ({}, {"Authorization": "Bearer chk_not-a-key"}):
+            response = await http.post("/mcp", json=ping, headers=headers)
+            assert response.status_code == 401, response.text
+            assert response.json()["code"] == "unauthenticated"
+            assert response.headers["x-request-id"]  # through the edge, like every route
