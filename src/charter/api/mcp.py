@@ -37,7 +37,7 @@ from charter.runtime import Runtime
 
 PATH = "/mcp"
 _SESSION_HEADER = b"mcp-session-id"
-_FOLLOW_SECONDS = 30
+_FOLLOW_SECONDS = 10  # how long a follower may outlive its session
 _CALLER = "charter.mcp.caller"
 _SECRET = "charter.mcp.secret"
 
@@ -79,11 +79,14 @@ class McpEndpoint:
         realm = query.get("realm") or (realms[0] if len(realms) == 1 else None)
         agent = query.get("agent") or caller.agent_id
 
+        session = request.headers.get("mcp-session-id")  # type: ignore[union-attr]
+
         async def follow(realm_id: str, agent_id: str) -> AsyncIterator[str]:
-            """The prompt's composition ids, woken by the hub as long polls are."""
+            """The prompt's composition ids, woken by the hub as long polls are, for as long
+            as the MCP session that subscribed lasts."""
             entry = await runtime.prompts.current(realm_id, agent_id)
             yield entry.composition_id
-            while True:
+            while session is None or session in self._sessions():
                 entry = await changed(
                     runtime,
                     caller.key_id,
@@ -133,11 +136,15 @@ class McpEndpoint:
                 await self.manager.handle_request(scope, receive, noted)
                 tasks.cancel_scope.cancel()
 
+    def _sessions(self) -> Any:
+        """The session ids the manager serves now (its own map: it has no public one)."""
+        return getattr(self.manager, "_server_instances", {})
+
     async def _end_sessions_of(self, key_id: str) -> None:
         mine = [sid for sid, owner in self._owners.items() if owner == key_id]
         # The SDK has no public call to end a session from the server side; its transport
         # does, and the manager then forgets the session (a request naming it gets 404).
-        transports = getattr(self.manager, "_server_instances", {})
+        transports = self._sessions()
         for sid in mine:
             self._owners.pop(sid, None)
             transport = transports.get(sid)
