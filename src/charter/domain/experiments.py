@@ -1,0 +1,141 @@
+"""An experiment's statistics: per-arm summaries, the Welch interval, the guard's decision.
+
+Pure and dependency-free: the Student t quantile comes from the regularised incomplete beta
+function (a continued fraction), checked against scipy by tests/domain/test_experiments.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    n: int
+    mean: float | None
+    sd: float | None  # the sample standard deviation (n - 1); None below two samples
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """candidate − control, with its Welch interval at `CONFIDENCE`."""
+
+    estimate: float
+    low: float
+    high: float
+    df: float
+
+
+def summarise(values: Sequence[float]) -> Summary:
+    n = len(values)
+    if n == 0:
+        return Summary(0, None, None)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Summary(n, mean, None)
+    variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    return Summary(n, mean, math.sqrt(variance))
+
+
+def welch(candidate: Summary, control: Summary, confidence: float = CONFIDENCE) -> Difference | None:
+    """The difference of means and its Welch–Satterthwaite interval; None below two samples
+    in an arm."""
+    if candidate.sd is None or control.sd is None:
+        return None
+    assert candidate.mean is not None and control.mean is not None
+    a = candidate.sd**2 / candidate.n
+    b = control.sd**2 / control.n
+    estimate = candidate.mean - control.mean
+    se2 = a + b
+    if se2 == 0:
+        return Difference(estimate, estimate, estimate, math.inf)
+    df = se2**2 / (a**2 / (candidate.n - 1) + b**2 / (control.n - 1))
+    half = t_quantile(0.5 + confidence / 2, df) * math.sqrt(se2)
+    return Difference(estimate, estimate - half, estimate + half, df)
+
+
+def regressed(
+    difference: Difference | None, *, higher_is_better: bool, max_regression: float
+) -> bool:
+    """Whether the candidate is worse than control by more than `max_regression` at the
+    interval's confidence: the whole interval lies beyond the allowed regression."""
+    if difference is None:
+        return False
+    if higher_is_better:
+        return difference.high < -max_regression
+    return difference.low > max_regression
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The `p` quantile of Student's t with `df` degrees of freedom (0.5 < p < 1)."""
+    if math.isinf(df):
+        return _normal_quantile(p)
+    low, high = 0.0, 1.0
+    while _t_cdf(high, df) < p:
+        high *= 2
+    for _ in range(200):  # bisection to double precision
+        mid = (low + high) / 2
+        if _t_cdf(mid, df) < p:
+            low = mid
+        else:
+            high = mid
+        if high - low <= 1e-15 * max(1.0, high):
+            break
+    return (low + high) / 2
+
+
+def _t_cdf(t: float, df: float) -> float:
+    x = df / (df + t * t)
+    tail = 0.5 * _incomplete_beta(df / 2, 0.5, x)
+    return 1 - tail if t >= 0 else tail
+
+
+def _normal_quantile(p: float) -> float:
+    low, high = 0.0, 40.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1 - front * _beta_fraction(b, a, 1 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 10_000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= c * d
+        if abs(c * d - 1) < 1e-16:
+            break
+    return result
