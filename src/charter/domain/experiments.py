@@ -89,9 +89,10 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def _t_cdf(t: float, df: float) -> float:
-    x = df / (df + t * t)
-    tail = 0.5 * _incomplete_beta(df / 2, 0.5, x)
-    return 1 - tail if t >= 0 else tail
+    """P(T ≤ t) for t ≥ 0, from whichever form of the incomplete beta keeps its precision."""
+    if t * t < df:  # near the centre: the mass between 0 and t, directly
+        return 0.5 + 0.5 * _incomplete_beta(0.5, df / 2, t * t / (df + t * t))
+    return 1 - 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
 
 
 def _normal_quantile(p: float) -> float:

@@ -44,6 +44,7 @@ class RolloutGuard:
         self.sweep_every = sweep_every
         self._poked: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
+        self.decided = 0  # rollouts judged with enough samples (aborted or kept)
         self.aborted = 0
 
     def poke(self, realm_id: str, directive_ids: list[str]) -> None:
@@ -114,6 +115,7 @@ class RolloutGuard:
         if min(candidate.n, control.n) < guard.min_samples:
             return False
         difference = welch(candidate, control)
+        self.decided += 1
         if not regressed(
             difference,
             higher_is_better=guard.higher_is_better,
