@@ -104,24 +104,31 @@ async def test_an_idempotent_retry_counts_once(api: Api) -> None:
     assert metric["candidate"]["n"] == 1
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"metric": "Bad Metric"},
-        {"metric": ""},
-        {"value": "1"},
-        {"value": None},
-        {"composition_id": "cmp_nothex"},
-        {"agent_id": "no spaces"},
-        {"extra": 1},
-    ],
-)
-async def test_bad_outcomes_are_refused(api: Api, change: dict[str, Any]) -> None:
+BAD_OUTCOMES = [
+    {"metric": "Bad Metric"},
+    {"metric": ""},
+    {"value": "1"},
+    {"value": None},
+    {"composition_id": "cmp_nothex"},
+    {"agent_id": "no spaces"},
+    {"extra": 1},
+]
+
+
+async def test_bad_outcomes_are_refused(api: Api) -> None:
     node, _ = await _rolling(api, 1, 100)
     cid = await _composition(api, "agent-000")
-    body = {"composition_id": cid, "agent_id": "agent-000", "metric": "m", "value": 1, **change}
-    response = await api.client.post(f"/v1/realms/{api.realm}/outcomes", json=body)
-    assert_problem(response, 400, "invalid-request")
+    for change in BAD_OUTCOMES:
+        body = {"composition_id": cid, "agent_id": "agent-000", "metric": "m", "value": 1}
+        response = await api.client.post(
+            f"/v1/realms/{api.realm}/outcomes", json={**body, **change}
+        )
+        assert_problem(response, 400, "invalid-request")
+    not_json = await api.client.post(
+        f"/v1/realms/{api.realm}/outcomes",
+        content=b"{", headers={"Content-Type": "application/json"},
+    )
+    assert_problem(not_json, 400, "invalid-request")
     assert (await _report(api, node))["metrics"] == []
 
 
@@ -213,16 +220,16 @@ async def test_a_composition_recorded_during_a_rollout_stays_exact(api: Api, how
 
 # --- the guard -------------------------------------------------------------------------------
 
-GUARD = {"metric": "quality", "higher_is_better": True, "min_samples": 20, "max_regression": 0.05}
+GUARD = {"metric": "quality", "higher_is_better": True, "min_samples": 10, "max_regression": 0.05}
 
 
 async def _feed(api: Api, agents: list[str], node: dict[str, Any], seed: int, shift: float) -> None:
-    """Outcomes for every agent, the candidate's shifted by `shift`, until both arms hold 30."""
+    """Outcomes for every agent, the candidate's shifted by `shift`, until both arms hold 12."""
     rng = random.Random(seed)
     seen = await seen_versions(api, node["id"], agents)
     ids = {agent: await _composition(api, agent) for agent in agents}
     counts = {"candidate": 0, "control": 0}
-    while min(counts.values()) < 30:
+    while min(counts.values()) < 12:
         for agent in agents:
             arm = seen[agent][1]
             value = rng.gauss(0.8 + (shift if arm == "candidate" else 0), 0.1)
@@ -248,12 +255,12 @@ async def test_the_guard_aborts_a_worse_candidate_within_five_seconds(api: Api) 
     assert aborted[0]["payload"]["reason"] == "guard"
 
 
-@pytest.mark.parametrize("seed", [2, 3])
-async def test_the_guard_keeps_an_equal_candidate(api: Api, app: Litestar, seed: int) -> None:
+async def test_the_guard_keeps_an_equal_candidate(api: Api, app: Litestar) -> None:
+    """One live run; the false-abort rate over many is tests/domain/test_experiments.py's."""
     node, agents = await _rolling(api, 10, 50, guard=GUARD)
     guard = app.state.runtime.guard  # runs on the app's own loop: only read here
     decided = guard.decided
-    await _feed(api, agents, node, seed=seed, shift=0.0)
+    await _feed(api, agents, node, seed=2, shift=0.0)
     deadline = time.monotonic() + 5
     while guard.decided == decided:  # the guard looked with enough samples, and kept it
         assert time.monotonic() < deadline, "the guard never judged the rollout"
