@@ -11,11 +11,13 @@ import pytest
 from litestar import Litestar
 
 from tests.support.api import Api
-from tests.support.checks import assert_problem, if_match, snapshot, assert_unchanged
+from tests.support.checks import assert_problem, assert_unchanged, if_match, snapshot
 from tests.support.rollouts import end_rollout, put_rollout, seen_versions, team_of
 
 
-async def _rolling(api: Api, count: int, percent: float, **extra: Any) -> tuple[dict[str, Any], list[str]]:
+async def _rolling(
+    api: Api, count: int, percent: float, **extra: Any
+) -> tuple[dict[str, Any], list[str]]:
     team = await team_of(api, count)
     node = await api.patch(team.team, body="Team v2", activate=False)
     node = await put_rollout(api, node, version=2, percent=percent, **extra)
@@ -29,7 +31,9 @@ async def _composition(api: Api, agent: str) -> str:
     return cid
 
 
-async def _post(api: Api, expect: int = 202, headers: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
+async def _post(
+    api: Api, expect: int = 202, headers: dict[str, str] | None = None, **body: Any
+) -> dict[str, Any]:
     response = await api.client.post(
         f"/v1/realms/{api.realm}/outcomes", json=body, headers=headers or {}
     )
@@ -46,7 +50,7 @@ async def _report(api: Api, node: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_outcomes_count_to_the_arm_the_prompt_showed(api: Api) -> None:
-    node, agents = await _rolling(api, 2, 0, agents=["agent-000"])
+    node, _ = await _rolling(api, 2, 0, agents=["agent-000"])
     cand, ctrl = await _composition(api, "agent-000"), await _composition(api, "agent-001")
     accepted = await _post(api, composition_id=cand, agent_id="agent-000", metric="ok", value=1)
     assert accepted["id"].startswith("out_")
@@ -67,7 +71,7 @@ async def test_outcomes_count_to_the_arm_the_prompt_showed(api: Api) -> None:
 
 
 async def test_an_agent_key_reports_only_for_itself(api: Api) -> None:
-    _, agents = await _rolling(api, 2, 50)
+    await _rolling(api, 2, 50)
     key = await api.client.post(
         "/v1/keys", json={"role": "agent", "realms": [api.realm], "agent_id": "agent-000"}
     )
@@ -126,7 +130,8 @@ async def test_bad_outcomes_are_refused(api: Api) -> None:
         assert_problem(response, 400, "invalid-request")
     not_json = await api.client.post(
         f"/v1/realms/{api.realm}/outcomes",
-        content=b"{", headers={"Content-Type": "application/json"},
+        content=b"{",
+        headers={"Content-Type": "application/json"},
     )
     assert_problem(not_json, 400, "invalid-request")
     assert (await _report(api, node))["metrics"] == []
@@ -134,7 +139,9 @@ async def test_bad_outcomes_are_refused(api: Api) -> None:
 
 async def test_an_unknown_composition_is_404(api: Api) -> None:
     await _rolling(api, 1, 100)
-    await _post(api, 404, composition_id="cmp_" + "0" * 64, agent_id="agent-000", metric="m", value=1)
+    await _post(
+        api, 404, composition_id="cmp_" + "0" * 64, agent_id="agent-000", metric="m", value=1
+    )
 
 
 async def test_rollback_waits_for_the_rollout_and_deactivation_aborts_it(api: Api) -> None:
@@ -146,7 +153,9 @@ async def test_rollback_waits_for_the_rollout_and_deactivation_aborts_it(api: Ap
     )
     assert_problem(response, 409, "rollout-in-progress")
     seq = (await api.events())[-1]["seq"]
-    response = await api.client.delete(f"{api.base}/{node['id']}", headers=if_match(node["revision"]))
+    response = await api.client.delete(
+        f"{api.base}/{node['id']}", headers=if_match(node["revision"])
+    )
     assert response.status_code == 204, response.text
     after = await api.get(node["id"])
     assert (after["rollout"], after["active_version"]) == (None, None)
@@ -166,19 +175,37 @@ async def test_rollout_refusals_write_nothing(api: Api) -> None:
     url = f"{api.base}/{node['id']}/rollout"
     stale = await api.client.put(url, json={"version": 2, "percent": 20}, headers=if_match(1))
     assert_problem(stale, 412, "stale-revision")
-    body_stale = await api.client.put(url, json={"version": 2, "percent": 20, "expected_revision": 1})
+    body_stale = await api.client.put(
+        url, json={"version": 2, "percent": 20, "expected_revision": 1}
+    )
     assert_problem(body_stale, 409, "stale-revision")
     missing = await api.client.put(url, json={"version": 2, "percent": 20})
     assert_problem(missing, 428, "precondition-required")
-    for bad in ({"version": 2, "percent": 100.5}, {"version": 2, "percent": 1.234},
-                {"version": 2, "percent": "10"}, {"version": 2}, {"version": 2, "percent": 5,
-                "guard": {"metric": "m", "higher_is_better": True, "min_samples": 1,
-                          "max_regression": 0}}):
+    for bad in (
+        {"version": 2, "percent": 100.5},
+        {"version": 2, "percent": 1.234},
+        {"version": 2, "percent": "10"},
+        {"version": 2},
+        {
+            "version": 2,
+            "percent": 5,
+            "guard": {
+                "metric": "m",
+                "higher_is_better": True,
+                "min_samples": 1,
+                "max_regression": 0,
+            },
+        },
+    ):
         response = await api.client.put(url, json=bad, headers=if_match(node["revision"]))
         assert_problem(response, 400, "invalid-request")
-    other = await api.client.put(url, json={"version": 1, "percent": 5}, headers=if_match(node["revision"]))
+    other = await api.client.put(
+        url, json={"version": 1, "percent": 5}, headers=if_match(node["revision"])
+    )
     assert_problem(other, 409, "rollout-in-progress")
-    nowhere = await api.client.put(url, json={"version": 9, "percent": 5}, headers=if_match(node["revision"]))
+    nowhere = await api.client.put(
+        url, json={"version": 9, "percent": 5}, headers=if_match(node["revision"])
+    )
     assert_problem(nowhere, 404, "not-found")
     await assert_unchanged(api, before)
     stale_end = await api.client.post(f"{url}/promote", headers=if_match(1))
@@ -204,7 +231,7 @@ async def test_a_composition_recorded_during_a_rollout_stays_exact(api: Api, how
         response = await api.client.get(f"/v1/realms/{api.realm}/agents/{agent}/prompt")
         during[agent] = response.json()
     await end_rollout(api, node, how)
-    for agent, prompt in during.items():
+    for prompt in during.values():
         response = await api.client.get(
             f"/v1/realms/{api.realm}/compositions/{prompt['composition_id']}"
         )
@@ -233,7 +260,9 @@ async def _feed(api: Api, agents: list[str], node: dict[str, Any], seed: int, sh
         for agent in agents:
             arm = seen[agent][1]
             value = rng.gauss(0.8 + (shift if arm == "candidate" else 0), 0.1)
-            await _post(api, composition_id=ids[agent], agent_id=agent, metric="quality", value=value)
+            await _post(
+                api, composition_id=ids[agent], agent_id=agent, metric="quality", value=value
+            )
             counts[arm] += 1
 
 

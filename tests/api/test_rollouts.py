@@ -31,6 +31,7 @@ async def test_a_draft_makes_a_version_that_nothing_serves(api: Api) -> None:
     [event] = await api.events(after_seq)
     assert event["type"] == "directive.version_created"
     assert event["payload"] == {"version": 2, "based_on": 1, "activated": False}
+    assert event["version"] == 2
     assert event["affected_agents"] == []
     assert await seen_versions(api, team.team["id"], team.agents) == before
     assert [v["version"] for v in await versions_of(api, team.team["id"])] == [2, 1]
@@ -79,8 +80,12 @@ async def test_each_rollout_change_invalidates_exactly_the_agents_whose_version_
     node = await step(node, expected)
     assert (await api.events(seq))[0]["type"] == "directive.rollout_started"
 
-    for percent, pinned in ((60, set()), (10.5, set()), (10.5, {"agent-039", "agent-001"}),
-                            (10.5, set())):
+    for percent, pinned in (
+        (60, set()),
+        (10.5, set()),
+        (10.5, {"agent-039", "agent-001"}),
+        (10.5, set()),
+    ):
         seq = (await api.events())[-1]["seq"]
         node = await put_rollout(api, node, version=2, percent=percent, agents=sorted(pinned))
         assert node["rollout"]["id"] == rollout_id  # fixed when the rollout started
@@ -90,7 +95,8 @@ async def test_each_rollout_change_invalidates_exactly_the_agents_whose_version_
 
     seq = (await api.events())[-1]["seq"]
     aborted = await end_rollout(api, node, "abort")
-    assert aborted["rollout"] is None and aborted["active_version"] == 1
+    assert aborted["rollout"] is None
+    assert aborted["active_version"] == 1
     await step(aborted, set())
     assert (await api.events(seq))[0]["payload"]["reason"] == "operator"
 
@@ -116,9 +122,10 @@ async def test_layers_show_the_arm(api: Api) -> None:
     # The other agents' text did not change, so their cached prompts were kept: their layer
     # says control once their prompt is composed again.
     assert seen["agent-001"][0] == 1
-    root_layer = (
-        await api.client.get(f"/v1/realms/{api.realm}/agents/agent-000/prompt")
-    ).json()["layers"][0]
+    root_layer = (await api.client.get(f"/v1/realms/{api.realm}/agents/agent-000/prompt")).json()[
+        "layers"
+    ][0]
     assert root_layer["arm"] is None
     text = (await api.client.get(f"/v1/realms/{api.realm}/agents/agent-000/prompt")).json()
-    assert "Team v2" in text["text"] and "Team v1" not in text["text"]
+    assert "Team v2" in text["text"]
+    assert "Team v1" not in text["text"]

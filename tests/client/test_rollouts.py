@@ -8,8 +8,7 @@ import pytest
 
 from charter.__main__ import main
 from charter.cli import exits
-from charter.client import Charter, NewDirective, Patch
-from charter.client import errors
+from charter.client import Charter, NewDirective, Patch, errors
 from charter.client import models as m
 from tests.support.api import ADMIN_KEY
 from tests.support.servers import CharterServer
@@ -57,7 +56,8 @@ def test_the_client_drafts_rolls_out_reports_and_promotes(charter: Charter, real
     rolling = charter.start_rollout(
         team_id, 2, 0, expected_revision=draft.revision, agents=["a0"], guard=guard, realm=realm
     )
-    assert rolling.rollout is not None and rolling.rollout.guard == guard
+    assert rolling.rollout is not None
+    assert rolling.rollout.guard == guard
     prompt = charter.prompt("a0", realm=realm)
     layer = next(x for x in prompt.layers if x.directive_id == team_id)
     assert (layer.version, layer.arm) == (2, "candidate")
@@ -81,29 +81,39 @@ def test_the_cli_rollout_commands(
     body.write_text("Team v2")
     code, out, err = run(capsys, "set", "team", "--body-file", str(body), "--draft")
     assert code == exits.OK, err
-    assert out.startswith("drafted ") and "v2 (active stays v1)" in out
+    assert out.startswith("drafted ")
+    assert "v2 (active stays v1)" in out
     code, _, err = run(capsys, "set", "team", "--draft")
-    assert code == exits.USAGE and "--draft needs" in err
+    assert code == exits.USAGE
+    assert "--draft needs" in err
     code, out, err = run(capsys, "rollout", "start", "team", "2", "--percent", "10", "--pin", "a1")
     assert code == exits.OK, err
     assert "v2 to 10 % + 1 pinned (control v1)" in out
-    code, out, err = run(capsys, "rollout", "set", "team", "--percent", "50", "--guard-metric", "ok")
+    code, out, err = run(
+        capsys, "rollout", "set", "team", "--percent", "50", "--guard-metric", "ok"
+    )
     assert code == exits.OK, err
-    assert "v2 to 50 % + 1 pinned" in out and "guarded on ok" in out
+    assert "v2 to 50 % + 1 pinned" in out
+    assert "guarded on ok" in out
     code, out, err = run(capsys, "rollout", "status", "team")
     assert code == exits.OK, err
-    assert "no outcomes yet" in out and "guard: ok (higher is better)" in out
+    assert "no outcomes yet" in out
+    assert "guard: ok (higher is better)" in out
     code, out, err = run(capsys, "rollback", "team", "1")
-    assert code == exits.CONFLICT and "rollout-in-progress" in err
+    assert code == exits.CONFLICT
+    assert "rollout-in-progress" in err
     code, out, err = run(capsys, "rollout", "abort", "team")
     assert code == exits.OK, err
-    assert "aborted" in out and "v1 active for every agent" in out
+    assert "aborted" in out
+    assert "v1 active for every agent" in out
     code, out, err = run(capsys, "rollout", "set", "team", "--percent", "5")
-    assert code == exits.USAGE and "no running rollout" in err
+    assert code == exits.USAGE
+    assert "no running rollout" in err
     code, out, err = run(capsys, "rollout", "start", "team", "2", "--percent", "12.345")
     assert code == exits.INVALID, out
     code, out, err = run(capsys, "rollout", "start", "team", "2", "--percent", "100")
     assert code == exits.OK, err
     code, out, err = run(capsys, "rollout", "promote", "team", "-m", "ship it")
     assert code == exits.OK, err
-    assert "promoted" in out and "v2 active for every agent" in out
+    assert "promoted" in out
+    assert "v2 active for every agent" in out

@@ -29,7 +29,8 @@ def test_summaries_match_scipy(values: list[float]) -> None:
     described = stats.describe(values)
     scale = max(abs(v) for v in values)
     assert summary.n == described.nobs
-    assert summary.mean is not None and summary.sd is not None
+    assert summary.mean is not None
+    assert summary.sd is not None
     assert _close(summary.mean, float(described.mean), scale)
     assert _close(summary.sd, math.sqrt(float(described.variance)), scale)
 
@@ -42,7 +43,9 @@ def test_the_welch_interval_matches_scipy(candidate: list[float], control: list[
     expected = stats.ttest_ind(candidate, control, equal_var=False)
     interval = expected.confidence_interval(0.95)
     scale = max(abs(v) for v in candidate + control)
-    assert _close(result.estimate, float(sum(candidate) / len(candidate) - sum(control) / len(control)), scale)
+    assert _close(
+        result.estimate, float(sum(candidate) / len(candidate) - sum(control) / len(control)), scale
+    )
     assert _close(result.df, float(expected.df))
     assert _close(result.low, float(interval.low), scale)
     assert _close(result.high, float(interval.high), scale)

@@ -73,7 +73,7 @@ class RolloutController(Controller):
         operation_id="getRollout",
         description=(
             "The running rollout, and per metric each arm's n, mean and standard deviation, with "
-            "candidate − control and its Welch 95 % interval."
+            "candidate - control and its Welch 95 % interval."
         ),
         opt={ACCESS: Access.READ},
     )

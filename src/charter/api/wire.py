@@ -87,7 +87,7 @@ class DeactivateIn(_In):
     message: Message | None = None
 
 
-Percent = Annotated[float, Meta(ge=0, le=100, description="0–100, at most two decimals")]
+Percent = Annotated[float, Meta(ge=0, le=100, description="0-100, at most two decimals")]
 Metric = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}" + _END)]
 
 
@@ -142,7 +142,7 @@ class ArmStats(Struct, kw_only=True):
 
 
 class DifferenceOut(Struct, kw_only=True):
-    """candidate − control with its Welch 95 % interval."""
+    """candidate - control with its Welch 95 % interval."""
 
     estimate: float
     low: float

@@ -51,7 +51,7 @@ def add(
 
 
 def _change_flags(p: argparse.ArgumentParser, *, percent_required: bool) -> None:
-    p.add_argument("--percent", type=float, required=percent_required, help="0–100, 2 decimals")
+    p.add_argument("--percent", type=float, required=percent_required, help="0-100, 2 decimals")
     p.add_argument(
         "--pin", action="append", default=None, metavar="AGENT", help="always a candidate"
     )
@@ -180,5 +180,7 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
             print(f"  {arm:<9}  n={s.n:<6} mean={mean:<8} sd={sd}")
         d = metric.difference
         if d is not None:
-            print(f"  candidate − control: {d.estimate:+.4f}  95 % CI [{d.low:+.4f}, {d.high:+.4f}]")
+            print(
+                f"  candidate - control: {d.estimate:+.4f}  95 % CI [{d.low:+.4f}, {d.high:+.4f}]"
+            )
     return exits.OK

@@ -163,7 +163,9 @@ class Endpoints:
             fields["message"] = message
         path = f"{self._d(directive_id, realm)}/rollout"
         headers = if_match(expected_revision)
-        return Call("PUT", path, _directive, body=_encoder.encode(fields), headers=headers, write=True)
+        return Call(
+            "PUT", path, _directive, body=_encoder.encode(fields), headers=headers, write=True
+        )
 
     def rollout(self, directive_id: str, realm: str | None) -> Call[m.RolloutReport]:
         path = f"{self._d(directive_id, realm)}/rollout"
@@ -183,14 +185,21 @@ class Endpoints:
             headers["Content-Type"] = "application/json"
         path = f"{self._d(directive_id, realm)}/rollout"
         if promote:
-            return Call("POST", f"{path}/promote", _directive, body=body, headers=headers, write=True)
+            return Call(
+                "POST", f"{path}/promote", _directive, body=body, headers=headers, write=True
+            )
         return Call("DELETE", path, _directive, body=body, headers=headers, write=True)
 
     def outcome(
         self, composition_id: str, agent_id: str, metric: str, value: float, realm: str | None
     ) -> Call[m.OutcomeAccepted]:
         body = _encoder.encode(
-            {"composition_id": composition_id, "agent_id": agent_id, "metric": metric, "value": value}
+            {
+                "composition_id": composition_id,
+                "agent_id": agent_id,
+                "metric": metric,
+                "value": value,
+            }
         )
         path = f"{self._r(realm)}/outcomes"
         return Call("POST", path, _decoder(m.OutcomeAccepted), body=body, write=True)

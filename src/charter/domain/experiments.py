@@ -22,7 +22,7 @@ class Summary:
 
 @dataclass(frozen=True, slots=True)
 class Difference:
-    """candidate − control, with its Welch interval at `CONFIDENCE`."""
+    """candidate - control, with its Welch interval at `CONFIDENCE`."""
 
     estimate: float
     low: float
@@ -41,12 +41,15 @@ def summarise(values: Sequence[float]) -> Summary:
     return Summary(n, mean, math.sqrt(variance))
 
 
-def welch(candidate: Summary, control: Summary, confidence: float = CONFIDENCE) -> Difference | None:
-    """The difference of means and its Welch–Satterthwaite interval; None below two samples
+def welch(
+    candidate: Summary, control: Summary, confidence: float = CONFIDENCE
+) -> Difference | None:
+    """The difference of means and its Welch-Satterthwaite interval; None below two samples
     in an arm."""
     if candidate.sd is None or control.sd is None:
         return None
-    assert candidate.mean is not None and control.mean is not None
+    assert candidate.mean is not None
+    assert control.mean is not None
     a = candidate.sd**2 / candidate.n
     b = control.sd**2 / control.n
     estimate = candidate.mean - control.mean

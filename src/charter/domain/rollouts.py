@@ -37,7 +37,7 @@ def bucket(directive_id: str, rollout_id: str, agent_id: str) -> int:
 
 
 def basis_points(percent: float) -> int:
-    """A percent of 0–100 with at most two decimals, in basis points."""
+    """A percent of 0-100 with at most two decimals, in basis points."""
     if not math.isfinite(percent) or not 0 <= percent <= 100:
         raise InvalidRequest("percent must be between 0 and 100")
     points = round(percent * 100)

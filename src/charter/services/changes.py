@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -59,13 +60,12 @@ class ChangePlan:
         if self.content is not None and not self.activated:
             # A draft: nothing serves it, so nobody's composition changes.
             draft = self.values["latest_version"]
-            out.append(
-                event(
-                    EventType.VERSION_CREATED,
-                    set(),
-                    {"version": draft, "based_on": current.active_version, "activated": False},
-                )
+            made = event(
+                EventType.VERSION_CREATED,
+                set(),
+                {"version": draft, "based_on": current.active_version, "activated": False},
             )
+            out.append(dataclasses.replace(made, version=draft))  # the event is the draft's
         elif self.content is not None:
             out.append(
                 event(

@@ -95,7 +95,7 @@ class MetricReport:
 async def report(
     conn: AsyncConnection, realm_id: str, rollout_id: str, metric: str | None = None
 ) -> list[MetricReport]:
-    """Per metric (by name): each arm's n, mean and sd, and candidate − control (Welch)."""
+    """Per metric (by name): each arm's n, mean and sd, and candidate - control (Welch)."""
     out: list[MetricReport] = []
     by_metric = await rollouts.values(conn, realm_id, rollout_id, metric)
     for name in sorted(by_metric):

@@ -174,7 +174,9 @@ async def abort(
     return Outcome(written, changed=True)
 
 
-def aborted_by_deactivation(current: Directive, revision: int, actor: Actor, now: datetime) -> list[NewEvent]:
+def aborted_by_deactivation(
+    current: Directive, revision: int, actor: Actor, now: datetime
+) -> list[NewEvent]:
     """The abort event a deactivation writes when a rollout runs (the row's `rollout` is
     cleared by the deactivation's own CAS; the deactivation's event tells every agent)."""
     if current.rollout is None:
