@@ -108,7 +108,7 @@ async def test_an_idempotent_retry_counts_once(api: Api) -> None:
     assert metric["candidate"]["n"] == 1
 
 
-BAD_OUTCOMES = [
+BAD_OUTCOMES: list[dict[str, Any]] = [
     {"metric": "Bad Metric"},
     {"metric": ""},
     {"value": "1"},

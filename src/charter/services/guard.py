@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -67,13 +68,11 @@ class RolloutGuard:
                 self._wake.clear()
                 poked, self._poked = self._poked, set()
                 for realm_id, directive_id in sorted(poked):
-                    await self._guarded(lambda r=realm_id, d=directive_id: self.check(r, d))
+                    await self._guarded(functools.partial(self.check, realm_id, directive_id))
 
-    async def _guarded(self, step: Callable[[], object]) -> None:
+    async def _guarded(self, step: Callable[[], Awaitable[object]]) -> None:
         try:
-            result = step()
-            if asyncio.iscoroutine(result):
-                await result
+            await step()
         except asyncio.CancelledError:
             raise
         except Exception:  # the database may be away: the next poke or sweep tries again
