@@ -1,4 +1,5 @@
-"""Rollout writes race for real on PostgreSQL: of writers with one expected revision, one wins.
+"""Rollouts on PostgreSQL: real races (of writers with one expected revision, one wins), and
+row-level security on outcomes.
 
 Each writer opens its transaction and waits at a barrier, so the database decides the order.
 """
@@ -9,18 +10,22 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.clock import utcnow
 from charter.db.session import Database
-from charter.db.tables import events
+from charter.db.tables import events, rollout_outcomes
 from charter.domain.tree import Level
 from charter.errors import NotFound, StaleRevision
 from charter.services import rollouts, writes
 from charter.services.rollouts import RolloutChange
 from charter.services.writes import Actor, Expected, NewDirective, Outcome, Patch
 from charter.store import directives, realms
+from charter.store import rollouts as store_rollouts
+from charter.store.rollouts import NewOutcome
 from tests.support.api import new_realm_id
 
 T = TypeVar("T")
@@ -113,3 +118,31 @@ async def test_a_promote_and_an_abort_at_once_end_the_rollout_once(pg_db: Databa
     assert now.rollout is None
     assert now.revision == expected.revision + 1
     assert now.active_version == won[0].directive.active_version
+
+
+async def test_outcomes_are_realm_scoped(pg_db: Database) -> None:
+    """Row-level security on `rollout_outcomes`: another realm, or none, sees and writes none."""
+    mine, directive_id, _ = await _drafted(pg_db)
+    other, _, _ = await _drafted(pg_db)
+    row = NewOutcome(
+        rollout_id="rol_x",
+        id="out_1",
+        directive_id=directive_id,
+        arm="control",
+        metric="m",
+        value=1.0,
+        agent_id="a",
+        composition_id="cmp_" + "2" * 64,
+        created_at=utcnow(),
+    )
+    async with pg_db.transaction(mine) as conn:
+        await store_rollouts.add_outcomes(conn, mine, [row])
+    counted = select(func.count()).select_from(rollout_outcomes)
+    async with pg_db.transaction(mine) as conn:
+        assert await conn.scalar(counted) == 1
+    for realm_id in (other, None):
+        async with pg_db.transaction(realm_id) as conn:
+            assert await conn.scalar(counted) == 0
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with pg_db.transaction(other) as conn:
+            await store_rollouts.add_outcomes(conn, mine, [row])
