@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.db.session import Database
-from charter.domain.experiments import regressed, summarise, welch
+from charter.domain.experiments import guard_aborts
 from charter.domain.rollouts import GUARD_ACTOR, Arm
 from charter.errors import NotFound, StaleRevision
 from charter.services import rollouts as rollout_writes
@@ -109,14 +109,15 @@ class RolloutGuard:
             arms = (await rollouts.values(conn, realm_id, run.rollout.id, guard.metric)).get(
                 guard.metric, {}
             )
-        candidate = summarise(arms.get(Arm.CANDIDATE.value, []))
-        control = summarise(arms.get(Arm.CONTROL.value, []))
-        if min(candidate.n, control.n) < guard.min_samples:
+        candidate = arms.get(Arm.CANDIDATE.value, [])
+        control = arms.get(Arm.CONTROL.value, [])
+        if min(len(candidate), len(control)) < guard.min_samples:
             return False
-        difference = welch(candidate, control)
         self.decided += 1
-        if not regressed(
-            difference,
+        if not guard_aborts(
+            candidate,
+            control,
+            min_samples=guard.min_samples,
             higher_is_better=guard.higher_is_better,
             max_regression=guard.max_regression,
         ):

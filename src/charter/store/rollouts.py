@@ -82,9 +82,12 @@ async def add_outcomes(conn: AsyncConnection, realm_id: str, rows: Sequence[NewO
 async def values(
     conn: AsyncConnection, realm_id: str, rollout_id: str, metric: str | None = None
 ) -> dict[str, dict[str, list[float]]]:
-    """metric -> arm -> the values recorded, for one rollout (one metric when named)."""
-    query = select(o.c.metric, o.c.arm, o.c.value).where(
-        o.c.realm_id == realm_id, o.c.rollout_id == rollout_id
+    """metric -> arm -> the values recorded, for one rollout (one metric when named), in the
+    order they arrived (outcome ids are time-ordered)."""
+    query = (
+        select(o.c.metric, o.c.arm, o.c.value)
+        .where(o.c.realm_id == realm_id, o.c.rollout_id == rollout_id)
+        .order_by(o.c.id)
     )
     if metric is not None:
         query = query.where(o.c.metric == metric)
