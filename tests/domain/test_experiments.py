@@ -100,11 +100,18 @@ def test_a_look_is_decided_on_its_own_prefix() -> None:
     rng = random.Random(3)
     worse = [rng.gauss(0.5, 0.1) for _ in range(20)]
     better = [rng.gauss(0.8, 0.1) for _ in range(20)]
-    kw = {"min_samples": 20, "higher_is_better": True, "max_regression": 0.05}
-    assert guard_aborts(worse, better, **kw)
-    assert not guard_aborts(worse[:19], better, **kw)  # too few in one arm
-    # Outcomes past the look's prefix do not change its answer until the next look (40).
-    noise = [rng.gauss(0.8, 0.1) for _ in range(19)]
-    assert guard_aborts(worse + noise, better + noise, **kw)
+
+    def aborts(candidate: list[float], control: list[float]) -> bool:
+        return guard_aborts(
+            candidate, control, min_samples=20, higher_is_better=True, max_regression=0.05
+        )
+
+    assert aborts(worse, better)
+    assert not aborts(worse[:19], better)  # too few in one arm
+    # Outcomes past the look's prefix do not change its answer until the next look (40):
+    # these would make the candidate the better arm if they counted.
+    great = [rng.gauss(1.5, 0.1) for _ in range(19)]
+    assert aborts(worse + great, better + great[:19])
+    assert not aborts(worse + great + [1.5], better + great + [0.8])  # look 1: all 40
     equal = [rng.gauss(0.8, 0.1) for _ in range(20)]
-    assert not guard_aborts(equal, better, **kw)
+    assert not aborts(equal, better)
