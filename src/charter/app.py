@@ -24,6 +24,7 @@ from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, docume
 from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
+from charter.api.rollouts import OutcomeController, RolloutController
 from charter.api.system import healthz, metrics, readyz
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
@@ -102,6 +103,8 @@ def create_app(
             EventController,
             KeyController,
             mount(mcp),
+            RolloutController,
+            OutcomeController,
             healthz,
             readyz,
             metrics,

@@ -101,3 +101,9 @@ class IdempotencyKeyInUse(CharterError):
 
 class IdempotencyKeyReused(CharterError):
     code = "idempotency-key-reused"
+
+
+class RolloutInProgress(CharterError):
+    """A rollback, or a rollout of another version, while a rollout runs (DESIGN §8)."""
+
+    code = "rollout-in-progress"

@@ -27,6 +27,7 @@ from charter.metrics import Metrics
 from charter.observability import tracing
 from charter.ratelimit import RateLimiter
 from charter.services.feeds import Feeds
+from charter.services.guard import RolloutGuard
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
@@ -53,6 +54,7 @@ class Runtime:
     # An OpenTelemetry Tracer when tracing is on (Any: the extra may not be installed, and
     # Litestar resolves this class's annotations at run time).
     tracer: Any = None
+    guard: RolloutGuard | None = None
 
     def stop_streams(self) -> None:
         """The process is stopping: end every stream and long poll, now and from now on."""
@@ -136,6 +138,8 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
     if tracer_provider is not None:
         runtime.tracer = tracer_provider.get_tracer("charter")
         tracing.trace_statements(db.engine, runtime.tracer)
+    runtime.guard = RolloutGuard(db, runtime.write)
+    runtime.tasks.append(asyncio.create_task(runtime.guard.run(), name="charter-rollout-guard"))
     runtime.tasks.append(
         asyncio.create_task(
             purge_idempotency_records(db, settings.idempotency_hours), name="charter-purge"

@@ -51,6 +51,7 @@ _READ = (OK, OK, OK, NO, NO, HIDDEN)
 _WRITE = (OK, OK, NO, NO, NO, HIDDEN)
 _OWN_PROMPT = (OK, OK, OK, OK, NO, HIDDEN)
 _OWN_COMPOSITION = (OK, OK, OK, OK, HIDDEN, HIDDEN)
+_OWN_OUTCOME = (OK, OK, NO, OK, NO, HIDDEN)
 _PUBLIC = (PUBLIC,) * len(ROLES)
 
 R = "/v1/realms/{realm_id:str}"
@@ -74,6 +75,11 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", D + "/history"): _READ,
     ("GET", D + "/ancestry"): _READ,
     ("GET", D + "/tree"): _READ,
+    ("PUT", D + "/rollout"): _WRITE,
+    ("GET", D + "/rollout"): _READ,
+    ("DELETE", D + "/rollout"): _WRITE,
+    ("POST", D + "/rollout/promote"): _WRITE,
+    ("POST", R + "/outcomes"): _OWN_OUTCOME,  # an agent key for its own agent id
     ("GET", R + "/agents"): _READ,
     ("GET", A + "/prompt"): _OWN_PROMPT,
     ("GET", A + "/prompt/stream"): _OWN_PROMPT,
@@ -199,6 +205,53 @@ async def _rollback(w: World) -> Call:
     return Call("POST", f"{w.base}/{node['id']}/rollback", {"version": 1, "expected_revision": 2})
 
 
+async def _drafted(w: World) -> dict[str, Any]:
+    """A fresh node with a draft version 2 (revision 2)."""
+    node = await _fresh(w)
+    response = await w.client.patch(
+        f"{w.base}/{node['id']}",
+        json={"body": "Draft", "activate": False},
+        headers={"If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    drafted: dict[str, Any] = response.json()
+    return drafted
+
+
+async def _rolling(w: World) -> dict[str, Any]:
+    """A fresh node rolling its draft out (revision 3)."""
+    node = await _drafted(w)
+    response = await w.client.put(
+        f"{w.base}/{node['id']}/rollout",
+        json={"version": 2, "percent": 10},
+        headers={"If-Match": '"2"'},
+    )
+    assert response.status_code == 200, response.text
+    rolling: dict[str, Any] = response.json()
+    return rolling
+
+
+async def _put_rollout(w: World) -> Call:
+    node = await _drafted(w)
+    body = {"version": 2, "percent": 10, "expected_revision": 2}
+    return Call("PUT", f"{w.base}/{node['id']}/rollout", body)
+
+
+async def _get_rollout(w: World) -> Call:
+    node = await _rolling(w)
+    return Call("GET", f"{w.base}/{node['id']}/rollout")
+
+
+async def _abort_rollout(w: World) -> Call:
+    node = await _rolling(w)
+    return Call("DELETE", f"{w.base}/{node['id']}/rollout", {"expected_revision": 3})
+
+
+async def _promote_rollout(w: World) -> Call:
+    node = await _rolling(w)
+    return Call("POST", f"{w.base}/{node['id']}/rollout/promote", {"expected_revision": 3})
+
+
 async def _revoke(w: World) -> Call:
     key = await mint(w.client, "reader", [w.realm], name="to revoke")
     return Call("DELETE", f"/v1/keys/{key['id']}")
@@ -245,6 +298,19 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", D + "/history"): _get(lambda w: f"{_node(w)}/history"),
     ("GET", D + "/ancestry"): _get(lambda w: f"{_node(w)}/ancestry"),
     ("GET", D + "/tree"): _get(lambda w: f"{_node(w)}/tree"),
+    ("PUT", D + "/rollout"): _put_rollout,
+    ("GET", D + "/rollout"): _get_rollout,
+    ("DELETE", D + "/rollout"): _abort_rollout,
+    ("POST", D + "/rollout/promote"): _promote_rollout,
+    ("POST", R + "/outcomes"): _post(
+        lambda w: f"/v1/realms/{w.realm}/outcomes",
+        lambda w: {
+            "composition_id": w.composition_id,
+            "agent_id": "agent-own",
+            "metric": "success",
+            "value": 1.0,
+        },
+    ),
     ("GET", R + "/agents"): _get(lambda w: f"/v1/realms/{w.realm}/agents"),
     ("GET", A + "/prompt"): _get(lambda w: f"{_agent(w)}/prompt"),
     ("GET", A + "/prompt/stream"): _get(lambda w: f"{_agent(w)}/prompt/stream"),

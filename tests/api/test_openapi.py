@@ -32,7 +32,7 @@ PROBLEM_REF = "#/components/schemas/Problem"
 METHODS = {"get", "put", "post", "patch", "delete"}
 # What every operation that needs a key can answer, whatever its inputs.
 KEYED = {"400", "401", "403", "429", "503"}
-WRITES = {"post", "patch", "delete"}
+WRITES = {"post", "put", "patch", "delete"}
 
 
 async def _public_get(client: AsyncTestClient[Litestar], path: str) -> httpx.Response:

@@ -188,6 +188,7 @@ _TAGS = {
     "realms": "Realms: the tenants, each with its own tree and revision",
     "directives": "Directives: versioned, compare-and-swap, in a tree",
     "agents": "What agents read: their composed prompt, its stream, and inject",
+    "rollouts": "Staged rollouts of a version, the outcomes of their arms, and the guard",
     "events": "The realm's change feed, by cursor or as server-sent events",
     "keys": "API keys (admin)",
     "system": "Liveness, readiness and metrics",

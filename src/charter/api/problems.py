@@ -35,6 +35,7 @@ _STATUS_BY_CODE = {
     "cycle-detected": 409,
     "invalid-transition": 409,
     "has-open-children": 409,
+    "rollout-in-progress": 409,
     "idempotency-key-in-use": 409,
     "request-timeout": 408,
     "payload-too-large": 413,

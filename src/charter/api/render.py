@@ -8,6 +8,8 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from charter.api import wire
+from charter.domain.rollouts import Rollout
+from charter.services import outcomes
 from charter.services.reads import TreeNode
 from charter.store.directives import Directive
 from charter.store.events import Event
@@ -58,3 +60,19 @@ def history_entry(e: Event, actor_name: str | None) -> wire.HistoryEntry:
 
 def event(e: Event) -> wire.EventOut:
     return _as(wire.EventOut, e)
+
+
+def rollout_report(
+    d: Directive, rollout: Rollout, metrics: list[outcomes.MetricReport]
+) -> wire.RolloutReport:
+    return wire.RolloutReport(
+        directive_id=d.id,
+        revision=d.revision,
+        active_version=d.active_version,
+        rollout=_as(wire.RolloutOut, rollout),
+        metrics=[_as(wire.MetricReport, m) for m in metrics],
+    )
+
+
+def outcome(accepted: outcomes.Accepted) -> wire.OutcomeAccepted:
+    return _as(wire.OutcomeAccepted, accepted)

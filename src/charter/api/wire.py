@@ -71,6 +71,7 @@ class DirectivePatch(_In):
     key: Key | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
+    activate: bool = True
     expected_revision: Revision | UnsetType = UNSET
 
 
@@ -85,6 +86,108 @@ class DeactivateIn(_In):
 
     expected_revision: Revision | UnsetType = UNSET
     message: Message | None = None
+
+
+Percent = Annotated[float, Meta(ge=0, le=100, description="0-100, at most two decimals")]
+Metric = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}" + _END)]
+
+
+class GuardIn(_In):
+    metric: Metric
+    higher_is_better: bool
+    min_samples: Annotated[int, Meta(ge=2, le=1_000_000)]
+    max_regression: Annotated[float, Meta(ge=0)]
+
+
+class GuardOut(Struct, kw_only=True):
+    metric: str
+    higher_is_better: bool
+    min_samples: int
+    max_regression: float
+
+
+class RolloutOut(Struct, kw_only=True):
+    """A running rollout: its candidate version, percent and pinned agents (DESIGN §8)."""
+
+    id: str
+    version: int
+    percent: float
+    agents: list[str]
+    guard: GuardOut | None
+    started_at: datetime
+
+
+class RolloutIn(_In):
+    """PUT …/rollout: start a rollout of `version`, or change the running one's percent,
+    pinned agents or guard."""
+
+    version: VersionNumber
+    percent: Percent
+    agents: Annotated[list[AgentId], Meta(max_length=1000)] = []
+    guard: GuardIn | None = None
+    expected_revision: Revision | UnsetType = UNSET
+    message: Message | None = None
+
+
+class RolloutEndIn(_In):
+    """POST …/rollout/promote and DELETE …/rollout: the expected revision, if not in If-Match."""
+
+    expected_revision: Revision | UnsetType = UNSET
+    message: Message | None = None
+
+
+class ArmStats(Struct, kw_only=True):
+    n: int
+    mean: float | None
+    sd: float | None
+
+
+class DifferenceOut(Struct, kw_only=True):
+    """candidate - control with its Welch 95 % interval."""
+
+    estimate: float
+    low: float
+    high: float
+    df: float
+
+
+class MetricReport(Struct, kw_only=True):
+    metric: str
+    candidate: ArmStats
+    control: ArmStats
+    difference: DifferenceOut | None
+
+
+class RolloutReport(Struct, kw_only=True):
+    """GET …/rollout: the running rollout, how many agents are in each arm, and per metric
+    each arm's outcomes."""
+
+    directive_id: str
+    revision: int
+    active_version: int | None
+    rollout: RolloutOut
+    metrics: list[MetricReport]
+
+
+class OutcomeIn(_In):
+    composition_id: Annotated[str, Meta(pattern=r"^cmp_[0-9a-f]{64}" + _END)]
+    agent_id: AgentId
+    metric: Metric
+    value: float
+
+
+class Attribution(Struct, kw_only=True):
+    rollout_id: str
+    directive_id: str
+    arm: str
+
+
+class OutcomeAccepted(Struct, kw_only=True):
+    """202: the outcome, and the rollout arms it counts towards (none when no rollout of a
+    layer of that composition runs)."""
+
+    id: str
+    attributed: list[Attribution]
 
 
 class DirectiveOut(Struct, kw_only=True):
@@ -105,6 +208,7 @@ class DirectiveOut(Struct, kw_only=True):
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    rollout: RolloutOut | None
     changed: bool | UnsetType = UNSET
 
 
@@ -126,6 +230,7 @@ class DirectiveSummary(Struct, kw_only=True):
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    rollout: RolloutOut | None
 
 
 class DirectivePage(Struct):

@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import _views, declarative, edit, exits
+from charter.cli import _views, declarative, edit, exits, rollouts
 from charter.cli._context import Context, UsageError, connection_options, resolve
 from charter.cli._context import json_option as _json_option
 from charter.cli._context import realm_option as _realm_option
@@ -82,6 +82,9 @@ def add(
     _attribute_flags(p)
     p.add_argument("--reopen", action="store_true", help="allow a terminal node back to active")
     p.add_argument("--cascade", action="store_true", help="complete or cancel the subtree too")
+    p.add_argument(
+        "--draft", action="store_true", help="make the new text a version nothing serves yet"
+    )
     p.add_argument("--message", "-m", help="why")
     p.add_argument("--expected-revision", type=int, help="fail unless at this revision")
     p.set_defaults(client_run=set_directive)
@@ -143,6 +146,7 @@ def add(
     key_create.add_argument("--api-key", help="with --remote: an admin key")
     key_create.set_defaults(color="never")
 
+    rollouts.add(commands, conn, realm, as_json)
     declarative.add(commands, conn, realm)
     edit.add(commands, conn, realm)
 
@@ -276,7 +280,9 @@ def create(ctx: Context, args: argparse.Namespace) -> int:
 
 def set_directive(ctx: Context, args: argparse.Namespace) -> int:
     current = resolve(ctx, args.ref)
-    patch = m.Patch(reopen=args.reopen, cascade=args.cascade)
+    patch = m.Patch(reopen=args.reopen, cascade=args.cascade, activate=not args.draft)
+    if args.draft and args.title is None and args.body_file is None:
+        raise UsageError("--draft needs --title or --body-file: a draft is new text")
     if args.title is not None:
         patch.title = args.title
     if args.body_file is not None:
@@ -310,6 +316,12 @@ def set_directive(ctx: Context, args: argparse.Namespace) -> int:
         why = f" to {verb} them too" if flag == "--cascade" and verb else ""
         print(f"charter: {exc.code}: {said}; run it again with {flag}{why}", file=sys.stderr)
         return exits.CONFLICT
+    if args.draft and updated.changed and not ctx.json:
+        print(
+            f"drafted {updated.id}: v{updated.latest_version} (active stays "
+            f"v{updated.active_version}), revision {updated.revision}"
+        )
+        return exits.OK
     return _done(ctx, updated, "updated" if updated.changed else "unchanged")
 
 

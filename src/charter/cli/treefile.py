@@ -80,6 +80,7 @@ def load(text: str, source: str) -> TreeFile:
     """
     try:
         raw = yaml.load(text, Loader=_Loader)  # a SafeLoader
+        _refuse_operations(raw, source)
         tree = msgspec.convert(raw if raw is not None else {}, TreeFile)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -120,6 +121,38 @@ def load(text: str, source: str) -> TreeFile:
             f"{source}: {len(problems)} problem(s) the server would refuse:\n  {shown}{more}"
         )
     return tree
+
+
+# Releases are operations on a running fleet, not state a file declares (DESIGN §8): a file
+# that names one is refused with the command to use, never half-applied.
+_OPERATIONS = {
+    "rollout": "charter rollout start|set|promote|abort",
+    "rollouts": "charter rollout start|set|promote|abort",
+    "schedule": "charter schedule add|list|cancel",
+    "schedules": "charter schedule add|list|cancel",
+}
+
+
+def _refuse_operations(raw: Any, source: str) -> None:
+    """Refuse a file whose top level or any node names a rollout or a schedule."""
+    stack: list[tuple[Any, str]] = [(raw, "the file")]
+    while stack:
+        item, where = stack.pop()
+        if not isinstance(item, dict):
+            continue
+        for word, command in _OPERATIONS.items():
+            if word in item:
+                raise InvalidFile(
+                    f"{source}: {where} names {word!r}: rollouts and schedules are operations, "
+                    f"not declarations, so apply does not make them; use `{command}`"
+                )
+        for field in ("directives", "children"):
+            nodes = item.get(field)
+            if isinstance(nodes, list):
+                stack.extend(
+                    (node, repr(node.get("key")) if isinstance(node, dict) else "a node")
+                    for node in nodes
+                )
 
 
 def _node_problems(node: FileNode) -> list[str]:

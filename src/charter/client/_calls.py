@@ -167,6 +167,65 @@ class Endpoints:
         headers = if_match(expected_revision)
         return Call("POST", path, _directive, body=body, headers=headers, write=True)
 
+    def put_rollout(
+        self,
+        directive_id: str,
+        version: int,
+        percent: float,
+        agents: Sequence[str],
+        guard: m.Guard | None,
+        expected_revision: int,
+        message: str | None,
+        realm: str | None,
+    ) -> Call[m.Directive]:
+        fields: dict[str, Any] = {"version": version, "percent": percent, "agents": list(agents)}
+        if guard is not None:
+            fields["guard"] = msgspec.to_builtins(guard)
+        if message is not None:
+            fields["message"] = message
+        path = f"{self._d(directive_id, realm)}/rollout"
+        headers = if_match(expected_revision)
+        return Call(
+            "PUT", path, _directive, body=_encoder.encode(fields), headers=headers, write=True
+        )
+
+    def rollout(self, directive_id: str, realm: str | None) -> Call[m.RolloutReport]:
+        path = f"{self._d(directive_id, realm)}/rollout"
+        return Call("GET", path, _decoder(m.RolloutReport))
+
+    def end_rollout(
+        self,
+        directive_id: str,
+        promote: bool,
+        expected_revision: int,
+        message: str | None,
+        realm: str | None,
+    ) -> Call[m.Directive]:
+        body = _encoder.encode(_query(message=message)) if message else None
+        headers = if_match(expected_revision)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        path = f"{self._d(directive_id, realm)}/rollout"
+        if promote:
+            return Call(
+                "POST", f"{path}/promote", _directive, body=body, headers=headers, write=True
+            )
+        return Call("DELETE", path, _directive, body=body, headers=headers, write=True)
+
+    def outcome(
+        self, composition_id: str, agent_id: str, metric: str, value: float, realm: str | None
+    ) -> Call[m.OutcomeAccepted]:
+        body = _encoder.encode(
+            {
+                "composition_id": composition_id,
+                "agent_id": agent_id,
+                "metric": metric,
+                "value": value,
+            }
+        )
+        path = f"{self._r(realm)}/outcomes"
+        return Call("POST", path, _decoder(m.OutcomeAccepted), body=body, write=True)
+
     def versions(
         self, directive_id: str, limit: int | None, cursor: str | None, realm: str | None
     ) -> Call[m.VersionPage]:

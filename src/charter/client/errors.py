@@ -108,6 +108,12 @@ class IdempotencyKeyInUse(Conflict):
     code = "idempotency-key-in-use"
 
 
+class RolloutInProgress(Conflict):
+    """A rollback, or a rollout of another version, while a rollout runs."""
+
+    code = "rollout-in-progress"
+
+
 class Unavailable(ProblemError):
     """The server is up but cannot serve now (503, 429, or a 5xx): retry later."""
 
@@ -141,6 +147,7 @@ _BY_CODE: dict[str, type[ProblemError]] = {
         InvalidTransition,
         HasOpenChildren,
         IdempotencyKeyInUse,
+        RolloutInProgress,
         Unavailable,
         RateLimited,
         ServerError,

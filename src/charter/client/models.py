@@ -36,6 +36,64 @@ class RealmPage(Struct, kw_only=True):
     next_cursor: str | None
 
 
+class Guard(Struct, kw_only=True):
+    """Abort the rollout once both arms hold `min_samples` and the candidate is worse than
+    control by more than `max_regression` at 95 % confidence."""
+
+    metric: str
+    higher_is_better: bool
+    min_samples: int
+    max_regression: float
+
+
+class Rollout(Struct, kw_only=True):
+    id: str
+    version: int
+    percent: float
+    agents: list[str]
+    guard: Guard | None
+    started_at: datetime
+
+
+class ArmStats(Struct, kw_only=True):
+    n: int
+    mean: float | None
+    sd: float | None
+
+
+class Difference(Struct, kw_only=True):
+    estimate: float
+    low: float
+    high: float
+    df: float
+
+
+class MetricReport(Struct, kw_only=True):
+    metric: str
+    candidate: ArmStats
+    control: ArmStats
+    difference: Difference | None
+
+
+class RolloutReport(Struct, kw_only=True):
+    directive_id: str
+    revision: int
+    active_version: int | None
+    rollout: Rollout
+    metrics: list[MetricReport]
+
+
+class Attribution(Struct, kw_only=True):
+    rollout_id: str
+    directive_id: str
+    arm: str
+
+
+class OutcomeAccepted(Struct, kw_only=True):
+    id: str
+    attributed: list[Attribution]
+
+
 class Directive(Struct, kw_only=True):
     id: str
     realm_id: str
@@ -54,6 +112,7 @@ class Directive(Struct, kw_only=True):
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    rollout: Rollout | None = None
     changed: bool | None = None
 
 
@@ -73,6 +132,7 @@ class DirectiveSummary(Struct, kw_only=True):
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    rollout: Rollout | None = None
 
 
 class DirectivePage(Struct, kw_only=True):
@@ -111,6 +171,7 @@ class Patch(Struct, kw_only=True, omit_defaults=True):
     key: str | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
+    activate: bool = True  # False: a draft, served by nothing until activated or rolled out
 
 
 class VersionSummary(Struct, kw_only=True):
@@ -238,6 +299,7 @@ class Layer(Struct, kw_only=True):
     title: str | None
     version: int | None
     revision: int
+    arm: str | None = None  # "candidate" or "control" while a rollout of it runs
 
 
 class Prompt(Struct, kw_only=True):

@@ -218,6 +218,66 @@ class Charter:
         call = self._api.rollback(directive_id, version, expected_revision, message, realm)
         return self._send(call)
 
+    def start_rollout(
+        self,
+        directive_id: str,
+        version: int,
+        percent: float,
+        *,
+        expected_revision: int,
+        agents: Sequence[str] = (),
+        guard: m.Guard | None = None,
+        message: str | None = None,
+        realm: str | None = None,
+    ) -> m.Directive:
+        """Start a rollout of `version` to `percent` of the agents (and the pinned `agents`),
+        or change the running one's percent, pins or guard: compare-and-swap."""
+        call = self._api.put_rollout(
+            directive_id, version, percent, agents, guard, expected_revision, message, realm
+        )
+        return self._send(call)
+
+    def rollout(self, directive_id: str, *, realm: str | None = None) -> m.RolloutReport:
+        """The running rollout, and per metric each arm's outcomes with the Welch interval."""
+        return self._send(self._api.rollout(directive_id, realm))
+
+    def promote_rollout(
+        self,
+        directive_id: str,
+        *,
+        expected_revision: int,
+        message: str | None = None,
+        realm: str | None = None,
+    ) -> m.Directive:
+        """Make the candidate the active version and end the rollout."""
+        call = self._api.end_rollout(directive_id, True, expected_revision, message, realm)
+        return self._send(call)
+
+    def abort_rollout(
+        self,
+        directive_id: str,
+        *,
+        expected_revision: int,
+        message: str | None = None,
+        realm: str | None = None,
+    ) -> m.Directive:
+        """End the rollout: every agent sees the active version again."""
+        call = self._api.end_rollout(directive_id, False, expected_revision, message, realm)
+        return self._send(call)
+
+    def report_outcome(
+        self,
+        composition_id: str,
+        agent_id: str,
+        metric: str,
+        value: float,
+        *,
+        realm: str | None = None,
+    ) -> m.OutcomeAccepted:
+        """Report a metric's value for a composition the agent used (202)."""
+        call = self._api.outcome(composition_id, agent_id, metric, value, realm)
+        return self._send(call)
+
     def versions(
         self,
         directive_id: str,

@@ -66,6 +66,7 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT ON events TO {role}",
     "GRANT SELECT, INSERT ON compositions TO {role}",
     "GRANT SELECT, INSERT ON composition_agents TO {role}",
+    "GRANT SELECT, INSERT ON rollout_outcomes TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON relay_cursors TO {role}",
     # Keys are made and revoked, never changed: no UPDATE of role, realms or secret, no DELETE.
     "GRANT SELECT, INSERT (id, secret_hash, role, realms, agent_id, name, created_at), "

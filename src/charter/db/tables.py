@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -66,6 +67,8 @@ directives = Table(
     Column("latest_version", Integer, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    # The running rollout, or null (migration 0011): see store/rollouts.py for its shape.
+    Column("rollout", Json, nullable=True),
     PrimaryKeyConstraint("realm_id", "id"),
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
     # Composite: a parent is always in the same realm.
@@ -139,6 +142,24 @@ composition_agents = Table(
     ForeignKeyConstraint(
         ["realm_id", "composition_id"], ["compositions.realm_id", "compositions.id"]
     ),
+)
+
+# Each outcome attributed to an arm of a running rollout (migration 0011).
+rollout_outcomes = Table(
+    "rollout_outcomes",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("rollout_id", String(40), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("directive_id", String(40), nullable=False),
+    Column("arm", String(16), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("composition_id", String(68), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "rollout_id", "id"),
+    ForeignKeyConstraint(["realm_id", "directive_id"], ["directives.realm_id", "directives.id"]),
 )
 
 relay_cursors = Table(

@@ -23,14 +23,15 @@ class Access(enum.StrEnum):
     READ = "read"  # directives, trees, history, events
     WRITE = "write"  # create, update, rollback, deactivate
     PROMPT = "prompt"  # an agent's composition, stream and inject
+    REPORT = "report"  # an outcome of a composition (an agent key: for itself only)
     ADMIN = "admin"  # realm creation, keys
 
 
 _GRANTS: dict[Role, frozenset[Access]] = {
     Role.ADMIN: frozenset(Access),
-    Role.OPERATOR: frozenset({Access.ANY, Access.READ, Access.WRITE, Access.PROMPT}),
+    Role.OPERATOR: frozenset({Access.ANY, Access.READ, Access.WRITE, Access.PROMPT, Access.REPORT}),
     Role.READER: frozenset({Access.ANY, Access.READ, Access.PROMPT}),
-    Role.AGENT: frozenset({Access.ANY, Access.PROMPT}),
+    Role.AGENT: frozenset({Access.ANY, Access.PROMPT, Access.REPORT}),
 }
 
 

@@ -6,12 +6,14 @@ mode and the composition id (domain/injection.py places the text into requests).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from charter.domain.rollouts import Arm, Rollout, visible_version
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
 RENDERER_VERSION = 1
@@ -35,6 +37,17 @@ class TreeNode:
     version: int | None  # the active version; None when deactivated
     title: str | None
     body: str | None
+    # The running rollout, and its candidate version's text (DESIGN §8).
+    rollout: Rollout | None = None
+    candidate_title: str | None = None
+    candidate_body: str | None = None
+
+    def seen_by(self, agent_id: str) -> tuple[int | None, str | None, str | None, Arm | None]:
+        """The version, title and body this agent sees, and its arm."""
+        version, arm = visible_version(self.rollout, self.id, self.version, agent_id)
+        if arm is Arm.CANDIDATE:
+            return version, self.candidate_title, self.candidate_body, arm
+        return version, self.title, self.body, arm
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,7 @@ class Layer:
     title: str | None
     version: int | None
     revision: int
+    arm: Arm | None = None
 
     @property
     def contributes(self) -> bool:
@@ -78,8 +92,14 @@ def compose(agent_id: str, nodes: Iterable[TreeNode], bodies: Mapping[str, str])
     """The composition of `agent_id` over `nodes` (its owned nodes and their ancestors).
 
     `bodies` maps directive id -> active body; text comes only from nodes with a version.
+    A node in a rollout shows the agent its arm's version (`TreeNode.seen_by`).
     """
-    by_id = {node.id: node for node in nodes}
+    by_id = {node.id: _as_seen(node, agent_id) for node in nodes}
+    arms = {node.id: node.seen_by(agent_id)[3] for node in nodes if node.rollout is not None}
+    seen_bodies = dict(bodies)
+    for node in by_id.values():
+        if node.id in arms and node.body is not None:
+            seen_bodies[node.id] = node.body
     layers: dict[str, tuple[int, TreeNode]] = {}  # id -> (depth, node)
     owned_contributing: list[tuple[int, TreeNode]] = []
     for node in by_id.values():
@@ -104,12 +124,21 @@ def compose(agent_id: str, nodes: Iterable[TreeNode], bodies: Mapping[str, str])
             title=node.title if node.version is not None else None,
             version=node.version,
             revision=node.revision,
+            arm=arms.get(node.id),
         )
         for depth, node in ordered
     )
     mode = _injection_mode(owned_contributing)
-    text = render(result, bodies)
+    text = render(result, seen_bodies)
     return Composition(composition_id(mode, result), mode, result, text)
+
+
+def _as_seen(node: TreeNode, agent_id: str) -> TreeNode:
+    """The node as this agent sees it: its arm's version and text in place of the active."""
+    if node.rollout is None:
+        return node
+    version, title, body, _ = node.seen_by(agent_id)
+    return dataclasses.replace(node, version=version, title=title, body=body)
 
 
 def _layer_order(depth: int, node: TreeNode) -> tuple[int, int, datetime, str]:

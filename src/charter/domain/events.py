@@ -13,3 +13,7 @@ class EventType(enum.StrEnum):
     STATUS_CHANGED = "directive.status_changed"
     ROLLED_BACK = "directive.rolled_back"
     DEACTIVATED = "directive.deactivated"
+    ROLLOUT_STARTED = "directive.rollout_started"
+    ROLLOUT_CHANGED = "directive.rollout_changed"
+    ROLLOUT_PROMOTED = "directive.rollout_promoted"
+    ROLLOUT_ABORTED = "directive.rollout_aborted"

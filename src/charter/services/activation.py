@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import null
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.domain.events import EventType
+from charter.errors import RolloutInProgress
+from charter.services.rollouts import aborted_by_deactivation
 from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 from charter.store import directives, events, versions
 from charter.store.events import NewEvent
@@ -25,6 +28,10 @@ async def rollback(
     message: str | None,
 ) -> Outcome:
     current, now = await read_for_write(conn, realm_id, directive_id, expected)
+    if current.rollout is not None:
+        raise RolloutInProgress(
+            f"rollout {current.rollout.id} is running: promote or abort it before a rollback"
+        )
     target = await versions.get(conn, realm_id, directive_id, version)  # 404 if never made
     if current.active_version == version:
         return Outcome(current, changed=False)
@@ -59,9 +66,11 @@ async def deactivate(
         return Outcome(current, changed=False)
     # A deactivated node shows its latest version's text.
     latest = await versions.get(conn, realm_id, directive_id, current.latest_version)
-    values = {"active_version": None, "updated_at": now}
+    # A running rollout ends with the deactivation, in its transaction (DESIGN §8).
+    values = {"active_version": None, "updated_at": now, "rollout": null()}
     written = await swap_revision(conn, current, expected, values, latest.content)
     revision = written.revision
+    await events.append(conn, realm_id, aborted_by_deactivation(current, revision, actor, now))
     await _record(
         conn,
         realm_id,

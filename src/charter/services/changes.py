@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ class ChangePlan:
         self.content: Content | None = None
         self.attributes: list[str] = []
         self.moved = False
+        self.activated = True  # False: the new version is a draft
 
     def events(
         self, revision: int, actor: Actor, now: datetime, message: str | None, subtree: list[Node]
@@ -55,7 +57,16 @@ class ChangePlan:
             )
 
         out: list[NewEvent] = []
-        if self.content is not None:
+        if self.content is not None and not self.activated:
+            # A draft: nothing serves it, so nobody's composition changes.
+            draft = self.values["latest_version"]
+            made = event(
+                EventType.VERSION_CREATED,
+                set(),
+                {"version": draft, "based_on": current.active_version, "activated": False},
+            )
+            out.append(dataclasses.replace(made, version=draft))  # the event is the draft's
+        elif self.content is not None:
             out.append(
                 event(
                     EventType.VERSION_CREATED,

@@ -21,6 +21,7 @@ from charter.domain.composition import (
     compose,
     render,
 )
+from charter.domain.rollouts import Arm
 from charter.domain.tree import InjectionMode, Level
 from charter.errors import NotFound
 from charter.metrics import Metrics
@@ -35,6 +36,8 @@ class LayerDocument(msgspec.Struct, kw_only=True):
     title: str | None
     version: int | None
     revision: int
+    # The agent's arm of a rollout of this directive: the version is that arm's (DESIGN §8).
+    arm: Arm | None = None
 
 
 class PromptDocument(msgspec.Struct, kw_only=True):
@@ -75,6 +78,7 @@ def _layer_documents(layers: tuple[Layer, ...]) -> list[LayerDocument]:
             title=layer.title,
             version=layer.version,
             revision=layer.revision,
+            arm=layer.arm,
         )
         for layer in layers
     ]
@@ -244,6 +248,7 @@ class Prompts:
                 title=texts[(lay.directive_id, lay.version)][0] if lay.version else None,
                 version=lay.version,
                 revision=lay.revision,
+                arm=lay.arm,
             )
             for lay in layers
         )

@@ -66,6 +66,8 @@ class Patch:
     key: str | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
+    # False: a draft, a new version that nothing serves until activated (DESIGN §8).
+    activate: bool = True
 
 
 # The Patch fields with rules of their own in `update`; every other field is an attribute,
@@ -75,7 +77,8 @@ _CONTENT_FIELDS = frozenset({"title", "body"})
 _CHANGE_FIELDS = frozenset({"message"})
 _MOVE_FIELDS = frozenset({"parent_id"})
 _STATUS_FIELDS = frozenset({"status", "reopen", "cascade"})
-_RULED = _CONTENT_FIELDS | _CHANGE_FIELDS | _MOVE_FIELDS | _STATUS_FIELDS
+_DRAFT_FIELDS = frozenset({"activate"})
+_RULED = _CONTENT_FIELDS | _CHANGE_FIELDS | _MOVE_FIELDS | _STATUS_FIELDS | _DRAFT_FIELDS
 # What the one-call text swap handles (ADR 0004): a PATCH with any other field set goes the
 # general way.
 _SWAP_FIELDS = _CONTENT_FIELDS | _CHANGE_FIELDS
@@ -225,6 +228,8 @@ async def update(
 ) -> Outcome:
     if patch.metadata is not UNSET:  # before comparing it: equality recurses too
         validate_metadata(patch.metadata)
+    if not patch.activate and patch.title is UNSET and patch.body is UNSET:
+        raise InvalidRequest("activate: false makes a draft, and needs a title or a body")
     if swap.available(conn) and _text_only(patch):
         outcome = await _swap_text(conn, realm_id, actor, directive_id, expected, patch)
         if outcome is not None:
@@ -235,8 +240,10 @@ async def update(
     content = _new_content(current, patch)
     if content is not None:
         plan.values["latest_version"] = current.latest_version + 1
-        plan.values["active_version"] = current.latest_version + 1
+        if patch.activate:
+            plan.values["active_version"] = current.latest_version + 1
         plan.content = content
+        plan.activated = patch.activate
 
     for name in _attributes(patch):
         value = getattr(patch, name)
@@ -266,7 +273,9 @@ async def update(
         return Outcome(current, changed=False)
 
     plan.values["updated_at"] = now
-    shown = plan.content or Content(current.title, current.body)
+    # A draft leaves the active text showing.
+    live = plan.content if plan.activated else None
+    shown = live or Content(current.title, current.body)
     written = await swap_revision(conn, current, expected, plan.values, shown)
     revision = written.revision
     if plan.content is not None:

@@ -20,6 +20,7 @@ from charter.domain.composition import TreeNode
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.errors import NotFound
 from charter.store import dialect
+from charter.store.directives import rollout_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,9 @@ _ROWS_FUNCTION = text("SELECT * FROM charter_composition_rows(:realm, :agent)").
     column("title"),
     column("body"),
     column("realm_revision"),
+    column("rollout"),
+    column("candidate_title"),
+    column("candidate_body"),
 )
 
 
@@ -112,6 +116,7 @@ async def snapshots(
 
 def _snapshot_query(realm_id: str, agent_id: str) -> Any:
     chain = _owned_and_ancestors(realm_id, agent_id)
+    cv = v.alias("cv")
     realm_revision = select(realms.c.revision).where(realms.c.id == realm_id).scalar_subquery()
     query = (
         select(
@@ -128,6 +133,9 @@ def _snapshot_query(realm_id: str, agent_id: str) -> Any:
             v.c.title,
             v.c.body,
             realm_revision.label("realm_revision"),
+            d.c.rollout,
+            cv.c.title.label("candidate_title"),
+            cv.c.body.label("candidate_body"),
         )
         .select_from(d)
         .outerjoin(
@@ -136,6 +144,14 @@ def _snapshot_query(realm_id: str, agent_id: str) -> Any:
                 v.c.realm_id == d.c.realm_id,
                 v.c.directive_id == d.c.id,
                 v.c.version == d.c.active_version,
+            ),
+        )
+        .outerjoin(
+            cv,
+            and_(
+                cv.c.realm_id == d.c.realm_id,
+                cv.c.directive_id == d.c.id,
+                cv.c.version == d.c.rollout["version"].as_integer(),
             ),
         )
         .where(d.c.realm_id == realm_id, d.c.id.in_(select(chain.c.id).scalar_subquery()))
@@ -160,6 +176,9 @@ def _snapshot(agent_id: str, rows: list[Row[Any]]) -> Snapshot:
             version=row.active_version,
             title=row.title,
             body=row.body,
+            rollout=rollout_of(row.rollout),
+            candidate_title=row.candidate_title,
+            candidate_body=row.candidate_body,
         )
         for row in rows
     ]

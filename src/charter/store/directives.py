@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from charter.clock import aware
 from charter.db.tables import directive_versions as versions
 from charter.db.tables import directives as d
+from charter.domain.rollouts import Rollout
 from charter.domain.tree import OPEN, InjectionMode, Level, Priority, Status, walk_up
 from charter.errors import AlreadyExists, NotFound
 
@@ -50,6 +52,7 @@ class Directive:
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    rollout: Rollout | None
     title: str
     body: str
 
@@ -100,6 +103,13 @@ def _content(rows: Iterable[Row[Any]]) -> list[Directive]:
     return [_directive(row, row.title, row.body) for row in rows if row.title is not None]
 
 
+def rollout_of(value: Any) -> Rollout | None:
+    """A stored rollout (a JSON value, or its text where a raw row was not typed)."""
+    if value is None:
+        return None
+    return Rollout.from_json(json.loads(value) if isinstance(value, str) else value)
+
+
 # How a column's stored value becomes the record's; a column not named here is taken as is.
 _FROM_COLUMN: dict[str, Callable[[Any], Any]] = {
     "level": Level,
@@ -109,6 +119,7 @@ _FROM_COLUMN: dict[str, Callable[[Any], Any]] = {
     "metadata": dict,
     "created_at": aware,
     "updated_at": aware,
+    "rollout": rollout_of,
 }
 # Every Directive field but the text is a column of the same name: derived, not listed.
 _COLUMNS = tuple(f.name for f in fields(Directive) if f.name not in ("title", "body"))
