@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -55,7 +56,7 @@ def page(name: str, session: Session | None, status: int = 200, **context: Any) 
     return Template(name, context=context, status_code=status, headers=PAGE_HEADERS)
 
 
-def _realm_and_id(realm_id: str, directive_id: str) -> None:
+def _realm_and_id(realm_id: FromPath[str], directive_id: FromPath[str]) -> None:
     params.realm_id(realm_id)
     params.directive_id(directive_id)
 
@@ -164,7 +165,7 @@ class ConsoleController(Controller):
         return page("realms.html", session, realms=found, title="Realms")
 
     @get("/realms/{realm_id:str}", opt=_PUBLIC)
-    async def tree(self, request: Request[Any, Any, State], realm_id: str) -> Template:
+    async def tree(self, request: Request[Any, Any, State], realm_id: FromPath[str]) -> Template:
         params.realm_id(realm_id)
         session = await signed_in(request, realm_id)
         _require(session.caller, Access.READ)
@@ -181,11 +182,11 @@ class ConsoleController(Controller):
     async def node(
         self,
         request: Request[Any, Any, State],
-        realm_id: str,
-        directive_id: str,
-        done: str | None = None,
-        from_version: str | None = None,
-        to_version: str | None = None,
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
+        done: FromQuery[str | None] = None,
+        from_version: FromQuery[str | None] = None,
+        to_version: FromQuery[str | None] = None,
     ) -> Template:
         _realm_and_id(realm_id, directive_id)
         session = await signed_in(request, realm_id)
@@ -206,7 +207,7 @@ class ConsoleController(Controller):
 
     @post("/realms/{realm_id:str}/directives/{directive_id:str}/edit", opt=_PUBLIC, status_code=303)
     async def edit(
-        self, request: Request[Any, Any, State], realm_id: str, directive_id: str
+        self, request: Request[Any, Any, State], realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> Template | Redirect:
         _realm_and_id(realm_id, directive_id)
         session = await signed_in(request, realm_id)
@@ -251,7 +252,7 @@ class ConsoleController(Controller):
         status_code=303,
     )
     async def rollback(
-        self, request: Request[Any, Any, State], realm_id: str, directive_id: str
+        self, request: Request[Any, Any, State], realm_id: FromPath[str], directive_id: FromPath[str]
     ) -> Template | Redirect:
         _realm_and_id(realm_id, directive_id)
         session = await signed_in(request, realm_id)
@@ -278,7 +279,7 @@ class ConsoleController(Controller):
     # --- agents, compositions, events ------------------------------------------------------------
 
     @get("/realms/{realm_id:str}/agents", opt=_PUBLIC)
-    async def agents(self, request: Request[Any, Any, State], realm_id: str) -> Template:
+    async def agents(self, request: Request[Any, Any, State], realm_id: FromPath[str]) -> Template:
         params.realm_id(realm_id)
         session = await signed_in(request, realm_id)
         _require(session.caller, Access.READ)
@@ -291,7 +292,7 @@ class ConsoleController(Controller):
 
     @get("/realms/{realm_id:str}/agents/{agent_id:str}", opt=_PUBLIC)
     async def agent(
-        self, request: Request[Any, Any, State], realm_id: str, agent_id: str
+        self, request: Request[Any, Any, State], realm_id: FromPath[str], agent_id: FromPath[str]
     ) -> Template:
         params.realm_id(realm_id)
         session = await signed_in(request, realm_id)
@@ -307,7 +308,7 @@ class ConsoleController(Controller):
 
     @get("/realms/{realm_id:str}/compositions", opt=_PUBLIC)
     async def composition(
-        self, request: Request[Any, Any, State], realm_id: str, composition_id: str | None = None
+        self, request: Request[Any, Any, State], realm_id: FromPath[str], composition_id: FromQuery[str | None] = None
     ) -> Template:
         params.realm_id(realm_id)
         session = await signed_in(request, realm_id)
@@ -334,7 +335,7 @@ class ConsoleController(Controller):
         )
 
     @get("/realms/{realm_id:str}/events", opt=_PUBLIC)
-    async def feed(self, request: Request[Any, Any, State], realm_id: str) -> Template:
+    async def feed(self, request: Request[Any, Any, State], realm_id: FromPath[str]) -> Template:
         params.realm_id(realm_id)
         session = await signed_in(request, realm_id)
         _require(session.caller, Access.READ)
@@ -356,11 +357,11 @@ def _require(caller: Caller, access: Access, agent_id: str | None = None) -> Non
         raise Forbidden(f"a {caller.role} key may not do this")
 
 
-def _node_url(realm_id: str, directive_id: str) -> str:
+def _node_url(realm_id: FromPath[str], directive_id: FromPath[str]) -> str:
     return f"/console/realms/{realm_id}/directives/{directive_id}"
 
 
-async def _node_context(runtime: Runtime, realm_id: str, directive_id: str) -> dict[str, Any]:
+async def _node_context(runtime: Runtime, realm_id: FromPath[str], directive_id: FromPath[str]) -> dict[str, Any]:
     async with runtime.db.transaction(realm_id) as conn:
         node = await directives.get(conn, realm_id, directive_id)
         chain = await directives.ancestry(conn, realm_id, directive_id)
@@ -380,7 +381,7 @@ async def _node_context(runtime: Runtime, realm_id: str, directive_id: str) -> d
 
 
 async def _diff(
-    runtime: Runtime, realm_id: str, directive_id: str, old: int, new: int
+    runtime: Runtime, realm_id: FromPath[str], directive_id: FromPath[str], old: int, new: int
 ) -> dict[str, Any]:
     async with runtime.db.transaction(realm_id) as conn:
         left = await versions.get(conn, realm_id, directive_id, old)

@@ -17,7 +17,13 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"}
+# `same-origin`, not the API's `no-referrer`: under `no-referrer` a browser sends its form
+# posts with `Origin: null`, and the origin check below could not tell ours from a forgery.
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
 
 
 class SignInNeeded(Exception):  # noqa: N818 - a redirect, not a failure
