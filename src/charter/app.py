@@ -11,9 +11,8 @@ from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
-from charter.api import cors, edges, fastpath
+from charter.api import console, cors, edges, fastpath
 from charter.api.agents import AgentController
-from charter.api import console
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from charter.api import cors
@@ -39,7 +38,10 @@ def _headers(response: Any) -> dict[str, str]:
 
 async def test_a_preflight_from_a_named_origin_is_answered(cors_api: Api) -> None:
     url = f"/v1/realms/{cors_api.realm}/directives"
-    asking = {"Access-Control-Request-Method": "PATCH", "Access-Control-Request-Headers": "if-match"}
+    asking = {
+        "Access-Control-Request-Method": "PATCH",
+        "Access-Control-Request-Headers": "if-match",
+    }
     answer = await cors_api.client.options(url, headers={"Origin": ALLOWED, **asking})
     assert answer.status_code == 204
     assert answer.headers["access-control-allow-origin"] == ALLOWED
@@ -55,7 +57,9 @@ async def test_fast_and_routed_answers_carry_the_same_headers(cors_api: Api) -> 
     await cors_api.create(title="Root", body="b", owner_agent_id="pilot")
     url = f"/v1/realms/{cors_api.realm}/agents/pilot/prompt"
     for origin in (ALLOWED, OTHER):
-        routed = await cors_api.client.get(url, params={"via": "router"}, headers={"Origin": origin})
+        routed = await cors_api.client.get(
+            url, params={"via": "router"}, headers={"Origin": origin}
+        )
         fast = await cors_api.client.get(url, headers={"Origin": origin})
         assert routed.status_code == fast.status_code == 200
         assert _headers(fast) == _headers(routed)

@@ -96,13 +96,22 @@ async def world(server: CharterServer) -> World:
     async with server.http() as http:
         api = LiveApi(http, realm)
         await api.create_realm()
-        root = await api.create(title="Ship the product", body="Customers first.", owner_agent_id="pilot")
+        root = await api.create(
+            title="Ship the product", body="Customers first.", owner_agent_id="pilot"
+        )
         team = await api.create(
-            level="team", parent_id=root["id"], title="Support team", body="Answer within a day.",
-            priority="high", owner_agent_id="pilot",
+            level="team",
+            parent_id=root["id"],
+            title="Support team",
+            body="Answer within a day.",
+            priority="high",
+            owner_agent_id="pilot",
         )
         paused = await api.create(
-            level="team", parent_id=root["id"], title="Research team", body="Explore.",
+            level="team",
+            parent_id=root["id"],
+            title="Research team",
+            body="Explore.",
             status="paused",
         )
         await api.create(level="agent", parent_id=paused["id"], title="Lab bot", body="Test.")
@@ -264,7 +273,8 @@ async def test_a_live_update_in_one_tab_after_a_change_in_another(
 
         await expect(region).to_contain_text("Answer within ten minutes.", timeout=WAIT_MS)
         after = await watcher.get_by_label("Composition id").input_value()
-        assert after != before and after.startswith("cmp_")
+        assert after != before
+        assert after.startswith("cmp_")
         await expect(feed.locator("#events tr").first).to_contain_text(
             "directive.version_created", timeout=WAIT_MS
         )
@@ -408,8 +418,18 @@ async def test_cors_opens_the_api_and_streams_to_the_named_origin_only(
         await page.context.close()
 
 
-PAGES = ("sign-in", "realms", "tree", "node", "conflict", "agents", "agent", "composition",
-         "events", "not-found")
+PAGES = (
+    "sign-in",
+    "realms",
+    "tree",
+    "node",
+    "conflict",
+    "agents",
+    "agent",
+    "composition",
+    "events",
+    "not-found",
+)
 
 
 async def _show(page: Page, world: World, name: str) -> None:
@@ -491,7 +511,8 @@ async def test_the_console_is_served_without_a_key(world: World) -> None:
         assert "API key" in home.text
         assert (await http.get("/console/static/console.js")).status_code == 200
         page = await http.get(f"/console/realms/{world.realm}")
-        assert page.status_code == 303 and page.headers["location"] == "/console"
+        assert page.status_code == 303
+        assert page.headers["location"] == "/console"
         schema = (await http.get("/schema/openapi.json")).json()
         assert not [p for p in schema["paths"] if p.startswith("/console")]
     await asyncio.sleep(0)

@@ -31,7 +31,8 @@ async def test_a_session_lives_until_sign_out(db: Database, settings: Settings) 
     key_id, secret = await _key(db, Role.OPERATOR)
     cookie, session = await sessions.sign_in(db, keyring, secret)
     assert session.caller.key_id == key_id
-    assert cookie != secret and secret not in cookie
+    assert cookie != secret
+    assert secret not in cookie
     found = await sessions.find(db, settings.bootstrap_key, cookie)
     assert found is not None
     assert (found.id, found.caller.role, found.csrf_token) == (
@@ -65,13 +66,15 @@ async def test_a_session_expires(db: Database, settings: Settings) -> None:
     key_id, secret = await _key(db, Role.OPERATOR)
     cookie = "expired-" + new_id("x")
     past = utcnow() - timedelta(hours=13)
-    row = SessionRow(new_id("ses"), key_id, hash_secret(secret), "csrf", past, past + sessions.LIFETIME)
+    row = SessionRow(
+        new_id("ses"), key_id, hash_secret(secret), "csrf", past, past + sessions.LIFETIME
+    )
     async with db.transaction() as conn:
         await session_rows.add(conn, row, hash_secret(cookie))
     assert await sessions.find(db, settings.bootstrap_key, cookie) is None
     async with db.transaction() as conn:
         assert await session_rows.ended_among(conn, [row.id], utcnow()) == [row.id]
-    assert sessions.LIFETIME == timedelta(hours=12)
+    assert timedelta(hours=12) == sessions.LIFETIME
 
 
 async def test_agent_and_unknown_keys_cannot_sign_in(db: Database, settings: Settings) -> None:
@@ -93,6 +96,7 @@ async def test_a_bootstrap_session_ends_when_the_bootstrap_key_changes(
     cookie, session = await sessions.sign_in(db, keyring, settings.bootstrap_key)
     assert session.caller.role is Role.ADMIN
     found = await sessions.find(db, settings.bootstrap_key, cookie)
-    assert found is not None and found.caller.key_id == "bootstrap"
+    assert found is not None
+    assert found.caller.key_id == "bootstrap"
     assert await sessions.find(db, settings.bootstrap_key + "-rotated", cookie) is None
     assert await sessions.find(db, None, cookie) is None

@@ -62,7 +62,8 @@ async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
             break
         if name == b"cookie":
             cookie = value.decode("latin-1")
-    if header is None and cookie is not None and scope["method"] in ("GET", "HEAD"):
+    method = scope.get("method")  # an HTTP scope: the middleware runs this for no other
+    if header is None and cookie is not None and method in ("GET", "HEAD"):
         session = await _session(runtime, cookie)
         caller = session.caller
         scope.setdefault("state", {})["session"] = session.id

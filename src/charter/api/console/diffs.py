@@ -29,7 +29,11 @@ def side_by_side(old: list[str], new: list[str]) -> list[Row]:
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             for offset in range(i2 - i1):
-                rows.append(Row(old[i1 + offset], new[j1 + offset], "same", i1 + offset + 1, j1 + offset + 1))
+                rows.append(
+                    Row(
+                        old[i1 + offset], new[j1 + offset], "same", i1 + offset + 1, j1 + offset + 1
+                    )
+                )
             continue
         left, right = old[i1:i2], new[j1:j2]
         kind: Kind = "changed" if left and right else ("removed" if left else "added")

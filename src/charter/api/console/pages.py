@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from charter.api import params
 from charter.api.agents import agent_ids_valid
 from charter.api.auth import ACCESS
-from charter.api.problems import status_for
 from charter.api.console import diffs
 from charter.api.console.session import (
     PAGE_HEADERS,
@@ -32,6 +31,7 @@ from charter.api.console.session import (
     session_cookie,
     signed_in,
 )
+from charter.api.problems import status_for
 from charter.cache.bus import Bus
 from charter.domain.access import ALL_REALMS, Access, Caller
 from charter.domain.events import EventType
@@ -92,8 +92,14 @@ def _to_sign_in(_: Request[Any, Any, State], __: SignInNeeded) -> Response[Any]:
 
 def _error_page(request: Request[Any, Any, State], exc: CharterError) -> Response[Any]:
     status = status_for(exc.code)
-    return page("error.html", None, status=status, code=exc.code, detail=exc.detail,
-                title=exc.code.replace("-", " ").capitalize())
+    return page(
+        "error.html",
+        None,
+        status=status,
+        code=exc.code,
+        detail=exc.detail,
+        title=exc.code.replace("-", " ").capitalize(),
+    )
 
 
 class ConsoleController(Controller):
@@ -173,8 +179,14 @@ class ConsoleController(Controller):
         async with runtime.db.transaction(realm_id) as conn:
             realm = await realms.get(conn, realm_id)
             forest = await reads.realm_forest(conn, realm_id)
-        return page("tree.html", session, realm=realm, forest=forest, title=f"Realm {realm_id}",
-                    nav_realm=realm_id)
+        return page(
+            "tree.html",
+            session,
+            realm=realm,
+            forest=forest,
+            title=f"Realm {realm_id}",
+            nav_realm=realm_id,
+        )
 
     # --- a node ----------------------------------------------------------------------------------
 
@@ -200,14 +212,20 @@ class ConsoleController(Controller):
             diff = await _diff(runtime_of(request), realm_id, directive_id, old, new)
         elif node.latest_version > 1:
             diff = await _diff(
-                runtime_of(request), realm_id, directive_id, node.latest_version - 1,
+                runtime_of(request),
+                realm_id,
+                directive_id,
+                node.latest_version - 1,
                 node.latest_version,
             )
         return page("node.html", session, done=done, diff=diff, conflict=None, **context)
 
     @post("/realms/{realm_id:str}/directives/{directive_id:str}/edit", opt=_PUBLIC, status_code=303)
     async def edit(
-        self, request: Request[Any, Any, State], realm_id: FromPath[str], directive_id: FromPath[str]
+        self,
+        request: Request[Any, Any, State],
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
     ) -> Template | Redirect:
         _realm_and_id(realm_id, directive_id)
         session = await signed_in(request, realm_id)
@@ -224,8 +242,13 @@ class ConsoleController(Controller):
         try:
             async with runtime.write(realm_id) as conn:
                 await writes.update(
-                    conn, realm_id, actor, directive_id, Expected(expected, via_header=False),
-                    change, runtime.settings.max_depth,
+                    conn,
+                    realm_id,
+                    actor,
+                    directive_id,
+                    Expected(expected, via_header=False),
+                    change,
+                    runtime.settings.max_depth,
                 )
         except StaleRevision:
             context = await _node_context(runtime, realm_id, directive_id)
@@ -242,8 +265,9 @@ class ConsoleController(Controller):
                 "body": body,
                 "message": message or "",
             }
-            return page("node.html", session, status=409, done=None, diff=None,
-                        conflict=conflict, **context)
+            return page(
+                "node.html", session, status=409, done=None, diff=None, conflict=conflict, **context
+            )
         return Redirect(f"{_node_url(realm_id, directive_id)}?done=saved", status_code=303)
 
     @post(
@@ -252,7 +276,10 @@ class ConsoleController(Controller):
         status_code=303,
     )
     async def rollback(
-        self, request: Request[Any, Any, State], realm_id: FromPath[str], directive_id: FromPath[str]
+        self,
+        request: Request[Any, Any, State],
+        realm_id: FromPath[str],
+        directive_id: FromPath[str],
     ) -> Template | Redirect:
         _realm_and_id(realm_id, directive_id)
         session = await signed_in(request, realm_id)
@@ -267,13 +294,16 @@ class ConsoleController(Controller):
         try:
             async with runtime.write(realm_id) as conn:
                 await activation.rollback(
-                    conn, realm_id, actor, directive_id, Expected(expected, via_header=False),
-                    version, message,
+                    conn,
+                    realm_id,
+                    actor,
+                    directive_id,
+                    Expected(expected, via_header=False),
+                    version,
+                    message,
                 )
         except StaleRevision:
-            return Redirect(
-                f"{_node_url(realm_id, directive_id)}?done=stale", status_code=303
-            )
+            return Redirect(f"{_node_url(realm_id, directive_id)}?done=stale", status_code=303)
         return Redirect(f"{_node_url(realm_id, directive_id)}?done=rolled-back", status_code=303)
 
     # --- agents, compositions, events ------------------------------------------------------------
@@ -287,8 +317,9 @@ class ConsoleController(Controller):
         async with runtime.db.transaction(realm_id) as conn:
             realm = await realms.get(conn, realm_id)
             found = await compositions.agents(conn, realm_id, _PAGE_LIMIT, None)
-        return page("agents.html", session, realm=realm, agents=found, title="Agents",
-                    nav_realm=realm_id)
+        return page(
+            "agents.html", session, realm=realm, agents=found, title="Agents", nav_realm=realm_id
+        )
 
     @get("/realms/{realm_id:str}/agents/{agent_id:str}", opt=_PUBLIC)
     async def agent(
@@ -302,13 +333,21 @@ class ConsoleController(Controller):
             raise InvalidRequest("agent ids match [A-Za-z0-9._:@-]{1,128}")
         document = prompts.decode(await runtime.prompts.current(realm_id, agent_id))
         return page(
-            "agent.html", session, realm_id=realm_id, agent_id=agent_id, prompt=document,
-            title=f"Agent {agent_id}", nav_realm=realm_id,
+            "agent.html",
+            session,
+            realm_id=realm_id,
+            agent_id=agent_id,
+            prompt=document,
+            title=f"Agent {agent_id}",
+            nav_realm=realm_id,
         )
 
     @get("/realms/{realm_id:str}/compositions", opt=_PUBLIC)
     async def composition(
-        self, request: Request[Any, Any, State], realm_id: FromPath[str], composition_id: FromQuery[str | None] = None
+        self,
+        request: Request[Any, Any, State],
+        realm_id: FromPath[str],
+        composition_id: FromQuery[str | None] = None,
     ) -> Template:
         params.realm_id(realm_id)
         session = await signed_in(request, realm_id)
@@ -329,8 +368,14 @@ class ConsoleController(Controller):
         if error and status == 200 and composition_id:
             status = 400
         return page(
-            "composition.html", session, status=status, realm_id=realm_id, found=found,
-            error=error, asked=composition_id or "", title="Look up a composition",
+            "composition.html",
+            session,
+            status=status,
+            realm_id=realm_id,
+            found=found,
+            error=error,
+            asked=composition_id or "",
+            title="Look up a composition",
             nav_realm=realm_id,
         )
 
@@ -347,8 +392,14 @@ class ConsoleController(Controller):
             )
             names = await _names(conn, {e.actor for e in shown})
         return page(
-            "events.html", session, realm=realm, events=list(reversed(shown)), names=names,
-            types=[t.value for t in EventType], title="Events", nav_realm=realm_id,
+            "events.html",
+            session,
+            realm=realm,
+            events=list(reversed(shown)),
+            names=names,
+            types=[t.value for t in EventType],
+            title="Events",
+            nav_realm=realm_id,
         )
 
 
@@ -361,7 +412,9 @@ def _node_url(realm_id: FromPath[str], directive_id: FromPath[str]) -> str:
     return f"/console/realms/{realm_id}/directives/{directive_id}"
 
 
-async def _node_context(runtime: Runtime, realm_id: FromPath[str], directive_id: FromPath[str]) -> dict[str, Any]:
+async def _node_context(
+    runtime: Runtime, realm_id: FromPath[str], directive_id: FromPath[str]
+) -> dict[str, Any]:
     async with runtime.db.transaction(realm_id) as conn:
         node = await directives.get(conn, realm_id, directive_id)
         chain = await directives.ancestry(conn, realm_id, directive_id)
@@ -386,5 +439,7 @@ async def _diff(
     async with runtime.db.transaction(realm_id) as conn:
         left = await versions.get(conn, realm_id, directive_id, old)
         right = await versions.get(conn, realm_id, directive_id, new)
-    rows = diffs.side_by_side(diffs.lines(left.title, left.body), diffs.lines(right.title, right.body))
+    rows = diffs.side_by_side(
+        diffs.lines(left.title, left.body), diffs.lines(right.title, right.body)
+    )
     return {"from": old, "to": new, "rows": rows}

@@ -26,7 +26,7 @@ PAGE_HEADERS = {
 }
 
 
-class SignInNeeded(Exception):  # noqa: N818 - a redirect, not a failure
+class SignInNeeded(Exception):
     """No live session: the page sends the browser to the sign-in form."""
 
 
