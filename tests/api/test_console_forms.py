@@ -83,7 +83,7 @@ async def test_bad_edits_are_4xx_pages_and_change_nothing(browser: Browser, api:
     bad: list[tuple[dict[str, str], int]] = [
         (_edit(token, node, expected_revision="1e3"), 400),
         (_edit(token, node, expected_revision=""), 400),
-        (_edit(token, node, expected_revision="١"), 400),
+        (_edit(token, node, expected_revision="\u0661"), 400),
         (_edit(token, node, base_version="-1"), 400),
         (_edit(token, node, title=""), 400),
         (_edit(token, node, title="two\nlines"), 400),
