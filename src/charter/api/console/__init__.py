@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from litestar import Router
+from litestar import Controller, Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from charter.api.auth import ACCESS
-from charter.api.console.pages import ConsoleController
+from charter.api.console.edits import EditController
+from charter.api.console.pages import PageController
+from charter.api.console.signin import SignInController
 from charter.domain.access import Access
 
 _HERE = Path(__file__).parent
@@ -30,7 +32,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(instance=JinjaTemplateEngine(engine_instance=environment))
 
 
-def routers() -> list[Router | type[ConsoleController]]:
+def routers() -> list[Router | type[Controller]]:
     static = create_static_files_router(
         path=STATIC_PATH,
         directories=[_HERE / "static"],
@@ -38,4 +40,4 @@ def routers() -> list[Router | type[ConsoleController]]:
         opt={ACCESS: Access.PUBLIC},
         name="console-static",
     )
-    return [ConsoleController, static]
+    return [SignInController, PageController, EditController, static]
