@@ -42,7 +42,7 @@ def origins() -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="module")
 async def server(start_server: StartServer, origins: tuple[str, str]) -> CharterServer:
     env = {"CHARTER_CORS_ORIGINS": origins[0], "CHARTER_HEARTBEAT_SECONDS": "1"}
-    return await start_server(extra_env=env)
+    return await start_server(extra_env=env, args=["--access-log"])
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,10 @@ async def test_sign_in_and_the_tree(browser: Browser, world: World) -> None:
         assert operator["key"] not in await page.content()
         assert operator["key"] not in page.url
         assert operator["key"] not in session["value"]
+        log = world.server.log.read_text(errors="replace")
+        assert '"POST /console/sign-in HTTP/1.1" 303' in log  # the access log is on
+        assert operator["key"] not in log
+        assert session["value"] not in log
 
         await page.get_by_role("link", name=world.realm).click()
         tree = page.get_by_role("tree", name="Goal tree")
