@@ -158,3 +158,24 @@ async def test_signing_in_refuses_what_is_not_a_usable_key(browser: Browser, api
         if key:
             assert key not in answer.text
     assert (await browser.get("/console/realms")).status_code == 303
+
+
+async def test_the_cookie_is_secure_behind_tls(browser: Browser, api: Api) -> None:
+    made = await api.client.post("/v1/keys", json={"role": "reader", "realms": [api.realm]})
+    secret = made.json()["key"]
+    cookies = []
+    for forwarded in ({}, {"X-Forwarded-Proto": "https"}):
+        answer = await browser.client.post(
+            "/console/sign-in", data={"key": secret}, headers=forwarded, follow_redirects=False
+        )
+        browser.client.cookies.clear()
+        assert answer.status_code == 303
+        cookies.append(answer.headers["set-cookie"].lower())
+    plain, behind_tls = cookies
+    for cookie in cookies:
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+        assert "max-age=43200" in cookie
+        assert secret.lower() not in cookie
+    assert "secure" not in plain
+    assert "secure" in behind_tls
