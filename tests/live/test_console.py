@@ -155,6 +155,7 @@ async def test_sign_in_and_the_tree(browser: Browser, world: World) -> None:
         await page.get_by_role("link", name=world.realm).click()
         tree = page.get_by_role("tree", name="Goal tree")
         await expect(tree).to_be_visible()
+        await page.wait_for_load_state("load")  # the deferred script has run: keys are handled
         root = tree.get_by_role("treeitem", name="Ship the product", exact=True)
         research = tree.get_by_role("treeitem", name="Research team", exact=True)
         await expect(root).to_have_attribute("aria-expanded", "true")
