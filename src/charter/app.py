@@ -11,7 +11,7 @@ from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
-from charter.api import edges, fastpath
+from charter.api import console, cors, edges, fastpath
 from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
@@ -37,6 +37,7 @@ class CharterApp(Litestar):
     before routing (api/fastpath.py): the edge holds for both."""
 
     body_timeout_seconds = 30.0
+    headers = cors.Headers(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] != ScopeType.HTTP:
@@ -47,6 +48,9 @@ class CharterApp(Litestar):
 
         async def handle(send: Send) -> str | None:
             inbound = receive
+            send = self.headers.wrap(http, send)
+            if await self.headers.preflight(http, send):
+                return None
             head = edges.Head.of(http["headers"])
             refused = edges.refusal(http, head)
             if refused is not None or head.has_body:  # without a body, nothing to guard
@@ -108,7 +112,9 @@ def create_app(
             healthz,
             readyz,
             metrics,
+            *console.routers(),
         ],
+        template_config=console.template_config(),
         dependencies=DEPENDENCIES,
         middleware=[AuthorizeMiddleware, AllowMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -119,6 +125,7 @@ def create_app(
         logging_config=None,
     )
     app.body_timeout_seconds = settings.body_timeout_seconds
+    app.headers = cors.Headers(settings.cors_origins)
     document(app)  # built and finished now: a mistake in it fails at start, not at a request
     return app
 

@@ -16,6 +16,7 @@ DEFAULT_REDIS_PREFIX = "charter"
 # No braces (they would move the Redis Cluster hash tag) and no glob characters (the prefix
 # goes into SCAN and PSUBSCRIBE patterns, where they would match other deployments' names).
 _REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +47,17 @@ class Settings:
     metrics_public: bool = False  # False: /metrics needs a key (any role)
     log_format: str = "text"  # or "json": one JSON object per line
     tracing: bool = False  # OpenTelemetry, as the OTEL_* variables ask (the `otel` extra)
+    # Origins (scheme://host[:port]) whose pages may call the API and its streams (CORS,
+    # credentials included); empty: none, the default.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CHARTER_CORS_ORIGINS {origin!r}: name origins as scheme://host[:port], "
+                    "comma-separated (no path, no *)"
+                )
         if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
             raise ValueError(
                 f"CHARTER_REDIS_PREFIX {self.redis_prefix!r}: use 1-64 of A-Z a-z 0-9 . _ : -"
@@ -92,6 +102,9 @@ class Settings:
             metrics_public=env.get("CHARTER_METRICS_PUBLIC") == "1",
             log_format=_one_of(env, "CHARTER_LOG_FORMAT", LOG_FORMATS),
             tracing=traces_wanted(env),
+            cors_origins=tuple(
+                o.strip() for o in env.get("CHARTER_CORS_ORIGINS", "").split(",") if o.strip()
+            ),
         )
 
 

@@ -102,6 +102,10 @@ OPENAPI_PREFIX = "/schema"
 # ASGI mounts, with the access their key check needs; what a key may then do over MCP is the
 # REST API's to say (tests/live/test_mcp.py drives it per role).
 MOUNTS = {"/mcp": Access.ANY}
+# The console's pages are PUBLIC to the API's key check and make their own: a session cookie,
+# the key's realms and role (api/console/pages.py). Their access is tested in a browser, role
+# by role, in tests/console/ (a reader sees no write control and its writes are refused).
+CONSOLE_PREFIX = "/console"
 STREAMS = {A + "/prompt/stream", R + "/events/stream"}
 
 
@@ -402,6 +406,9 @@ def test_the_table_covers_every_route(app: Litestar) -> None:
             continue
         assert isinstance(route, HTTPRoute), f"{route.path}: not an HTTP route; add it here"
         if route.path == OPENAPI_PREFIX or route.path.startswith(OPENAPI_PREFIX + "/"):
+            continue
+        if route.path == CONSOLE_PREFIX or route.path.startswith(CONSOLE_PREFIX + "/"):
+            assert all(route_access(h) is Access.PUBLIC for h in route.route_handlers)
             continue
         for handler in route.route_handlers:
             for method in handler.http_methods:

@@ -60,6 +60,9 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
     ]
 
 
+CONSOLE_PREFIX = "/console"
+
+
 def _served_routes(app: Litestar) -> dict[tuple[str, str], Access]:
     """(method, OpenAPI path) → access, for every route but the documentation's own."""
     served = {}
@@ -68,6 +71,10 @@ def _served_routes(app: Litestar) -> dict[tuple[str, str], Access]:
             continue  # MCP's Streamable HTTP, not a REST operation: docs/mcp.md
         assert isinstance(route, HTTPRoute), route.path
         if route.path == DOCS_PREFIX or route.path.startswith(DOCS_PREFIX + "/"):
+            continue
+        # The console's HTML pages are not API operations (include_in_schema=False): left out
+        # here, so the document must leave them out too (the check below).
+        if route.path == CONSOLE_PREFIX or route.path.startswith(CONSOLE_PREFIX + "/"):
             continue
         for handler in route.route_handlers:
             for method in handler.http_methods:

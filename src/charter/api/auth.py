@@ -2,6 +2,11 @@
 
 Order of refusals: no or unknown key → 401; a realm outside the key's realms → 404 (a key
 never learns that another tenant's realm exists); a role without the right → 403.
+
+The key comes from `Authorization: Bearer`, or, for GET requests only, from a console
+session cookie (services/sessions.py): that is what lets a browser's own EventSource follow
+the prompt and event streams. A cookie never authorises a write, so the API needs no CSRF
+token; the console's own forms carry one (ADR 0011).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from charter.domain.access import Access, Caller
 from charter.errors import Forbidden, NotFound, RateLimited, Unauthenticated
 from charter.runtime import Runtime
+from charter.services import sessions
 
 ACCESS = "access"
 # A route whose answer stays open (a stream): it is held under the caller's key for as long
@@ -49,12 +55,20 @@ async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
     opened_by = handler.opt.get(PUBLIC_BY_SETTING)
     if opened_by is not None and getattr(runtime.settings, opened_by) is True:
         return
-    header = None
+    header = cookie = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             header = value.decode("latin-1")
             break
-    caller = await _authenticate(runtime, header)
+        if name == b"cookie":
+            cookie = value.decode("latin-1")
+    method = scope.get("method")  # an HTTP scope: the middleware runs this for no other
+    if header is None and cookie is not None and method in ("GET", "HEAD"):
+        session = await _session(runtime, cookie)
+        caller = session.caller
+        scope.setdefault("state", {})["session"] = session.id
+    else:
+        caller = await _authenticate(runtime, header)
     path_params = scope["path_params"]
     realm_id = path_params.get("realm_id")
     if isinstance(realm_id, str) and not caller.sees_realm(realm_id):
@@ -82,6 +96,25 @@ async def _authenticate(runtime: Runtime, header: str | None) -> Caller:
     return caller
 
 
+def session_cookie(cookie_header: str) -> str | None:
+    """The console session's secret from a Cookie header, if it holds one."""
+    for part in cookie_header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == sessions.COOKIE and value:
+            return value
+    return None
+
+
+async def _session(runtime: Runtime, cookie_header: str) -> sessions.Session:
+    secret = session_cookie(cookie_header)
+    found = None
+    if secret is not None:
+        found = await sessions.find(runtime.db, runtime.settings.bootstrap_key, secret)
+    if found is None:
+        raise Unauthenticated("send Authorization: Bearer <key>, or sign in to the console")
+    return found
+
+
 class AuthorizeMiddleware:
     """Runs `authorize` on every routed HTTP request.
 
@@ -101,7 +134,8 @@ class AuthorizeMiddleware:
                 runtime: Runtime = scope["litestar_app"].state.runtime
                 # The whole response is sent inside this block, so the hold lasts as long as
                 # the stream, and ends however the stream does.
-                with runtime.hub.holds.hold(state["caller"].key_id) as watch:
+                key_id, session_id = state["caller"].key_id, state.get("session")
+                with runtime.hub.holds.hold(key_id, also=session_id) as watch:
                     state["hold"] = watch
                     await self.app(scope, receive, send)
                 return

@@ -4,7 +4,8 @@
 §12):
 
 - a request body must be `application/json` (parameters: `charset=utf-8` only); anything else
-  is 415 `unsupported-media-type`. A request without a body is never refused for its type;
+  is 415 `unsupported-media-type`. A request without a body is never refused for its type.
+  The console's forms (`/console/…`, ADR 0011) post `application/x-www-form-urlencoded`;
 - a path holding an encoded slash (`%2F`) is 400: the server decodes the path before routing,
   so `a%2Fb` would otherwise be routed as two segments;
 - `If-Match` may appear once (two are 400; which one would the write compare?);
@@ -31,6 +32,7 @@ from charter.errors import BodyTimeout
 DRAIN_BYTES = 1024 * 1024
 _CLOSE = (b"connection", b"close")
 _CLOSING_STATUSES = frozenset({408, 413})
+CONSOLE_FORMS = "/console/"
 _encoder = msgspec.json.Encoder()
 
 
@@ -75,6 +77,13 @@ class Head:
         return cls(has_body, declared, tuple(types), if_matches)
 
 
+def _form_accepted(scope: HTTPScope, content_type: str) -> bool:
+    """A console form post: urlencoded, under /console/ only."""
+    path: str = scope["path"]
+    media_type = content_type.split(";")[0].strip().lower()
+    return path.startswith(CONSOLE_FORMS) and media_type == "application/x-www-form-urlencoded"
+
+
 def refusal(scope: HTTPScope, head: Head) -> tuple[int, str, str] | None:
     """(status, code, detail) when the request is refused at the edge, else None."""
     raw_path: bytes = scope.get("raw_path") or b""
@@ -83,7 +92,11 @@ def refusal(scope: HTTPScope, head: Head) -> tuple[int, str, str] | None:
     if head.if_matches > 1:
         return 400, "invalid-request", "If-Match may be given once"
     if head.has_body and (
-        len(head.content_types) != 1 or not media_type_accepted(head.content_types[0])
+        len(head.content_types) != 1
+        or not (
+            media_type_accepted(head.content_types[0])
+            or _form_accepted(scope, head.content_types[0])
+        )
     ):
         detail = "request bodies must be application/json (charset utf-8, if any)"
         return 415, "unsupported-media-type", detail

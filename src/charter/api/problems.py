@@ -176,3 +176,8 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     RecursionError: undecodable_body,
     Exception: unexpected_error,
 }
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of a problem code (the console's error pages answer with it too)."""
+    return _STATUS_BY_CODE.get(code, 400)

@@ -23,10 +23,14 @@ class Holds:
         self.closing = False
         self.on_refused: Callable[[], None] | None = None  # counts refusals (the metrics)
         self._by_key: dict[str, set[Watch]] = {}
+        self._count = 0
 
     @contextmanager
-    def hold(self, key_id: str) -> Iterator[Watch]:
-        """A watch held for `key_id` until the block ends; RateLimited past the cap."""
+    def hold(self, key_id: str, also: str | None = None) -> Iterator[Watch]:
+        """A watch held for `key_id` until the block ends; RateLimited past the cap.
+
+        `also`: a second name it is held under (a console session's id), not counted
+        against the cap, so that revoking that name ends it too."""
         held = self._by_key.setdefault(key_id, set())
         if self.cap and len(held) >= self.cap:
             if not held:
@@ -41,12 +45,21 @@ class Holds:
         if self.closing:
             watch.end(Ending.SHUTDOWN)
         held.add(watch)
+        self._count += 1
+        if also is not None:
+            self._by_key.setdefault(also, set()).add(watch)
         try:
             yield watch
         finally:
-            held.discard(watch)
-            if not held and self._by_key.get(key_id) is held:
-                del self._by_key[key_id]
+            self._count -= 1
+            for name in (key_id, also):
+                if name is None:
+                    continue
+                watches = self._by_key.get(name)
+                if watches is not None:
+                    watches.discard(watch)
+                    if not watches:
+                        del self._by_key[name]
 
     def revoke(self, key_id: str) -> int:
         """End every stream and long poll of a revoked key; returns how many."""
@@ -66,4 +79,4 @@ class Holds:
         return list(self._by_key)
 
     def __len__(self) -> int:
-        return sum(map(len, self._by_key.values()))
+        return self._count  # a watch held under a second name counts once

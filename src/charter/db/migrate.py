@@ -71,6 +71,8 @@ APP_GRANTS = (
     # Keys are made and revoked, never changed: no UPDATE of role, realms or secret, no DELETE.
     "GRANT SELECT, INSERT (id, secret_hash, role, realms, agent_id, name, created_at), "
     "UPDATE (revoked_at) ON api_keys TO {role}",
+    # Console sessions are ended (ended_at) and purged once expired, never re-pointed.
+    "GRANT SELECT, INSERT, UPDATE (ended_at), DELETE ON console_sessions TO {role}",
     # Idempotency records are purged by DELETE after retention.
     "GRANT SELECT, INSERT, DELETE ON idempotency_records TO {role}",
     # The server's preflight reads the schema revision as the app role.

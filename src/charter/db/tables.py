@@ -203,3 +203,21 @@ idempotency_records = Table(
     PrimaryKeyConstraint("realm_id", "caller", "method", "path", "key"),
     Index("ix_idempotency_records_realm_id_created_at", "realm_id", "created_at"),
 )
+
+# Console sign-ins (docs/console.md, ADR 0011). Like `api_keys`, not realm-scoped: a session
+# stands for a key, which may span realms. Only hashes of the cookie and of the key are kept.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(40), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("secret_hash"),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)

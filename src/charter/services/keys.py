@@ -23,13 +23,14 @@ from charter.db.session import Database
 from charter.domain.access import ALL_REALMS, Caller, Role
 from charter.errors import InvalidRequest
 from charter.ids import new_id
-from charter.store import keys
+from charter.store import keys, sessions
 from charter.store.keys import Key
 
 log = logging.getLogger("charter.keys")
 
 SECRET_PREFIX = "chk_"
 BOOTSTRAP_KEY_ID = "bootstrap"
+SESSION_PREFIX = "ses_"  # console session ids (services/sessions.py), held beside key ids
 _NEGATIVE_SECONDS = 5.0
 _RECHECK_BATCH = 1000
 
@@ -152,15 +153,20 @@ async def recheck_revocations(
 
     A revocation normally arrives at once (from this process, or by the bus from another);
     this catches one the bus lost (a Redis outage, a message published while this process
-    was resubscribing), and one made straight in the database.
+    was resubscribing), and one made straight in the database. Console sessions that hold
+    streams (`ses_` ids) are checked the same way: signed out, expired, or their key revoked.
     """
     while True:
         await asyncio.sleep(interval)
         ids = sorted(set(held()) - {BOOTSTRAP_KEY_ID})
         try:
             for start in range(0, len(ids), _RECHECK_BATCH):
+                batch = ids[start : start + _RECHECK_BATCH]
+                held_sessions = [i for i in batch if i.startswith(SESSION_PREFIX)]
                 async with db.transaction() as conn:
-                    revoked = await keys.revoked_among(conn, ids[start : start + _RECHECK_BATCH])
+                    revoked = await keys.revoked_among(conn, batch)
+                    if held_sessions:
+                        revoked += await sessions.ended_among(conn, held_sessions, utcnow())
                 for key_id in revoked:
                     revoke(key_id)
         except Exception as exc:

@@ -1,0 +1,80 @@
+"""Signing in to the console with a key, and out again (services/sessions.py, ADR 0011)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.response import Redirect, Template
+
+from charter.api.console.session import (
+    check_form,
+    cleared_cookie,
+    cookie_secret,
+    current,
+    runtime_of,
+    session_cookie,
+)
+from charter.api.console.views import EXCEPTION_HANDLERS, PUBLIC, page
+from charter.errors import Forbidden, Unauthenticated
+from charter.runtime import Runtime
+from charter.services import sessions
+
+
+async def _end_streams(runtime: Runtime, session_id: str) -> None:
+    """End the session's streams here and in every process the bus reaches."""
+    runtime.hub.revoke_key(session_id)
+    try:
+        await runtime.bus.revoke_key(session_id)
+    except Exception:  # the per-process re-check ends them within a second (services/keys.py)
+        return
+
+
+class SignInController(Controller):
+    path = "/console"
+    include_in_schema = False
+    exception_handlers = EXCEPTION_HANDLERS
+
+    @get("/", opt=PUBLIC)
+    async def home(self, request: Request[Any, Any, State]) -> Template | Redirect:
+        if await current(request) is not None:
+            return Redirect("/console/realms")
+        return page("signin.html", None, error=None, title="Sign in")
+
+    @post("/sign-in", opt=PUBLIC, status_code=303)
+    async def sign_in(self, request: Request[Any, Any, State]) -> Template | Redirect:
+        check_form(request, None, None)
+        form = await request.form()
+        secret = str(form.get("key") or "").strip()
+        runtime = runtime_of(request)
+        if not secret:
+            return page("signin.html", None, 400, error="Enter an API key.", title="Sign in")
+        try:
+            cookie, _ = await sessions.sign_in(runtime.db, runtime.keyring, secret)
+        except (Forbidden, Unauthenticated) as exc:
+            error = (
+                "An agent key cannot sign in to the console."
+                if isinstance(exc, Forbidden)
+                else "That key is unknown or revoked."
+            )
+            # The key is never put back into the page.
+            return page("signin.html", None, 401, error=error, title="Sign in")
+        redirect = Redirect("/console/realms", status_code=303)
+        redirect.set_cookie(session_cookie(request, cookie))
+        return redirect
+
+    @post("/sign-out", opt=PUBLIC, status_code=303)
+    async def sign_out(self, request: Request[Any, Any, State]) -> Redirect:
+        session = await current(request)
+        form = await request.form()
+        check_form(request, session, form.get("csrf"))
+        secret = cookie_secret(request)
+        runtime = runtime_of(request)
+        if secret is not None:
+            ended = await sessions.sign_out(runtime.db, secret)
+            if ended is not None:
+                await _end_streams(runtime, ended)
+        redirect = Redirect("/console", status_code=303)
+        redirect.set_cookie(cleared_cookie(request))
+        return redirect
