@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from charter.cache import names
@@ -65,6 +66,26 @@ end
 return 0
 """
 
+# `_PUT` for many keys of one slot (Redis Cluster runs no script in a pipeline): KEYS the
+# entries' keys, ARGV the seconds to keep them, then a stamp and an envelope per key.
+_PUT_MANY = """
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local stamp = tonumber(ARGV[2 * i])
+  local current = redis.call('GET', key)
+  local older = false
+  if current then
+    local s = string.match(current, '^c1|(%d+)|')
+    if s and tonumber(s) > stamp then older = true end
+  end
+  if not older then
+    redis.call('SET', key, ARGV[2 * i + 1], 'EX', ARGV[1])
+    stored = stored + 1
+  end
+end
+return stored
+"""
+
 _BATCH = 1000
 
 
@@ -72,11 +93,15 @@ class RedisTier:
     """Reads fail fast and open a short circuit breaker, so a Redis outage costs reads little."""
 
     def __init__(
-        self, redis: Redis, breaker_seconds: float = 1.0, prefix: str = names.DEFAULT_PREFIX
+        self,
+        redis: Redis | RedisCluster,
+        breaker_seconds: float = 1.0,
+        prefix: str = names.DEFAULT_PREFIX,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self._put = redis.register_script(_PUT)
+        self._put_many = redis.register_script(_PUT_MANY)
         self._invalidate = redis.register_script(_INVALIDATE)
         self._drop_entry = redis.register_script(_DROP_ENTRY)
         self._breaker_seconds = breaker_seconds
@@ -171,6 +196,9 @@ class RedisTier:
         """`put` for many agents' entries, in one pipeline (one round trip)."""
         if not self.available or not entries:
             return
+        if isinstance(self.redis, RedisCluster):
+            await self._put_in_one_script(realm, entries)
+            return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for agent, entry in entries.items():
@@ -179,6 +207,16 @@ class RedisTier:
                         keys=[entry_key(realm, agent, self.prefix)], args=args, client=pipe
                     )
                 await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._trip(exc)
+
+    async def _put_in_one_script(self, realm: str, entries: Mapping[str, Entry]) -> None:
+        args: list[Any] = [ENTRY_SECONDS]
+        for entry in entries.values():
+            args += [entry.stamp, encode(entry)]
+        keys = [entry_key(realm, agent, self.prefix) for agent in entries]
+        try:
+            await self._put_many(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             self._trip(exc)
 
