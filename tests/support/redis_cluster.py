@@ -256,6 +256,25 @@ class OwnRedisCluster:
         )  # fmt: skip
         await self.settled()
 
+    async def move_slot(self, slot: int, target: ClusterNode) -> None:
+        """Migrate one slot and its keys to `target`, the way `--cluster reshard` does."""
+        source = await self.master_of(slot)
+        source_id, target_id = await self.node_id(source), await self.node_id(target)
+        src, dst = source.client(), target.client()
+        try:
+            await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                await src.execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+                )
+            for node in (dst, src):
+                await node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        finally:
+            await src.aclose()
+            await dst.aclose()
+        await self.settled()
+
     async def remove_node(self, node: ClusterNode) -> None:
         """`del-node` (the node must serve no slot): it leaves the cluster and shuts down."""
         seed = next(n for n in self.nodes if n.running and n is not node)

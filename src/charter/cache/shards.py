@@ -48,6 +48,7 @@ SLOTS = 16384
 # with neither entries nor waiters here.
 TOPOLOGY_SECONDS = 1.0
 IDLE_SECONDS = 5.0
+_BATCH = 500
 
 
 def seeds(url: str) -> list[tuple[str, int]]:
@@ -77,19 +78,36 @@ def connect(url: str, max_connections: int) -> RedisCluster:
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """Who serves each slot (an address per slot), and each master's replicas (by node id)."""
+    """Who serves each slot (an address and a node id per slot; "" for none), and each
+    master's replicas (by node id)."""
 
     owners: list[str]
     ids: list[str]
     replicas: dict[str, frozenset[str]]
 
-    def failed_over(self, before: Topology) -> bool:
-        """A slot now served by a node that was its master's replica: a failover, which may
-        have lost the writes the old master had not passed on."""
-        return any(
-            old != new and new in before.replicas.get(old, frozenset())
-            for old, new in zip(before.ids, self.ids, strict=True)
-        )
+
+class _Succession:
+    """Every slot's last known master and every master's known replicas, across reads: a slot
+    whose master is replaced by one of that master's replicas was failed over, which may
+    have lost the writes the old master had not passed on."""
+
+    def __init__(self) -> None:
+        self._ids = [""] * SLOTS
+        self._replicas: dict[str, set[str]] = {}
+
+    def failed_over(self, topology: Topology) -> bool:
+        """Whether this reading shows a failover since the last one (and remember it)."""
+        failover = False
+        for slot, new in enumerate(topology.ids):
+            old = self._ids[slot]
+            if not new:
+                continue  # unserved for now: judged when a master serves it again
+            if old and old != new and new in self._replicas.get(old, ()):
+                failover = True
+            self._ids[slot] = new
+        for master, replicas in topology.replicas.items():
+            self._replicas.setdefault(master, set()).update(replicas)
+        return failover
 
 
 @dataclass
@@ -113,8 +131,12 @@ class ShardedBus:
         retry_seconds: float = 0.5,
         on_lost: Callable[[BaseException], None] | None = None,
         prefix: str = names.DEFAULT_PREFIX,
+        topology_seconds: float = TOPOLOGY_SECONDS,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self.cluster = cluster
+        self.topology_seconds = topology_seconds
+        self.idle_seconds = idle_seconds
         self.hub = hub
         self.prefix = prefix
         self.retry_seconds = retry_seconds
@@ -127,7 +149,7 @@ class ShardedBus:
         self._leaving: set[str] = set()  # channels unsubscribed by us, reply pending
         self._heard: set[str] = set()  # realms whose subscription is confirmed
         self._links: dict[str, _Link] = {}
-        self._topology: Topology | None = None
+        self._succession = _Succession()
         self._idle_since: dict[str, float] = {}  # realms heard but unneeded, since when
         self._changed = asyncio.Event()
         self._decoder = msgspec.json.Decoder(Invalidation)
@@ -174,7 +196,7 @@ class ShardedBus:
                     await asyncio.sleep(self.retry_seconds)
                     continue
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(TOPOLOGY_SECONDS):
+                    async with asyncio.timeout(self.topology_seconds):
                         await self._changed.wait()
                 self._changed.clear()
         finally:
@@ -183,11 +205,10 @@ class ShardedBus:
 
     async def _reconcile(self) -> None:
         topology = await self._read_topology()
-        if self._topology is not None and topology.failed_over(self._topology):
+        if self._succession.failed_over(topology):
             log.warning("a Redis Cluster master failed over; dropping the shared cache")
             if self.on_lost is not None:
                 self.on_lost(RedisError("failover"))
-        self._topology = topology
         # Channels whose slot moved since they were placed: their subscription is gone, or
         # soon will be (Redis unsubscribes them), and nothing published there is heard.
         for channel, address in list(self._placed.items()):
@@ -198,17 +219,33 @@ class ShardedBus:
                 self._leaving.add(channel)
                 await self._links[address].pubsub.sunsubscribe(channel)
         await self._let_go_of_idle()
+        by_address: dict[str, list[str]] = {}
         for channel in sorted(self._wanted - self._placed.keys()):
             address = topology.owners[key_slot(channel.encode())]
-            if not address:
-                continue  # no master serves the slot (a failover under way): next pass
+            if address:  # else no master serves the slot (a failover under way): next pass
+                by_address.setdefault(address, []).append(channel)
+        for address, channels in by_address.items():
             link = self._links.get(address) or await self._open(address)
-            link.channels.add(channel)
-            self._placed[channel] = address
-            await link.pubsub.ssubscribe(channel)
+            link.channels.update(channels)
+            self._placed.update(dict.fromkeys(channels, address))
+            await self._subscribe(link, channels)
+
+    async def _subscribe(self, link: _Link, channels: list[str]) -> None:
+        """SSUBSCRIBE each channel (one command per channel: they are in different slots),
+        many commands to a write, since thousands of realms may be wanted at once."""
+        if link.task is None:
+            # The first through PubSub, which opens the connection; read only after that.
+            await link.pubsub.ssubscribe(channels[0])
+            channels = channels[1:]
+            link.task = asyncio.create_task(self._listen(link), name=f"charter-{link.address}")
+        connection = link.pubsub.connection
+        assert connection is not None
+        for start in range(0, len(channels), _BATCH):
+            commands = [("SSUBSCRIBE", channel) for channel in channels[start : start + _BATCH]]
+            await connection.send_packed_command(connection.pack_commands(commands))
 
     async def _let_go_of_idle(self) -> None:
-        """Unsubscribe realms with neither entries nor waiters here for IDLE_SECONDS."""
+        """Unsubscribe realms with neither entries nor waiters here for `idle_seconds`."""
         now = time.monotonic()
         needed = self.hub.watched_realms()
         since = {
@@ -217,7 +254,7 @@ class ShardedBus:
             if realm not in needed and not self.hub.local.holds(realm)
         }
         self._idle_since = since
-        for realm in [r for r, t in since.items() if now - t >= IDLE_SECONDS]:
+        for realm in [r for r, t in since.items() if now - t >= self.idle_seconds]:
             del self._idle_since[realm]
             channel = names.invalidation_channel(realm, self.prefix)
             self._wanted.discard(channel)
@@ -230,10 +267,11 @@ class ShardedBus:
             await self._links[address].pubsub.sunsubscribe(channel)
 
     async def _read_topology(self) -> Topology:
+        await self.cluster.initialize()  # a no-op once the client knows the cluster
         failure: BaseException | None = None
         for node in self.cluster.get_nodes():
             try:
-                raw: Any = await node.execute_command("CLUSTER", "SLOTS")
+                raw: Any = await node.execute_command("CLUSTER", "NODES")
             except (RedisError, OSError) as exc:
                 failure = exc
                 continue
@@ -252,7 +290,6 @@ class ShardedBus:
         )
         link = _Link(address, client, client.pubsub())
         self._links[address] = link
-        link.task = asyncio.create_task(self._listen(link), name=f"charter-shard-{address}")
         return link
 
     async def _listen(self, link: _Link) -> None:
@@ -349,15 +386,25 @@ def _text(value: Any) -> str:
 
 
 def _topology(raw: Any) -> Topology:
-    # CLUSTER SLOTS: [start, end, [host, port, id], [replica host, port, id], …] per range.
+    # CLUSTER NODES, a line per node: <id> <host:port@bus> <flags> <master id or -> <ping>
+    # <pong> <epoch> <link> <slot or start-end> … (a "[…]" item is a slot in migration).
     owners = [""] * SLOTS
     ids = [""] * SLOTS
     replicas: dict[str, frozenset[str]] = {}
-    for start, end, master, *others in raw:
-        address = f"{_text(master[0])}:{int(master[1])}"
-        node_id = _text(master[2])
-        for slot in range(int(start), int(end) + 1):
-            owners[slot] = address
-            ids[slot] = node_id
-        replicas[node_id] = replicas.get(node_id, frozenset()) | {_text(o[2]) for o in others}
+    for line in _text(raw).splitlines():
+        parts = line.split()
+        if len(parts) < 8:
+            continue
+        node_id, address, flags = parts[0], parts[1].split("@")[0], set(parts[2].split(","))
+        if "slave" in flags and parts[3] != "-":
+            replicas[parts[3]] = replicas.get(parts[3], frozenset()) | {node_id}
+        if "master" not in flags or flags & {"fail", "fail?"}:
+            continue  # a failing master's slots are served by no one until a replica is
+        for item in parts[8:]:
+            if item.startswith("["):
+                continue
+            first, _, last = item.partition("-")
+            for slot in range(int(first), int(last or first) + 1):
+                owners[slot] = address
+                ids[slot] = node_id
     return Topology(owners, ids, replicas)
