@@ -50,7 +50,9 @@ class Runtime:
     limiter: RateLimiter
     metrics: Metrics
     feeds: Feeds
-    redis: Redis | RedisCluster | None = None
+    # Redis, RedisCluster or None (Any: Litestar resolves this class's annotations at run time,
+    # and msgspec takes no union of two classes).
+    redis: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # An OpenTelemetry Tracer when tracing is on (Any: the extra may not be installed, and
     # Litestar resolves this class's annotations at run time).

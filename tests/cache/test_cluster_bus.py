@@ -23,7 +23,7 @@ from charter.cache.hub import Hub
 from charter.cache.local import LocalTier
 from charter.cache.shards import ShardedBus, connect
 from tests.support.api import new_realm_id
-from tests.support.redis_cluster import OwnRedisCluster, missing_tools
+from tests.support.redis_cluster import OwnRedisCluster, command, missing_tools
 
 pytestmark = [
     pytest.mark.skipif(missing_tools() is not None, reason=missing_tools() or ""),
@@ -108,10 +108,10 @@ async def _shard_channels(cluster: OwnRedisCluster, prefix: str) -> int:
             continue
         redis = node.client()
         try:
-            role = await redis.execute_command("ROLE")
+            role = await command(redis, "ROLE")
             if role[0] != b"master":
                 continue
-            total += len(await redis.execute_command("PUBSUB", "SHARDCHANNELS", f"{prefix}:*"))
+            total += len(await command(redis, "PUBSUB", "SHARDCHANNELS", f"{prefix}:*"))
         finally:
             await redis.aclose()
     return total

@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -25,6 +26,11 @@ from tests.support.servers import kill_group, stop_group, tail
 
 NODE_TIMEOUT_MS = 1000
 SETTLE_SECONDS = 20.0
+
+
+async def command(redis: Redis, *args: Any) -> Any:
+    """One command, its reply unparsed (redis-py leaves `execute_command` untyped)."""
+    return await redis.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
 def missing_tools() -> str | None:
@@ -152,7 +158,7 @@ class OwnRedisCluster:
                 continue
             redis = node.client()
             try:
-                raw = await redis.execute_command("CLUSTER", "NODES")
+                raw = await command(redis, "CLUSTER", "NODES")
             except (RedisError, OSError):
                 continue
             finally:
@@ -171,7 +177,7 @@ class OwnRedisCluster:
     async def node_id(self, node: ClusterNode) -> str:
         redis = node.client()
         try:
-            raw = await redis.execute_command("CLUSTER", "MYID")
+            raw = await command(redis, "CLUSTER", "MYID")
         finally:
             await redis.aclose()
         return raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -200,8 +206,8 @@ class OwnRedisCluster:
                 continue
             redis = node.client()
             try:
-                info = await redis.execute_command("CLUSTER", "INFO")
-                raw = await redis.execute_command("CLUSTER", "NODES")
+                info = await command(redis, "CLUSTER", "INFO")
+                raw = await command(redis, "CLUSTER", "NODES")
             except (RedisError, OSError):
                 return False
             finally:
@@ -262,14 +268,12 @@ class OwnRedisCluster:
         source_id, target_id = await self.node_id(source), await self.node_id(target)
         src, dst = source.client(), target.client()
         try:
-            await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-            await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
-            while keys := await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-                await src.execute_command(
-                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
-                )
+            await command(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            await command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := await command(src, "CLUSTER", "GETKEYSINSLOT", slot, 100):
+                await command(src, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
             for node in (dst, src):
-                await node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+                await command(node, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
         finally:
             await src.aclose()
             await dst.aclose()

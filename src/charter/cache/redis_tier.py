@@ -88,6 +88,11 @@ return stored
 
 _BATCH = 1000
 
+# What a failing Redis raises. The cluster client can also fail otherwise while the topology
+# changes under it (an AttributeError was seen as a node left): a failure all the same, which
+# must trip the breaker (reads skip Redis until the relay has redelivered), never be a 500.
+_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, AttributeError, KeyError)
+
 
 class RedisTier:
     """Reads fail fast and open a short circuit breaker, so a Redis outage costs reads little."""
@@ -159,7 +164,7 @@ class RedisTier:
             return None
         try:
             raw = await self.redis.get(entry_key(realm, agent, self.prefix))
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             self._trip(exc)
             return None
         return decode(raw if isinstance(raw, bytes) else None)
@@ -170,7 +175,7 @@ class RedisTier:
             return {}
         try:
             raws = await self.redis.mget([entry_key(realm, agent, self.prefix) for agent in agents])
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             self._trip(exc)
             return {}
         found = {
@@ -187,7 +192,7 @@ class RedisTier:
                 keys=[entry_key(realm, agent, self.prefix)],
                 args=[entry.stamp, encode(entry), ENTRY_SECONDS],
             )
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             self._trip(exc)
             return False
         return bool(stored)
@@ -207,7 +212,7 @@ class RedisTier:
                         keys=[entry_key(realm, agent, self.prefix)], args=args, client=pipe
                     )
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             self._trip(exc)
 
     async def _put_in_one_script(self, realm: str, entries: Mapping[str, Entry]) -> None:
@@ -217,7 +222,7 @@ class RedisTier:
         keys = [entry_key(realm, agent, self.prefix) for agent in entries]
         try:
             await self._put_many(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             self._trip(exc)
 
     async def invalidate(self, realm: str, agents: Sequence[str], stamp: int) -> None:
@@ -229,6 +234,6 @@ class RedisTier:
             ]
             try:
                 await self._invalidate(keys=keys, args=args)
-            except (RedisError, OSError) as exc:
+            except _FAILURES as exc:
                 self._trip(exc)
                 raise
