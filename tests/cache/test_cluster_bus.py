@@ -58,7 +58,8 @@ class Process:
 
     async def hears(self, *realms: str) -> None:
         """Asks for the realms, and waits (bounded) until their subscriptions are confirmed."""
-        await _until(lambda: all([self.bus.open(realm) for realm in realms]), "realms heard")
+        # Every realm asked for at once (no short-circuit), then heard.
+        await _until(lambda: sum(map(self.bus.open, realms)) == len(realms), "realms heard")
 
 
 @asynccontextmanager
