@@ -21,7 +21,8 @@ from charter.cache import names
 from charter.cache.entries import Entry
 from charter.cache.hub import Hub
 from charter.cache.local import LocalTier
-from charter.cache.shards import ShardedBus, connect
+from charter.cache.shards import ShardedBus, connect, seeds
+from charter.settings import Settings
 from tests.support.api import new_realm_id
 from tests.support.redis_cluster import OwnRedisCluster, command, missing_tools
 
@@ -241,3 +242,13 @@ async def test_a_dead_master_is_a_lost_shard_then_heard_again_on_its_replica(
 
         await _eventually(published, "published on the new master")
         await _until(lambda: reader.local.get((realm, "bot")) is None, "the entry invalidated")
+
+
+def test_a_cluster_url_names_its_seeds_or_is_refused() -> None:
+    url = "redis+cluster://10.0.0.1:7000, redis.local:7001/"
+    assert Settings.from_env({"CHARTER_REDIS_URL": url}).redis_cluster
+    assert seeds(url) == [("10.0.0.1", 7000), ("redis.local", 7001)]
+    assert not Settings(redis_url="redis://127.0.0.1:6379/0").redis_cluster
+    for bad in ("redis+cluster://", "redis+cluster://host", "redis+cluster://a:1,,b:2"):
+        with pytest.raises(ValueError, match=r"redis\+cluster://host:port"):
+            Settings(redis_url=bad)
