@@ -96,8 +96,11 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
     bus: Bus
     if settings.redis_url and settings.redis_cluster:
         # Invalidations by sharded pub/sub, one channel per realm (cache/shards.py).
-        redis = connect(settings.redis_url, REDIS_CONNECTIONS)
-        tier = RedisTier(redis, prefix=settings.redis_prefix)
+        # Its pools raise when full, where they would wait: the tier queues its commands
+        # (REDIS_CONNECTIONS at once), and each master's pool leaves room for the relay's
+        # publishes besides.
+        redis = connect(settings.redis_url, REDIS_CONNECTIONS + 16)
+        tier = RedisTier(redis, prefix=settings.redis_prefix, concurrency=REDIS_CONNECTIONS)
         hub.set_coherent(False)  # until the revocation channel is heard
         bus = ShardedBus(redis, hub, on_lost=tier.lost, prefix=settings.redis_prefix)
     elif settings.redis_url:

@@ -21,6 +21,7 @@ from charter.cache import names
 from charter.cache.entries import Entry
 from charter.cache.hub import Hub
 from charter.cache.local import LocalTier
+from charter.cache.redis_tier import RedisTier
 from charter.cache.shards import ShardedBus, connect, seeds
 from charter.settings import Settings
 from tests.support.api import new_realm_id
@@ -95,7 +96,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 def _entry(stamp: int) -> Entry:
-    return Entry(stamp, f"c{stamp}", b"{}")
+    return Entry(stamp, f"cmp_{stamp:064x}", b"{}")
 
 
 def _prefix() -> str:
@@ -252,3 +253,21 @@ def test_a_cluster_url_names_its_seeds_or_is_refused() -> None:
     for bad in ("redis+cluster://", "redis+cluster://host", "redis+cluster://a:1,,b:2"):
         with pytest.raises(ValueError, match=r"redis\+cluster://host:port"):
             Settings(redis_url=bad)
+
+
+async def test_a_burst_past_the_pool_waits_its_turn_and_trips_nothing(
+    cluster: OwnRedisCluster,
+) -> None:
+    """The cluster client's pools raise when full; the tier queues instead, so a burst of
+    reads (one change waking thousands of watchers) is not taken for an outage."""
+    client = connect(cluster.url, 4)
+    tier = RedisTier(client, prefix=_prefix(), concurrency=4)
+    tier.relayed(tier.failures)  # as after a first relay pass
+    realm = new_realm_id()
+    try:
+        await tier.put_many(realm, {f"bot{i}": _entry(1) for i in range(20)})
+        found = await asyncio.gather(*(tier.get(realm, f"bot{i % 20}") for i in range(300)))
+    finally:
+        await client.aclose()
+    assert tier.readable, "the breaker tripped"
+    assert found == [_entry(1)] * 300

@@ -6,6 +6,8 @@ realm's keys share a Redis Cluster slot and one script call can invalidate many 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -102,9 +104,16 @@ class RedisTier:
         redis: Redis | RedisCluster,
         breaker_seconds: float = 1.0,
         prefix: str = names.DEFAULT_PREFIX,
+        concurrency: int | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
+        # The cluster client's pools do not wait for a free connection, they raise (which
+        # would trip the breaker as if Redis were down): past `concurrency` commands in
+        # flight, a caller waits its turn here instead. None: the pool itself waits.
+        self._turns: contextlib.AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext() if concurrency is None else asyncio.Semaphore(concurrency)
+        )
         self._put = redis.register_script(_PUT)
         self._put_many = redis.register_script(_PUT_MANY)
         self._invalidate = redis.register_script(_INVALIDATE)
@@ -139,7 +148,8 @@ class RedisTier:
         One key per script call, so it holds on Redis Cluster too."""
         dropped = 0
         async for key in self.redis.scan_iter(match=names.entry_pattern(self.prefix), count=1000):
-            dropped += int(await self._drop_entry(keys=[key]))
+            async with self._turns:
+                dropped += int(await self._drop_entry(keys=[key]))
         return dropped
 
     def relayed(self, failures: int) -> None:
@@ -163,7 +173,8 @@ class RedisTier:
         if not self.available or self._relayed != self.failures:
             return None
         try:
-            raw = await self.redis.get(entry_key(realm, agent, self.prefix))
+            async with self._turns:
+                raw = await self.redis.get(entry_key(realm, agent, self.prefix))
         except _FAILURES as exc:
             self._trip(exc)
             return None
@@ -174,7 +185,10 @@ class RedisTier:
         if not agents or not self.available or self._relayed != self.failures:
             return {}
         try:
-            raws = await self.redis.mget([entry_key(realm, agent, self.prefix) for agent in agents])
+            async with self._turns:
+                raws = await self.redis.mget(
+                    [entry_key(realm, agent, self.prefix) for agent in agents]
+                )
         except _FAILURES as exc:
             self._trip(exc)
             return {}
@@ -188,10 +202,11 @@ class RedisTier:
         if not self.available:
             return False
         try:
-            stored = await self._put(
-                keys=[entry_key(realm, agent, self.prefix)],
-                args=[entry.stamp, encode(entry), ENTRY_SECONDS],
-            )
+            async with self._turns:
+                stored = await self._put(
+                    keys=[entry_key(realm, agent, self.prefix)],
+                    args=[entry.stamp, encode(entry), ENTRY_SECONDS],
+                )
         except _FAILURES as exc:
             self._trip(exc)
             return False
@@ -221,7 +236,8 @@ class RedisTier:
             args += [entry.stamp, encode(entry)]
         keys = [entry_key(realm, agent, self.prefix) for agent in entries]
         try:
-            await self._put_many(keys=keys, args=args)
+            async with self._turns:
+                await self._put_many(keys=keys, args=args)
         except _FAILURES as exc:
             self._trip(exc)
 
@@ -233,7 +249,8 @@ class RedisTier:
                 entry_key(realm, agent, self.prefix) for agent in agents[start : start + _BATCH]
             ]
             try:
-                await self._invalidate(keys=keys, args=args)
+                async with self._turns:
+                    await self._invalidate(keys=keys, args=args)
             except _FAILURES as exc:
                 self._trip(exc)
                 raise

@@ -258,6 +258,7 @@ class ShardedBus:
             del self._idle_since[realm]
             channel = names.invalidation_channel(realm, self.prefix)
             self._wanted.discard(channel)
+            self._realm_of.pop(channel, None)
             address = self._placed.get(channel)
             if address is None:
                 continue
