@@ -34,7 +34,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from charter.cache import names
 from charter.cache.bus import Invalidation
@@ -214,10 +214,7 @@ class ShardedBus:
         for channel, address in list(self._placed.items()):
             owner = topology.owners[key_slot(channel.encode())]
             if owner and owner != address:
-                self._unplace(self._links[address], channel)
-                self._links[address].channels.discard(channel)
-                self._leaving.add(channel)
-                await self._links[address].pubsub.sunsubscribe(channel)
+                await self._leave(channel, address)
         await self._let_go_of_idle()
         by_address: dict[str, list[str]] = {}
         for channel in sorted(self._wanted - self._placed.keys()):
@@ -260,12 +257,16 @@ class ShardedBus:
             self._wanted.discard(channel)
             self._realm_of.pop(channel, None)
             address = self._placed.get(channel)
-            if address is None:
-                continue
-            self._unplace(self._links[address], channel)
-            self._links[address].channels.discard(channel)
-            self._leaving.add(channel)
-            await self._links[address].pubsub.sunsubscribe(channel)
+            if address is not None:
+                await self._leave(channel, address)
+
+    async def _leave(self, channel: str, address: str) -> None:
+        """Unsubscribe the channel where it is placed; its realm is unheard from now."""
+        link = self._links[address]
+        self._unplace(link, channel)
+        link.channels.discard(channel)
+        self._leaving.add(channel)
+        await link.pubsub.sunsubscribe(channel)
 
     async def _read_topology(self) -> Topology:
         await self.cluster.initialize()  # a no-op once the client knows the cluster
@@ -294,20 +295,31 @@ class ShardedBus:
         return link
 
     async def _listen(self, link: _Link) -> None:
-        try:
-            while True:
+        while True:
+            try:
                 message = await link.pubsub.get_message(timeout=5.0)
                 if message is None:
                     await link.pubsub.ping()
                     continue
                 self._received(link, message)
-        except (RedisError, OSError) as exc:
-            log.warning("shard subscription at %s lost (%s)", link.address, type(exc).__name__)
-            self._drop(link)
-            if self.on_lost is not None:
-                self.on_lost(exc)
-            await asyncio.sleep(self.retry_seconds)
-            self._changed.set()
+            except ResponseError as exc:
+                # An SSUBSCRIBE refused (MOVED: the slot left this master after the topology
+                # was read). The connection stands; its channel is never confirmed, and the
+                # next pass, reading the new owner, moves it.
+                log.info("shard subscription at %s refused (%s)", link.address, str(exc)[:80])
+                self._changed.set()
+            except (RedisError, OSError) as exc:
+                held = bool(link.channels)
+                self._drop(link)
+                if held:
+                    log.warning(
+                        "shard subscription at %s lost (%s)", link.address, type(exc).__name__
+                    )
+                    if self.on_lost is not None:
+                        self.on_lost(exc)
+                    await asyncio.sleep(self.retry_seconds)
+                    self._changed.set()
+                return  # else it carried nothing (its node left the cluster): nothing lost
 
     def _received(self, link: _Link, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -324,11 +336,11 @@ class ShardedBus:
             self.hub.deliver(change.realm, change.agents, change.stamp)
         elif kind == "ssubscribe" and link.address == self._placed.get(channel):
             realm = self._realm_of.get(channel)
-            if realm is None:
+            if channel == self._revocations:
                 self.hub.flush()  # revocations may have gone unheard: forget every key
                 self.hub.set_coherent(True)
                 self.subscribed.set()
-            else:
+            elif realm is not None:
                 self._heard.add(realm)
                 self.hub.realm_heard(realm)
         elif kind == "sunsubscribe":
