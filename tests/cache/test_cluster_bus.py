@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from charter.cache import names
 from charter.cache.entries import Entry
@@ -271,3 +272,25 @@ async def test_a_burst_past_the_pool_waits_its_turn_and_trips_nothing(
         await client.aclose()
     assert tier.readable, "the breaker tripped"
     assert found == [_entry(1)] * 300
+
+
+async def test_an_entry_read_before_a_failure_is_not_stored_after_it(
+    cluster: OwnRedisCluster,
+) -> None:
+    """A failover may lose a tombstone the entry predates, and the recovery's drop may have
+    run already: what a reader composed before the failure is not offered to Redis after."""
+    client = connect(cluster.url, 4)
+    tier = RedisTier(client, prefix=_prefix(), concurrency=4)
+    tier.relayed(tier.failures)
+    realm = new_realm_id()
+    try:
+        began = tier.failures
+        tier.lost(RedisError("failover"))  # as the bus reports one
+        tier.relayed(tier.failures)  # and a relay pass has recovered since
+        await asyncio.sleep(1.1)  # past the breaker the failure opened
+        await tier.put_many(realm, {"late": _entry(1)}, since=began)
+        await tier.put_many(realm, {"fresh": _entry(1)}, since=tier.failures)
+        assert await tier.get(realm, "late") is None
+        assert await tier.get(realm, "fresh") == _entry(1)
+    finally:
+        await client.aclose()

@@ -212,9 +212,16 @@ class RedisTier:
             return False
         return bool(stored)
 
-    async def put_many(self, realm: str, entries: Mapping[str, Entry]) -> None:
-        """`put` for many agents' entries, in one pipeline (one round trip)."""
+    async def put_many(
+        self, realm: str, entries: Mapping[str, Entry], since: int | None = None
+    ) -> None:
+        """`put` for many agents' entries, in one pipeline (one round trip). With `since`
+        (the `failures` count when the reader began), nothing is stored if Redis failed
+        meanwhile: the failure may have lost a tombstone these entries predate, and the
+        recovery's drop may already have run."""
         if not self.available or not entries:
+            return
+        if since is not None and since != self.failures:
             return
         if isinstance(self.redis, RedisCluster):
             await self._put_in_one_script(realm, entries)
