@@ -77,7 +77,9 @@ async def process(
         await _until(bus.subscribed.is_set, "revocation channel heard")
         yield Process(bus, hub)
     finally:
-        task.cancel()
+        while not task.done():  # as runtime.py does: a client may swallow a cancellation
+            task.cancel()
+            await asyncio.wait([task], timeout=0.1)
         await asyncio.gather(task, return_exceptions=True)
         await client.aclose()
 

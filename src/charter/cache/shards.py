@@ -39,11 +39,11 @@ from redis.exceptions import RedisError, ResponseError
 from charter.cache import names
 from charter.cache.bus import Invalidation
 from charter.cache.hub import Hub
+from charter.cache.topology import Succession, Topology, read_nodes
 from charter.settings import REDIS_CLUSTER_SCHEME as SCHEME
 
 log = logging.getLogger("charter.cache")
 
-SLOTS = 16384
 # How often the topology is read (failovers, moved slots); how long a realm stays subscribed
 # with neither entries nor waiters here.
 TOPOLOGY_SECONDS = 1.0
@@ -74,40 +74,6 @@ def connect(url: str, max_connections: int) -> RedisCluster:
         health_check_interval=10,
         retry=Retry(NoBackoff(), 0),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    """Who serves each slot (an address and a node id per slot; "" for none), and each
-    master's replicas (by node id)."""
-
-    owners: list[str]
-    ids: list[str]
-    replicas: dict[str, frozenset[str]]
-
-
-class _Succession:
-    """Every slot's last known master and every master's known replicas, across reads: a slot
-    whose master is replaced by one of that master's replicas was failed over, which may
-    have lost the writes the old master had not passed on."""
-
-    def __init__(self) -> None:
-        self._ids = [""] * SLOTS
-        self._replicas: dict[str, set[str]] = {}
-
-    def failed_over(self, topology: Topology) -> bool:
-        """Whether this reading shows a failover since the last one (and remember it)."""
-        failover = False
-        for slot, new in enumerate(topology.ids):
-            old = self._ids[slot]
-            if not new:
-                continue  # unserved for now: judged when a master serves it again
-            if old and old != new and new in self._replicas.get(old, ()):
-                failover = True
-            self._ids[slot] = new
-        for master, replicas in topology.replicas.items():
-            self._replicas.setdefault(master, set()).update(replicas)
-        return failover
 
 
 @dataclass
@@ -149,7 +115,7 @@ class ShardedBus:
         self._leaving: set[str] = set()  # channels unsubscribed by us, reply pending
         self._heard: set[str] = set()  # realms whose subscription is confirmed
         self._links: dict[str, _Link] = {}
-        self._succession = _Succession()
+        self._succession = Succession()
         self._idle_since: dict[str, float] = {}  # realms heard but unneeded, since when
         self._changed = asyncio.Event()
         self._decoder = msgspec.json.Decoder(Invalidation)
@@ -277,7 +243,7 @@ class ShardedBus:
             except (RedisError, OSError) as exc:
                 failure = exc
                 continue
-            return _topology(raw)
+            return read_nodes(raw)
         raise failure or RedisError("no Redis Cluster node answers")
 
     async def _open(self, address: str) -> _Link:
@@ -302,6 +268,12 @@ class ShardedBus:
                     await link.pubsub.ping()
                     continue
                 self._received(link, message)
+                if not link.channels and link.address not in self._placed.values():
+                    # Nothing left on it: an unsubscribed PubSub answers at once, and the
+                    # loop would spin. Let the connection go; a later need opens another.
+                    self._links.pop(link.address, None)
+                    await _quietly_close(link)
+                    return
             except ResponseError as exc:
                 # An SSUBSCRIBE refused (MOVED: the slot left this master after the topology
                 # was read). The connection stands; its channel is never confirmed, and the
@@ -381,7 +353,10 @@ class ShardedBus:
 
     async def _close(self, link: _Link) -> None:
         if link.task is not None:
-            link.task.cancel()
+            # Cancel until it ends: redis-py can swallow a cancellation mid-read.
+            while not link.task.done():
+                link.task.cancel()
+                await asyncio.wait([link.task], timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await link.task
         await _quietly_close(link)
@@ -396,28 +371,3 @@ async def _quietly_close(link: _Link) -> None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _topology(raw: Any) -> Topology:
-    # CLUSTER NODES, a line per node: <id> <host:port@bus> <flags> <master id or -> <ping>
-    # <pong> <epoch> <link> <slot or start-end> … (a "[…]" item is a slot in migration).
-    owners = [""] * SLOTS
-    ids = [""] * SLOTS
-    replicas: dict[str, frozenset[str]] = {}
-    for line in _text(raw).splitlines():
-        parts = line.split()
-        if len(parts) < 8:
-            continue
-        node_id, address, flags = parts[0], parts[1].split("@")[0], set(parts[2].split(","))
-        if "slave" in flags and parts[3] != "-":
-            replicas[parts[3]] = replicas.get(parts[3], frozenset()) | {node_id}
-        if "master" not in flags or flags & {"fail", "fail?"}:
-            continue  # a failing master's slots are served by no one until a replica is
-        for item in parts[8:]:
-            if item.startswith("["):
-                continue
-            first, _, last = item.partition("-")
-            for slot in range(int(first), int(last or first) + 1):
-                owners[slot] = address
-                ids[slot] = node_id
-    return Topology(owners, ids, replicas)
