@@ -91,9 +91,16 @@ return stored
 _BATCH = 1000
 
 # What a failing Redis raises. The cluster client can also fail otherwise while the topology
-# changes under it (an AttributeError was seen as a node left): a failure all the same, which
-# must trip the breaker (reads skip Redis until the relay has redelivered), never be a 500.
-_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, AttributeError, KeyError)
+# changes under it (seen: an AttributeError as a node left, a RuntimeError during a failover):
+# a failure all the same, which must trip the breaker (reads skip Redis until the relay has
+# redelivered), never be a 500.
+_FAILURES: tuple[type[BaseException], ...] = (
+    RedisError,
+    OSError,
+    AttributeError,
+    KeyError,
+    RuntimeError,
+)
 
 
 class RedisTier:
