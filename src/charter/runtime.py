@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,6 +23,7 @@ from charter.cache.hub import Hub
 from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier
 from charter.cache.relay import Relay
+from charter.cache.shards import ShardedBus, connect
 from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.observability import tracing
@@ -49,7 +51,9 @@ class Runtime:
     limiter: RateLimiter
     metrics: Metrics
     feeds: Feeds
-    redis: Redis | None = None
+    # Redis, RedisCluster or None (Any: Litestar resolves this class's annotations at run time,
+    # and msgspec takes no union of two classes).
+    redis: Any = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # An OpenTelemetry Tracer when tracing is on (Any: the extra may not be installed, and
     # Litestar resolves this class's annotations at run time).
@@ -89,10 +93,19 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
     keyring = Keyring(db, settings.bootstrap_key)
     hub = Hub(local, keyring, Holds(settings.max_streams_per_key), metrics)
     hub.holds.on_refused = lambda: metrics.rejected("stream_cap")
-    redis: Redis | None = None
+    redis: Redis | RedisCluster | None = None
     tier: RedisTier | None = None
     bus: Bus
-    if settings.redis_url:
+    if settings.redis_url and settings.redis_cluster:
+        # Invalidations by sharded pub/sub, one channel per realm (cache/shards.py).
+        # Its pools raise when full, where they would wait: the tier queues its commands
+        # (REDIS_CONNECTIONS at once), and each master's pool leaves room for the relay's
+        # publishes besides.
+        redis = connect(settings.redis_url, REDIS_CONNECTIONS + 16)
+        tier = RedisTier(redis, prefix=settings.redis_prefix, concurrency=REDIS_CONNECTIONS)
+        hub.set_coherent(False)  # until the revocation channel is heard
+        bus = ShardedBus(redis, hub, on_lost=tier.lost, prefix=settings.redis_prefix)
+    elif settings.redis_url:
         # No client-side retries: a read falls back to the database at once, and the relay
         # and the subscription loop do their own retrying.
         # A blocking pool: past its size a caller waits its turn, where redis-py's default

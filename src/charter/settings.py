@@ -17,6 +17,8 @@ DEFAULT_REDIS_PREFIX = "charter"
 # goes into SCAN and PSUBSCRIBE patterns, where they would match other deployments' names).
 _REDIS_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+REDIS_CLUSTER_SCHEME = "redis+cluster://"
+_CLUSTER_SEED = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,20 @@ class Settings:
             raise ValueError(
                 f"CHARTER_REDIS_PREFIX {self.redis_prefix!r}: use 1-64 of A-Z a-z 0-9 . _ : -"
             )
+
+        if self.redis_cluster:
+            assert self.redis_url is not None
+            listed = self.redis_url[len(REDIS_CLUSTER_SCHEME) :].rstrip("/").split(",")
+            if not all(_CLUSTER_SEED.fullmatch(seed.strip()) for seed in listed):
+                raise ValueError(
+                    "CHARTER_REDIS_URL: a Redis Cluster is named as "
+                    "redis+cluster://host:port,host:port,… (any of its nodes, as seeds)"
+                )
+
+    @property
+    def redis_cluster(self) -> bool:
+        """CHARTER_REDIS_URL names a Redis Cluster (`redis+cluster://host:port,…`)."""
+        return self.redis_url is not None and self.redis_url.startswith(REDIS_CLUSTER_SCHEME)
 
     @property
     def rate_limit(self) -> float:

@@ -11,10 +11,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 
-from tests.faults.rig import Fleet, Rig, SnapshottingRedis
+from tests.faults.rig import ClusterRig, Fleet, Rig, SnapshottingRedis
 from tests.support.api import new_realm_id
 from tests.support.postgres import OwnPostgres
+from tests.support.redis_cluster import OwnRedisCluster, missing_tools
+
+# The cluster runs put the realm in one of the first slots, which `--cluster reshard` moves.
+FIRST_SLOTS = 16
 
 _SUMMARIES = pytest.StashKey[list[str]]()
 
@@ -43,6 +48,33 @@ async def rig(
     try:
         await redis.start()
         async with Rig.built(cluster, redis, fleet, new_realm_id(), tmp_path, summaries) as rig:
+            yield rig
+    finally:
+        fleet.stop_all()
+        redis.stop()
+
+
+@pytest.fixture
+async def cluster_rig(
+    cluster: OwnPostgres, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[ClusterRig]:
+    """The stage on a Redis Cluster of its own (3 masters, 3 replicas), the realm's slot
+    among the first master's lowest."""
+    reason = missing_tools()
+    if reason is not None:
+        pytest.skip(reason)
+    if not await cluster.running():
+        await cluster.start()
+    (tmp_path / "logs").mkdir()
+    redis = OwnRedisCluster(tmp_path / "redis-cluster")
+    fleet = Fleet(tmp_path / "logs", secrets.token_urlsafe(24), cluster.app_url)
+    summaries = request.config.stash.setdefault(_SUMMARIES, [])
+    realm = new_realm_id()
+    while key_slot(realm.encode()) >= FIRST_SLOTS:
+        realm = new_realm_id()
+    try:
+        await redis.start()
+        async with ClusterRig.built(cluster, redis, fleet, realm, tmp_path, summaries) as rig:
             yield rig
     finally:
         fleet.stop_all()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 from redis.asyncio import Redis
@@ -34,6 +35,7 @@ from tests.faults.history import (
 from tests.faults.load import Load, Tree, composition, finals, get_json, plant
 from tests.support.postgres import OwnPostgres
 from tests.support.redis import SHARED_REDIS_URL, OwnRedis
+from tests.support.redis_cluster import OwnRedisCluster
 from tests.support.servers import CharterServer, charter_env, kill_group
 
 SERVERS = ("a", "b")  # under load; "fresh" is only read at the end
@@ -111,10 +113,21 @@ class Fleet:
             server.stop()
 
 
+class _Redis(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Redis)
+
+
 @dataclass
-class Rig:
+class Stage(Generic[R]):
+    """The stage on one kind of Redis: `Rig` on a server of its own, `ClusterRig` on a
+    Redis Cluster."""
+
     cluster: OwnPostgres
-    redis: SnapshottingRedis
+    redis: R
     fleet: Fleet
     clients: dict[str, httpx.AsyncClient]
     tree: Tree
@@ -126,12 +139,12 @@ class Rig:
     async def built(
         cls,
         cluster: OwnPostgres,
-        redis: SnapshottingRedis,
+        redis: R,
         fleet: Fleet,
         realm: str,
         directory: Path,
         summaries: list[str],
-    ) -> AsyncIterator[Rig]:
+    ) -> AsyncIterator[Stage[R]]:
         # "fresh" reads only at the end, so whatever it serves is computed then: its own prefix
         # on the shared Redis (never the one the faults hit) keeps it deaf to the others' cache,
         # as a server without Redis would be, which `charter serve` refuses beside servers
@@ -242,3 +255,7 @@ class Rig:
         (self.directory / "summary.txt").write_text(f"{line}\n{anomalies}\n")
         self.summaries.append(line)
         return line
+
+
+Rig = Stage[SnapshottingRedis]
+ClusterRig = Stage[OwnRedisCluster]

@@ -65,6 +65,33 @@ class Hub:
         for watch in self._realms.get(realm, ()):
             watch.ring()
 
+    def realm_heard(self, realm: str) -> None:
+        """The realm's changes are heard from now on (its subscription is confirmed): wake its
+        waiters, who may have missed a change before, and refuse reads begun before now."""
+        self.local.forget(set())
+        self._ring_realms({realm})
+
+    def realms_unheard(self, realms: set[str]) -> None:
+        """These realms' changes may go unheard for a while (their subscription dropped or
+        moved): forget their entries, and wake their waiters to read afresh."""
+        self.local.forget(realms)
+        self._ring_realms(realms)
+
+    def watched_realms(self) -> set[str]:
+        """Realms with a waiter in this process."""
+        return {realm for realm, _ in self._agents} | set(self._realms)
+
+    def _ring_realms(self, realms: set[str]) -> None:
+        if not realms:
+            return
+        for (realm, _), watches in self._agents.items():
+            if realm in realms:
+                for watch in watches:
+                    watch.ring()
+        for realm in realms:
+            for watch in self._realms.get(realm, ()):
+                watch.ring()
+
     def flush(self) -> None:
         """Coherence was lost (the subscription dropped): forget everything, wake everyone."""
         self.local.flush()
@@ -80,14 +107,21 @@ class Hub:
     ) -> Iterator[Watch]:
         """`watch` (a new one if None) rings on every change to the agent's prompt; `kind`
         (long_poll, prompt_stream) labels the watcher gauge (docs/metrics.md)."""
+        self._hear(realm)
         with self.counted(kind), _registered(self._agents, (realm, agent), watch) as registered:
             yield registered
 
     @contextmanager
     def watch_realm(self, realm: str) -> Iterator[Watch]:
         """The realm's bell: one per realm and process (the shared event-feed reader)."""
+        self._hear(realm)
         with _registered(self._realms, realm, None) as watch:
             yield watch
+
+    def _hear(self, realm: str) -> None:
+        # A waiter needs the realm's changes heard, cached entries or not.
+        if self.local.gate is not None:
+            self.local.gate.open(realm)
 
     def counted(self, kind: str) -> AbstractContextManager[None]:
         """Count one open watcher of `kind` while the block runs."""

@@ -6,12 +6,15 @@ realm's keys share a Redis Cluster slot and one script call can invalidate many 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from charter.cache import names
@@ -65,18 +68,61 @@ end
 return 0
 """
 
+# `_PUT` for many keys of one slot (Redis Cluster runs no script in a pipeline): KEYS the
+# entries' keys, ARGV the seconds to keep them, then a stamp and an envelope per key.
+_PUT_MANY = """
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local stamp = tonumber(ARGV[2 * i])
+  local current = redis.call('GET', key)
+  local older = false
+  if current then
+    local s = string.match(current, '^c1|(%d+)|')
+    if s and tonumber(s) > stamp then older = true end
+  end
+  if not older then
+    redis.call('SET', key, ARGV[2 * i + 1], 'EX', ARGV[1])
+    stored = stored + 1
+  end
+end
+return stored
+"""
+
 _BATCH = 1000
+
+# What a failing Redis raises. The cluster client can also fail otherwise while the topology
+# changes under it (seen: an AttributeError as a node left, a RuntimeError during a failover):
+# a failure all the same, which must trip the breaker (reads skip Redis until the relay has
+# redelivered), never be a 500.
+_FAILURES: tuple[type[BaseException], ...] = (
+    RedisError,
+    OSError,
+    AttributeError,
+    KeyError,
+    RuntimeError,
+)
 
 
 class RedisTier:
     """Reads fail fast and open a short circuit breaker, so a Redis outage costs reads little."""
 
     def __init__(
-        self, redis: Redis, breaker_seconds: float = 1.0, prefix: str = names.DEFAULT_PREFIX
+        self,
+        redis: Redis | RedisCluster,
+        breaker_seconds: float = 1.0,
+        prefix: str = names.DEFAULT_PREFIX,
+        concurrency: int | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
+        # The cluster client's pools do not wait for a free connection, they raise (which
+        # would trip the breaker as if Redis were down): past `concurrency` commands in
+        # flight, a caller waits its turn here instead. None: the pool itself waits.
+        self._turns: contextlib.AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext() if concurrency is None else asyncio.Semaphore(concurrency)
+        )
         self._put = redis.register_script(_PUT)
+        self._put_many = redis.register_script(_PUT_MANY)
         self._invalidate = redis.register_script(_INVALIDATE)
         self._drop_entry = redis.register_script(_DROP_ENTRY)
         self._breaker_seconds = breaker_seconds
@@ -109,7 +155,8 @@ class RedisTier:
         One key per script call, so it holds on Redis Cluster too."""
         dropped = 0
         async for key in self.redis.scan_iter(match=names.entry_pattern(self.prefix), count=1000):
-            dropped += int(await self._drop_entry(keys=[key]))
+            async with self._turns:
+                dropped += int(await self._drop_entry(keys=[key]))
         return dropped
 
     def relayed(self, failures: int) -> None:
@@ -133,8 +180,9 @@ class RedisTier:
         if not self.available or self._relayed != self.failures:
             return None
         try:
-            raw = await self.redis.get(entry_key(realm, agent, self.prefix))
-        except (RedisError, OSError) as exc:
+            async with self._turns:
+                raw = await self.redis.get(entry_key(realm, agent, self.prefix))
+        except _FAILURES as exc:
             self._trip(exc)
             return None
         return decode(raw if isinstance(raw, bytes) else None)
@@ -144,8 +192,11 @@ class RedisTier:
         if not agents or not self.available or self._relayed != self.failures:
             return {}
         try:
-            raws = await self.redis.mget([entry_key(realm, agent, self.prefix) for agent in agents])
-        except (RedisError, OSError) as exc:
+            async with self._turns:
+                raws = await self.redis.mget(
+                    [entry_key(realm, agent, self.prefix) for agent in agents]
+                )
+        except _FAILURES as exc:
             self._trip(exc)
             return {}
         found = {
@@ -158,18 +209,29 @@ class RedisTier:
         if not self.available:
             return False
         try:
-            stored = await self._put(
-                keys=[entry_key(realm, agent, self.prefix)],
-                args=[entry.stamp, encode(entry), ENTRY_SECONDS],
-            )
-        except (RedisError, OSError) as exc:
+            async with self._turns:
+                stored = await self._put(
+                    keys=[entry_key(realm, agent, self.prefix)],
+                    args=[entry.stamp, encode(entry), ENTRY_SECONDS],
+                )
+        except _FAILURES as exc:
             self._trip(exc)
             return False
         return bool(stored)
 
-    async def put_many(self, realm: str, entries: Mapping[str, Entry]) -> None:
-        """`put` for many agents' entries, in one pipeline (one round trip)."""
+    async def put_many(
+        self, realm: str, entries: Mapping[str, Entry], since: int | None = None
+    ) -> None:
+        """`put` for many agents' entries, in one pipeline (one round trip). With `since`
+        (the `failures` count when the reader began), nothing is stored if Redis failed
+        meanwhile: the failure may have lost a tombstone these entries predate, and the
+        recovery's drop may already have run."""
         if not self.available or not entries:
+            return
+        if since is not None and since != self.failures:
+            return
+        if isinstance(self.redis, RedisCluster):
+            await self._put_in_one_script(realm, entries)
             return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -179,7 +241,18 @@ class RedisTier:
                         keys=[entry_key(realm, agent, self.prefix)], args=args, client=pipe
                     )
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
+            self._trip(exc)
+
+    async def _put_in_one_script(self, realm: str, entries: Mapping[str, Entry]) -> None:
+        args: list[Any] = [ENTRY_SECONDS]
+        for entry in entries.values():
+            args += [entry.stamp, encode(entry)]
+        keys = [entry_key(realm, agent, self.prefix) for agent in entries]
+        try:
+            async with self._turns:
+                await self._put_many(keys=keys, args=args)
+        except _FAILURES as exc:
             self._trip(exc)
 
     async def invalidate(self, realm: str, agents: Sequence[str], stamp: int) -> None:
@@ -190,7 +263,8 @@ class RedisTier:
                 entry_key(realm, agent, self.prefix) for agent in agents[start : start + _BATCH]
             ]
             try:
-                await self._invalidate(keys=keys, args=args)
-            except (RedisError, OSError) as exc:
+                async with self._turns:
+                    await self._invalidate(keys=keys, args=args)
+            except _FAILURES as exc:
                 self._trip(exc)
                 raise

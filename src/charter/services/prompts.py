@@ -147,6 +147,7 @@ class Prompts:
         and offered to Redis in one pipeline (which refuses any entry older than an
         invalidation it holds)."""
         out: dict[str, Entry | Exception] = {}
+        since = self.tier.failures if self.tier is not None else 0
         if self.tier is not None:
             if self.tier.readable:
                 out.update(await self.tier.get_many(realm, agents))
@@ -164,7 +165,7 @@ class Prompts:
             await self.before_store()
         if self.tier is not None:
             await self.tier.put_many(
-                realm, {agent: e for agent, e in computed.items() if isinstance(e, Entry)}
+                realm, {agent: e for agent, e in computed.items() if isinstance(e, Entry)}, since
             )
         return out | computed
 
