@@ -16,13 +16,14 @@ from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
-from charter.api.events import EventController
+from charter.api.events import EventController, event_json
 from charter.api.keys import KeyController
 from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, document, openapi_config
 from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.system import healthz, metrics, readyz
+from charter.api.webhooks import WebhookController
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
 from charter.settings import Settings
@@ -77,6 +78,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime(settings, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
+            runtime.deliver_webhooks(event_json)
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:
                 yield
@@ -90,6 +92,7 @@ def create_app(
             DirectiveController,
             AgentController,
             EventController,
+            WebhookController,
             KeyController,
             healthz,
             readyz,

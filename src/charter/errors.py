@@ -101,3 +101,9 @@ class IdempotencyKeyInUse(CharterError):
 
 class IdempotencyKeyReused(CharterError):
     code = "idempotency-key-reused"
+
+
+class TargetRefused(CharterError):
+    """A webhook URL whose host resolves to an address webhooks may not reach (or to none)."""
+
+    code = "target-refused"

@@ -26,10 +26,12 @@ from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.observability import tracing
 from charter.ratelimit import RateLimiter
+from charter.services.deliveries import Deliverer, Encode
 from charter.services.feeds import Feeds
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
+from charter.services.sender import Sender
 from charter.settings import Settings
 from charter.store.events import COMMITTED_KEY, Committed
 
@@ -53,6 +55,17 @@ class Runtime:
     # An OpenTelemetry Tracer when tracing is on (Any: the extra may not be installed, and
     # Litestar resolves this class's annotations at run time).
     tracer: Any = None
+    deliverer: Deliverer | None = None  # webhooks: started by the app (`deliver_webhooks`)
+
+    def deliver_webhooks(self, encode: Encode) -> Deliverer:
+        """Start this process's webhook deliverer; `encode` renders an event as the feed does."""
+        sender = Sender(self.settings.webhook_allow_private, self.settings.webhook_timeout_seconds)
+        retry = self.settings.webhook_retry_hours * 3600
+        deliverer = Deliverer(self.db, self.write, sender, encode, retry)
+        self.hub.bells.add(deliverer.bell)
+        self.tasks.append(asyncio.create_task(deliverer.run(), name="charter-webhooks"))
+        self.deliverer = deliverer
+        return deliverer
 
     def stop_streams(self) -> None:
         """The process is stopping: end every stream and long poll, now and from now on."""

@@ -44,6 +44,11 @@ class Settings:
     metrics_public: bool = False  # False: /metrics needs a key (any role)
     log_format: str = "text"  # or "json": one JSON object per line
     tracing: bool = False  # OpenTelemetry, as the OTEL_* variables ask (the `otel` extra)
+    # Webhooks (docs/webhooks.md): private and loopback targets allowed; how long failures are
+    # retried before the webhook is disabled; how long one delivery may take.
+    webhook_allow_private: bool = False
+    webhook_retry_hours: float = 24.0
+    webhook_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
@@ -89,6 +94,9 @@ class Settings:
             metrics_public=env.get("CHARTER_METRICS_PUBLIC") == "1",
             log_format=_one_of(env, "CHARTER_LOG_FORMAT", LOG_FORMATS),
             tracing=traces_wanted(env),
+            webhook_allow_private=env.get("CHARTER_WEBHOOK_ALLOW_PRIVATE") == "1",
+            webhook_retry_hours=_positive(env, "CHARTER_WEBHOOK_RETRY_HOURS", 24.0, "hours"),
+            webhook_timeout_seconds=_positive(env, "CHARTER_WEBHOOK_TIMEOUT_SECONDS", 10.0),
         )
 
 
@@ -99,11 +107,11 @@ def _one_of(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     try:
         value = float(env.get(name) or default)
     except ValueError:
         value = 0.0
     if not value > 0:  # nan too
-        raise ValueError(f"{name} must be a number of seconds above 0")
+        raise ValueError(f"{name} must be a number of {unit} above 0")
     return value

@@ -13,3 +13,6 @@ class EventType(enum.StrEnum):
     STATUS_CHANGED = "directive.status_changed"
     ROLLED_BACK = "directive.rolled_back"
     DEACTIVATED = "directive.deactivated"
+    # A webhook whose deliveries failed for the whole retry horizon (`directive_id` holds the
+    # webhook's id: the feed's events all name the thing they are about there).
+    WEBHOOK_DISABLED = "webhook.disabled"
