@@ -67,18 +67,24 @@ class CharterApp(Litestar):
 
 
 def create_app(
-    settings: Settings, *, stop_on_signals: bool = False, tracer_provider: Any = None
+    settings: Settings,
+    *,
+    stop_on_signals: bool = False,
+    tracer_provider: Any = None,
+    deliver_webhooks: bool = True,
 ) -> Litestar:
     """The app; with `stop_on_signals`, SIGTERM and SIGINT end its streams (signals.py).
     `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests); without one,
-    traces follow the OTEL_* variables (settings.tracing)."""
+    traces follow the OTEL_* variables (settings.tracing). Without `deliver_webhooks`, the
+    process sends no webhook deliveries but manual retries (tests whose app would compete
+    with the server processes that webhook tests start with settings of their own)."""
     logs.install()  # one request, one log line: logged values are escaped
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime(settings, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
-            runtime.deliver_webhooks(event_json)
+            runtime.deliver_webhooks(event_json, loop=deliver_webhooks)
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:
                 yield

@@ -57,14 +57,18 @@ class Runtime:
     tracer: Any = None
     deliverer: Deliverer | None = None  # webhooks: started by the app (`deliver_webhooks`)
 
-    def deliver_webhooks(self, encode: Encode) -> Deliverer:
-        """Start this process's webhook deliverer; `encode` renders an event as the feed does."""
+    def deliver_webhooks(self, encode: Encode, *, loop: bool = True) -> Deliverer:
+        """This process's webhook deliverer; `encode` renders an event as the feed does. With
+        `loop`, it delivers in the background (without, it only sends manual retries)."""
         sender = Sender(self.settings.webhook_allow_private, self.settings.webhook_timeout_seconds)
         retry = self.settings.webhook_retry_hours * 3600
         deliverer = Deliverer(self.db, self.write, sender, encode, retry)
-        self.hub.bells.add(deliverer.bell)
-        self.tasks.append(asyncio.create_task(deliverer.run(), name="charter-webhooks"))
         self.deliverer = deliverer
+        if loop:
+            self.hub.bells.add(deliverer.bell)
+            self.tasks.append(asyncio.create_task(deliverer.run(), name="charter-webhooks"))
+        else:
+            self.tasks.append(asyncio.create_task(deliverer.idle(), name="charter-webhooks"))
         return deliverer
 
     def stop_streams(self) -> None:

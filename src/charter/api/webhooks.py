@@ -297,5 +297,5 @@ class WebhookController(Controller):
 
 def _deliverer(runtime: Runtime) -> Deliverer:
     if runtime.deliverer is None:
-        raise NotFound("webhooks are not delivered by this process")
+        raise RuntimeError("the app's lifespan starts the deliverer")
     return runtime.deliverer

@@ -83,21 +83,28 @@ class Deliverer:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.sender.close()
 
-    async def sweep(self) -> int:
-        """Start a task for each due webhook not already being delivered here; how many."""
+    async def idle(self) -> None:
+        """Deliver nothing in the background; close the sender when cancelled."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.sender.close()
+
+    async def sweep(self) -> list[asyncio.Task[None]]:
+        """Start a task for each due webhook not already being delivered here; the tasks."""
         room = CONCURRENCY - len(self._running)
         if room <= 0:
-            return 0
+            return []
         async with self.db.transaction() as conn:
             due = await store.due(conn, utcnow(), room + len(self._running))
-        started = 0
+        started: list[asyncio.Task[None]] = []
         for key in due:
             if key in self._running or len(self._running) >= CONCURRENCY:
                 continue
             task = asyncio.create_task(self._deliver(*key), name="charter-webhook")
             self._running[key] = task
             task.add_done_callback(lambda _, key=key: self._done(key))  # type: ignore[misc]
-            started += 1
+            started.append(task)
         return started
 
     def _done(self, key: tuple[str, str]) -> None:
