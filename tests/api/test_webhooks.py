@@ -8,7 +8,6 @@ and crashes are in tests/live/test_webhook_delivery.py.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -20,14 +19,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from charter.app import create_app
-from charter.services.deliveries import Deliverer
 from charter.settings import Settings
 from tests.support.api import ADMIN_KEY, Api
 from tests.support.receiver import Receiver
 from tests.support.refusals import MARKER, assert_problem
-
-PUBLIC_URL = "https://93.184.215.14/hooks"  # a global address: nothing is ever sent to it
-
+from tests.support.webhooks import PUBLIC_URL, deliver
 
 def hooks(api: Api) -> str:
     return f"/v1/realms/{api.realm}/webhooks"
@@ -39,22 +35,6 @@ async def add(api: Api, url: str, events: list[str] | None = None, **more: Any) 
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-def deliverer(client: AsyncTestClient[Litestar]) -> Deliverer:
-    found = client.app.state.runtime.deliverer
-    assert isinstance(found, Deliverer)
-    return found
-
-
-async def _pass(found: Deliverer) -> None:
-    await asyncio.gather(*await found.sweep())
-
-
-async def deliver(client: AsyncTestClient[Litestar]) -> None:
-    """One delivery pass of the app's deliverer, to its end, on the loop the app runs on."""
-    future = client.blocking_portal.start_task_soon(_pass, deliverer(client))
-    await asyncio.wait_for(asyncio.wrap_future(future), 30)
 
 
 @pytest.fixture
