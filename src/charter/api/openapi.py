@@ -189,6 +189,7 @@ _TAGS = {
     "directives": "Directives: versioned, compare-and-swap, in a tree",
     "agents": "What agents read: their composed prompt, its stream, and inject",
     "events": "The realm's change feed, by cursor or as server-sent events",
+    "webhooks": "Signed deliveries of the realm's events to URLs, and their delivery log",
     "keys": "API keys (admin)",
     "system": "Liveness, readiness and metrics",
 }
