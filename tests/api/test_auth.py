@@ -30,8 +30,8 @@ from charter.domain.access import Access
 from charter.settings import Settings
 from tests.support.api import new_realm_id
 from tests.support.receiver import Receiver
-from tests.support.webhooks import PUBLIC_URL, deliver
 from tests.support.streams import Answer, open_stream
+from tests.support.webhooks import PUBLIC_URL, deliver
 
 # --- the table ----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from tests.support.receiver import Receiver
 from tests.support.refusals import MARKER, assert_problem
 from tests.support.webhooks import PUBLIC_URL, deliver
 
+
 def hooks(api: Api) -> str:
     return f"/v1/realms/{api.realm}/webhooks"
 
@@ -235,9 +236,7 @@ async def test_the_log_shows_each_attempt_and_a_retry_resends_it(
     assert shown["next_attempt_at"] > failed["attempted_at"]
 
     receiver.status = 204
-    retried = await api.client.post(
-        f"{hooks(api)}/{created['id']}/deliveries/{failed['id']}/retry"
-    )
+    retried = await api.client.post(f"{hooks(api)}/{created['id']}/deliveries/{failed['id']}/retry")
     assert retried.status_code == 201, retried.text
     assert retried.json()["status_code"] == 204
     assert retried.json()["manual"] is True

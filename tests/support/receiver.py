@@ -105,11 +105,11 @@ class Receiver:
     def seqs(self) -> list[int]:
         return [r.event["seq"] for r in self.got]
 
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
-        """Until `count` verified deliveries came in (or fail after `timeout` seconds)."""
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int, seconds: float = 15.0) -> list[Received]:
+        """Until `count` verified deliveries came in (or fail after `seconds`)."""
+        deadline = time.monotonic() + seconds
         while len(self.got) < count:
-            assert time.monotonic() < deadline, f"{len(self.got)} of {count} in {timeout} s"
+            assert time.monotonic() < deadline, f"{len(self.got)} of {count} in {seconds} s"
             await asyncio.sleep(0.005)
         return list(self.got)
 
