@@ -46,8 +46,8 @@ class _Receiver:
                 self.wake.set()
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError, asyncio.CancelledError):
+            pass  # the server hung up, or the run is over
         finally:
             writer.close()
 

@@ -119,8 +119,11 @@ class Deliverer:
                 if claim is None:
                     return  # another process holds it
                 hook = await store.get(conn, realm, webhook_id)
+                # The first page in the same transaction: one round of BEGIN and COMMIT less
+                # between a commit and its delivery.
+                page = await events.feed(conn, realm, claim.delivered_seq, PAGE)
             try:
-                await self._drain(hook, claim)
+                await self._drain(hook, claim, page)
             finally:
                 with contextlib.suppress(Exception):
                     async with self.db.transaction(realm) as conn:
@@ -130,12 +133,10 @@ class Deliverer:
         except Exception as exc:
             log.warning("webhook delivery failed (%s)", type(exc).__name__)
 
-    async def _drain(self, hook: Webhook, claim: Claim) -> None:
+    async def _drain(self, hook: Webhook, claim: Claim, page: list[Event]) -> None:
         cursor, failures, since = claim.delivered_seq, claim.failures, claim.failing_since
         moved = cursor  # how far the stored cursor stands
         while True:
-            async with self.db.transaction(hook.realm_id) as conn:
-                page = await events.feed(conn, hook.realm_id, cursor, PAGE)
             if not page:
                 return
             for event in page:
@@ -157,6 +158,8 @@ class Deliverer:
                 if not await self._advance(hook, claim, cursor, None):
                     return
                 moved = cursor
+            async with self.db.transaction(hook.realm_id) as conn:
+                page = await events.feed(conn, hook.realm_id, cursor, PAGE)
 
     async def _advance(
         self, hook: Webhook, claim: Claim, seq: int, attempt: Delivery | None
