@@ -92,6 +92,10 @@ class Receiver:
             self._server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
+            serving = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in serving:
+                task.cancel()
+            await asyncio.gather(*serving, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
 
