@@ -14,7 +14,6 @@ from standardwebhooks import Webhook
 
 from charter.domain import webhooks as rules
 
-
 TEXT = st.text(st.characters(exclude_categories=("Cs",)))  # encodable as UTF-8
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | TEXT,

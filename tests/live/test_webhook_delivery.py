@@ -11,6 +11,7 @@ it, on SQLite.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from charter.__main__ import main
+from charter.cli import exits
+from charter.client import NewDirective
 from tests.support.api import new_realm_id
 from tests.support.receiver import Received, Receiver
 from tests.support.servers import CharterServer, StartServer
@@ -339,3 +343,53 @@ async def test_after_the_retry_horizon_the_webhook_is_disabled(pg_realm: Realm) 
         assert enabled.json()["state"] == "active"
         feed = await pg_realm.feed()
         in_feed_order(await dead.wait_for(len(feed), 10), feed)
+
+
+# --- the Python client and the CLI --------------------------------------------------------------
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    out, _ = capsys.readouterr()
+    return code, out
+
+
+async def test_the_client_and_the_cli(
+    sqlite_server: CharterServer,
+    receiver: Receiver,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    realm = new_realm_id()
+    with sqlite_server.charter(realm) as charter:
+        charter.create_realm(realm)
+        monkeypatch.setenv("CHARTER_URL", sqlite_server.url)
+        monkeypatch.setenv("CHARTER_KEY", sqlite_server.key or "")
+        monkeypatch.setenv("CHARTER_REALM", realm)
+        code, out = run_cli(capsys, "webhooks", "add", receiver.url, "--event", "directive.created")
+        assert code == exits.OK
+        receiver.secret = out.strip()
+        assert receiver.secret.startswith("whsec_")
+        [hook] = charter.webhooks().items
+        assert hook.events == ["directive.created"]
+        charter.create(NewDirective(level="realm", title="T", body="B"))
+        [got] = await receiver.wait_for(1)
+        code, out = run_cli(capsys, "webhooks", "list")
+        assert (code, out.split()[0]) == (exits.OK, hook.id)
+        [attempt] = charter.deliveries(hook.id).items
+        assert attempt.status_code == 204
+        assert attempt.message_id == got.message_id
+        code, out = run_cli(capsys, "webhooks", "retry", hook.id, attempt.id)
+        assert code == exits.OK, out
+        assert (await receiver.wait_for(2))[1].message_id == got.message_id
+        code, out = run_cli(capsys, "webhooks", "deliveries", hook.id, "--json")
+        assert [a["manual"] for a in json.loads(out)["items"]] == [True, False]
+        created = charter.create_webhook(receiver.url, agents=["coder-1"])
+        assert created.secret is not None
+        assert charter.webhook(created.id).agents == ["coder-1"]
+        code, _ = run_cli(capsys, "webhooks", "rm", hook.id)
+        assert code == exits.OK
+        charter.delete_webhook(created.id)
+        assert charter.webhooks().items == []
+        code, _ = run_cli(capsys, "webhooks", "rm", hook.id)
+        assert code == exits.NOT_FOUND
