@@ -62,7 +62,7 @@ class Runtime:
         `loop`, it delivers in the background (without, it only sends manual retries)."""
         sender = Sender(self.settings.webhook_allow_private, self.settings.webhook_timeout_seconds)
         retry = self.settings.webhook_retry_hours * 3600
-        deliverer = Deliverer(self.db, self.write, sender, encode, retry)
+        deliverer = Deliverer(self.db, self.write, sender, encode, retry, self.metrics)
         self.deliverer = deliverer
         if loop:
             self.hub.bells.add(deliverer.bell)

@@ -243,6 +243,11 @@ async def test_the_log_shows_each_attempt_and_a_retry_resends_it(
     assert retried.json()["attempt"] == 2
     [got] = await receiver.wait_for(1)
     assert got.message_id == failed["message_id"]
+    scraped = (await api.client.get("/metrics")).text
+    for outcome in ("failed", "delivered"):
+        sample = f'charter_webhook_deliveries_total{{outcome="{outcome}"}} '
+        [line] = [line for line in scraped.splitlines() if line.startswith(sample)]
+        assert float(line.removeprefix(sample)) >= 1
     log = (await api.client.get(f"{hooks(api)}/{created['id']}/deliveries")).json()["items"]
     assert [a["id"] for a in log] == [retried.json()["id"], failed["id"]]
 

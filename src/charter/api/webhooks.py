@@ -143,7 +143,9 @@ class WebhookController(Controller):
         def without_secret(created: WebhookCreated) -> WebhookCreated:
             return msgspec.structs.replace(created, secret=None)
 
-        return await write_once(runtime, request, realm_id, run, kept=without_secret)
+        response = await write_once(runtime, request, realm_id, run, kept=without_secret)
+        _deliverer(runtime).wake()
+        return response
 
     @get(
         "/",
@@ -231,7 +233,7 @@ class WebhookController(Controller):
             return Response(_out(await webhook_service.enable(conn, realm_id, wid)))
 
         response = await write_once(runtime, request, realm_id, run)
-        _deliverer(runtime).bell.ring()
+        _deliverer(runtime).wake()
         return response
 
     @get(

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from charter.domain import webhooks as rules
 from charter.domain.events import EventType
 from charter.errors import NotFound
 from charter.ids import new_id
+from charter.metrics import Metrics
 from charter.services.sender import Outcome, Sender
 from charter.store import events, realms
 from charter.store import webhooks as store
@@ -44,6 +46,7 @@ Write = Callable[[str], AbstractAsyncContextManager[AsyncConnection]]
 PAGE = 200  # events per feed read
 CONCURRENCY = 64  # webhooks delivered at once by one process
 POLL_SECONDS = 1.0  # a pass at least this often: retries come due, other processes write
+COALESCE_SECONDS = 0.002  # after a ring, for the commits right behind it
 ACTOR = "charter:webhooks"  # the actor of the events the deliverer writes
 
 
@@ -55,8 +58,10 @@ class Deliverer:
         sender: Sender,
         encode: Encode,
         retry_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.write = write
         self.sender = sender
         self.encode = encode
@@ -67,21 +72,37 @@ class Deliverer:
         self.owner = new_id("dlw")
         self.bell = Watch()  # rung by the hub on every change, and when a task ends
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Whether the last pass saw any active webhook, in any realm: without one, a commit
+        # sets off no pass (the poll still runs every second, and finds new ones).
+        self._active = True
 
     async def run(self) -> None:
+        last = 0.0
         try:
             while True:
+                rang = await self.bell.wait(POLL_SECONDS)
+                due = time.monotonic() - last >= POLL_SECONDS
+                if rang and not due:
+                    if not self._active:
+                        continue  # no active webhook anywhere: commits need no pass
+                    # A burst of commits makes one pass, not one each.
+                    await asyncio.sleep(COALESCE_SECONDS)
+                last = time.monotonic()
                 try:
                     await self.sweep()
                 except Exception as exc:
                     log.warning("webhook pass failed (%s); retrying", type(exc).__name__)
-                await self.bell.wait(POLL_SECONDS)
         finally:
             tasks = list(self._running.values())
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.sender.close()
+
+    def wake(self) -> None:
+        """A webhook was made or enabled here: look at once."""
+        self._active = True
+        self.bell.ring()
 
     async def idle(self) -> None:
         """Deliver nothing in the background; close the sender when cancelled."""
@@ -97,6 +118,7 @@ class Deliverer:
             return []
         async with self.db.transaction() as conn:
             due = await store.due(conn, utcnow(), room + len(self._running))
+            self._active = bool(due) or bool(self._running) or await store.any_active(conn)
         started: list[asyncio.Task[None]] = []
         for key in due:
             if key in self._running or len(self._running) >= CONCURRENCY:
@@ -198,10 +220,11 @@ class Deliverer:
             await events.append(conn, hook.realm_id, [disabled])
         log.warning("webhook disabled after %d failed attempts", attempt.attempt)
 
-    @staticmethod
     def _attempt(
-        hook: Webhook, event: Event, attempt: int, outcome: Outcome, manual: bool
+        self, hook: Webhook, event: Event, attempt: int, outcome: Outcome, manual: bool
     ) -> Delivery:
+        if self.metrics is not None:
+            self.metrics.webhook_deliveries.labels("delivered" if outcome.ok else "failed").inc()
         return Delivery(
             id=new_id("dlv"),
             webhook_id=hook.id,

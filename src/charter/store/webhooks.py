@@ -194,6 +194,12 @@ async def due(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[st
     return [(row[0], row[1]) for row in await conn.execute(query)]
 
 
+async def any_active(conn: AsyncConnection) -> bool:
+    """Whether any realm has an active webhook (the cursors only: no secrets)."""
+    query = select(c.c.webhook_id).where(c.c.state == ACTIVE).limit(1)
+    return (await conn.execute(query)).first() is not None
+
+
 async def claim(
     conn: AsyncConnection,
     realm_id: str,
