@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 
 from charter.domain import webhooks as rules
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",)))  # encodable as UTF-8
+TEXT = st.text(st.characters(exclude_categories=["Cs"]))  # encodable as UTF-8
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
