@@ -71,7 +71,7 @@ class Deliverer:
         self.lease = timedelta(seconds=2 * sender.timeout + 2)
         self.owner = new_id("dlw")
         self.bell = Watch()  # rung by the hub on every change, and when a task ends
-        self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._running: dict[tuple[str, str], asyncio.Task[bool]] = {}
         # Whether the last pass saw any active webhook, in any realm: without one, a commit
         # sets off no pass (the poll still runs every second, and finds new ones).
         self._active = True
@@ -111,7 +111,7 @@ class Deliverer:
         finally:
             await self.sender.close()
 
-    async def sweep(self) -> list[asyncio.Task[None]]:
+    async def sweep(self) -> list[asyncio.Task[bool]]:
         """Start a task for each due webhook not already being delivered here; the tasks."""
         room = CONCURRENCY - len(self._running)
         if room <= 0:
@@ -119,27 +119,31 @@ class Deliverer:
         async with self.db.transaction() as conn:
             due = await store.due(conn, utcnow(), room + len(self._running))
             self._active = bool(due) or bool(self._running) or await store.any_active(conn)
-        started: list[asyncio.Task[None]] = []
+        started: list[asyncio.Task[bool]] = []
         for key in due:
             if key in self._running or len(self._running) >= CONCURRENCY:
                 continue
             task = asyncio.create_task(self._deliver(*key), name="charter-webhook")
             self._running[key] = task
-            task.add_done_callback(lambda _, key=key: self._done(key))  # type: ignore[misc]
+            task.add_done_callback(lambda done, key=key: self._done(key, done))  # type: ignore[misc]
             started.append(task)
         return started
 
-    def _done(self, key: tuple[str, str]) -> None:
+    def _done(self, key: tuple[str, str], task: asyncio.Task[bool]) -> None:
         self._running.pop(key, None)
-        self.bell.ring()  # events may have come in meanwhile
+        # Events may have come in meanwhile: look again at once, unless the task broke (the
+        # database went away, say), when looking at once would only break it again.
+        if not task.cancelled() and task.result():
+            self.bell.ring()
 
-    async def _deliver(self, realm: str, webhook_id: str) -> None:
+    async def _deliver(self, realm: str, webhook_id: str) -> bool:
+        """Deliver what the webhook has pending, if its lease is free; False if it broke."""
         now, owner = utcnow(), self.owner
         try:
             async with self.db.transaction(realm) as conn:
                 claim = await store.claim(conn, realm, webhook_id, owner, now, now + self.lease)
                 if claim is None:
-                    return  # another process holds it
+                    return True  # another process holds it
                 hook = await store.get(conn, realm, webhook_id)
                 # The first page in the same transaction: one round of BEGIN and COMMIT less
                 # between a commit and its delivery.
@@ -154,6 +158,8 @@ class Deliverer:
             raise
         except Exception as exc:
             log.warning("webhook delivery failed (%s)", type(exc).__name__)
+            return False
+        return True
 
     async def _drain(self, hook: Webhook, claim: Claim, page: list[Event]) -> None:
         cursor, failures, since = claim.delivered_seq, claim.failures, claim.failing_since
