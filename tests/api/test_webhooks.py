@@ -38,6 +38,14 @@ async def add(api: Api, url: str, events: list[str] | None = None, **more: Any) 
     return created
 
 
+@pytest.fixture(autouse=True)
+async def leave_no_webhook(api: Api) -> AsyncIterator[None]:
+    """Server processes that later tests start on this database would retry them."""
+    yield
+    for hook in (await api.client.get(hooks(api))).json()["items"]:
+        await api.client.delete(f"{hooks(api)}/{hook['id']}")
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     async with Receiver() as running:
