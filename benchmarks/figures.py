@@ -261,6 +261,26 @@ def _shutdown(s: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _webhooks(w: dict[str, Any]) -> list[dict[str, Any]]:
+    hook, stream = w["webhook"], w["stream"]
+    return [
+        _figure(
+            "webhook delivered after commit (vs the event stream): p50",
+            hook["p50_ms"],
+            stream["p50_ms"],
+            "ms",
+        ),
+        _figure(
+            "webhook delivered after commit (vs the event stream): p99",
+            hook["p99_ms"],
+            stream["p99_ms"],
+            "ms",
+            "p99 < 1 s",
+            hook["p99_ms"] < 1000,
+        ),
+    ]
+
+
 def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = _reads(results)
     if "composition" in results:
@@ -276,4 +296,6 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         out += _streams(results["streams"])
     if "shutdown" in results:
         out += _shutdown(results["shutdown"])
+    if "webhooks" in results:
+        out += _webhooks(results["webhooks"])
     return out

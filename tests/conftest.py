@@ -54,11 +54,13 @@ def _settings(backend: str, request: pytest.FixtureRequest) -> Settings:
             heartbeat_seconds=1.0,
             bootstrap_key=ADMIN_KEY,
             rate_limit_per_second=0,
+            webhook_allow_private=True,  # the tests' receivers listen on loopback
         )
     return Settings(
         database_url=request.getfixturevalue("sqlite_url"),
         heartbeat_seconds=1.0,
         bootstrap_key=ADMIN_KEY,
+        webhook_allow_private=True,
     )
 
 
@@ -75,7 +77,10 @@ def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+    # Delivery runs in the server processes that tests/live/test_webhook_delivery.py starts,
+    # with settings of their own (a short retry horizon, loopback allowed): a deliverer here
+    # would compete with them for their webhooks on the same database.
+    return create_app(settings, deliver_webhooks=False)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
-from charter.api.events import EventController
+from charter.api.events import EventController, event_json
 from charter.api.inject import InjectController
 from charter.api.keys import KeyController
 from charter.api.mcp import McpEndpoint, mount
@@ -26,6 +26,7 @@ from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.rollouts import OutcomeController, RolloutController
 from charter.api.system import healthz, metrics, readyz
+from charter.api.webhooks import WebhookController
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
 from charter.settings import Settings
@@ -73,11 +74,17 @@ class CharterApp(Litestar):
 
 
 def create_app(
-    settings: Settings, *, stop_on_signals: bool = False, tracer_provider: Any = None
+    settings: Settings,
+    *,
+    stop_on_signals: bool = False,
+    tracer_provider: Any = None,
+    deliver_webhooks: bool = True,
 ) -> Litestar:
     """The app; with `stop_on_signals`, SIGTERM and SIGINT end its streams (signals.py).
     `tracer_provider`: an OpenTelemetry TracerProvider to trace with (tests); without one,
-    traces follow the OTEL_* variables (settings.tracing)."""
+    traces follow the OTEL_* variables (settings.tracing). Without `deliver_webhooks`, the
+    process sends no webhook deliveries but manual retries (tests whose app would compete
+    with the server processes that webhook tests start with settings of their own)."""
     logs.install()  # one request, one log line: logged values are escaped
     mcp = McpEndpoint()
 
@@ -85,6 +92,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime(settings, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
+            runtime.deliver_webhooks(event_json, loop=deliver_webhooks)
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:
                 async with mcp.running():
@@ -105,6 +113,7 @@ def create_app(
                 request_max_body_size=settings.max_inject_bytes,
             ),
             EventController,
+            WebhookController,
             KeyController,
             mount(mcp),
             RolloutController,

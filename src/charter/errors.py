@@ -107,3 +107,7 @@ class RolloutInProgress(CharterError):
     """A rollback, or a rollout of another version, while a rollout runs (DESIGN §8)."""
 
     code = "rollout-in-progress"
+class TargetRefused(CharterError):
+    """A webhook URL whose host resolves to an address webhooks may not reach (or to none)."""
+
+    code = "target-refused"

@@ -28,11 +28,13 @@ from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.observability import tracing
 from charter.ratelimit import RateLimiter
+from charter.services.deliveries import Deliverer, Encode
 from charter.services.feeds import Feeds
 from charter.services.guard import RolloutGuard
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
+from charter.services.sender import Sender
 from charter.settings import Settings
 from charter.store.events import COMMITTED_KEY, Committed
 
@@ -59,6 +61,21 @@ class Runtime:
     # Litestar resolves this class's annotations at run time).
     tracer: Any = None
     guard: RolloutGuard | None = None
+    deliverer: Deliverer | None = None  # webhooks: started by the app (`deliver_webhooks`)
+
+    def deliver_webhooks(self, encode: Encode, *, loop: bool = True) -> Deliverer:
+        """This process's webhook deliverer; `encode` renders an event as the feed does. With
+        `loop`, it delivers in the background (without, it only sends manual retries)."""
+        sender = Sender(self.settings.webhook_allow_private, self.settings.webhook_timeout_seconds)
+        retry = self.settings.webhook_retry_hours * 3600
+        deliverer = Deliverer(self.db, self.write, sender, encode, retry, self.metrics)
+        self.deliverer = deliverer
+        if loop:
+            self.hub.bells.add(deliverer.bell)
+            self.tasks.append(asyncio.create_task(deliverer.run(), name="charter-webhooks"))
+        else:
+            self.tasks.append(asyncio.create_task(deliverer.idle(), name="charter-webhooks"))
+        return deliverer
 
     def stop_streams(self) -> None:
         """The process is stopping: end every stream and long poll, now and from now on."""

@@ -52,6 +52,11 @@ class Settings:
     # Origins (scheme://host[:port]) whose pages may call the API and its streams (CORS,
     # credentials included); empty: none, the default.
     cors_origins: tuple[str, ...] = ()
+    # Webhooks (docs/webhooks.md): private and loopback targets allowed; how long failures are
+    # retried before the webhook is disabled; how long one delivery may take.
+    webhook_allow_private: bool = False
+    webhook_retry_hours: float = 24.0
+    webhook_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for origin in self.cors_origins:
@@ -121,6 +126,9 @@ class Settings:
             cors_origins=tuple(
                 o.strip() for o in env.get("CHARTER_CORS_ORIGINS", "").split(",") if o.strip()
             ),
+            webhook_allow_private=env.get("CHARTER_WEBHOOK_ALLOW_PRIVATE") == "1",
+            webhook_retry_hours=_positive(env, "CHARTER_WEBHOOK_RETRY_HOURS", 24.0, "hours"),
+            webhook_timeout_seconds=_positive(env, "CHARTER_WEBHOOK_TIMEOUT_SECONDS", 10.0),
         )
 
 
@@ -131,11 +139,11 @@ def _one_of(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     try:
         value = float(env.get(name) or default)
     except ValueError:
         value = 0.0
     if not value > 0:  # nan too
-        raise ValueError(f"{name} must be a number of seconds above 0")
+        raise ValueError(f"{name} must be a number of {unit} above 0")
     return value

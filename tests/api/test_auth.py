@@ -29,7 +29,9 @@ from charter.db.tables import api_keys, idempotency_records
 from charter.domain.access import Access
 from charter.settings import Settings
 from tests.support.api import new_realm_id
+from tests.support.receiver import Receiver
 from tests.support.streams import Answer, open_stream
+from tests.support.webhooks import PUBLIC_URL, deliver
 
 # --- the table ----------------------------------------------------------------------------------
 
@@ -57,6 +59,7 @@ _PUBLIC = (PUBLIC,) * len(ROLES)
 R = "/v1/realms/{realm_id:str}"
 D = R + "/directives/{directive_id:str}"
 A = R + "/agents/{agent_id:str}"
+W = R + "/webhooks/{webhook_id:str}"
 
 TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/v1/realms"): _ADMIN,
@@ -87,6 +90,15 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", R + "/compositions/{composition_id:str}"): _OWN_COMPOSITION,  # agent-own's
     ("GET", R + "/events"): _READ,
     ("GET", R + "/events/stream"): _READ,
+    # Webhooks are operators' (docs/webhooks.md): their URLs often carry a token of the
+    # receiver's, and their log maps the orchestrator's infrastructure, so readers see none.
+    ("POST", R + "/webhooks"): _WRITE,
+    ("GET", R + "/webhooks"): _WRITE,
+    ("GET", W): _WRITE,
+    ("DELETE", W): _WRITE,
+    ("POST", W + "/enable"): _WRITE,
+    ("GET", W + "/deliveries"): _WRITE,
+    ("POST", W + "/deliveries/{delivery_id:str}/retry"): _WRITE,
     ("POST", "/v1/keys"): _ADMIN,
     ("GET", "/v1/keys"): _ADMIN,
     ("DELETE", "/v1/keys/{key_id:str}"): _ADMIN,
@@ -120,6 +132,8 @@ class World:
     root: dict[str, Any]
     composition_id: str
     secrets: dict[str, str] = field(default_factory=dict)
+    receiver: Receiver = field(default_factory=Receiver)
+    delivered: tuple[str, str] | None = None  # a webhook and one delivery of it
 
     @property
     def base(self) -> str:
@@ -143,7 +157,7 @@ async def _create(client: AsyncTestClient[Litestar], url: str, **fields: Any) ->
 
 
 @pytest.fixture(scope="module")
-async def world(client: AsyncTestClient[Litestar]) -> World:
+async def world(client: AsyncTestClient[Litestar]) -> AsyncIterator[World]:
     realm, other = new_realm_id(), new_realm_id()
     for realm_id in (realm, other):
         response = await client.post("/v1/realms", json={"id": realm_id})
@@ -169,7 +183,8 @@ async def world(client: AsyncTestClient[Litestar]) -> World:
     for column, (role, realms, extra) in grants.items():
         key = await mint(client, role, realms, name=f"auth {column}", **extra)
         world.secrets[column] = key["key"]
-    return world
+    async with world.receiver:
+        yield world
 
 
 # --- one request per route, made valid so an allowed call succeeds ------------------------------
@@ -261,6 +276,43 @@ async def _revoke(w: World) -> Call:
     return Call("DELETE", f"/v1/keys/{key['id']}")
 
 
+def _hooks(w: World) -> str:
+    return f"/v1/realms/{w.realm}/webhooks"
+
+
+async def _hook(w: World) -> str:
+    body = {"url": PUBLIC_URL, "events": ["*"]}
+    response = await w.client.post(_hooks(w), json=body)
+    assert response.status_code == 201, response.text
+    return f"{_hooks(w)}/{response.json()['id']}"
+
+
+async def _delivery(w: World) -> str:
+    """A webhook with one delivery logged, to the world's receiver (made once)."""
+    if w.delivered is None:
+        response = await w.client.post(_hooks(w), json={"url": w.receiver.url, "events": ["*"]})
+        assert response.status_code == 201, response.text
+        hook = response.json()
+        w.receiver.secret = hook["secret"]
+        await _fresh(w)
+        await deliver(w.client)
+        log = await w.client.get(f"{_hooks(w)}/{hook['id']}/deliveries")
+        w.delivered = (hook["id"], log.json()["items"][0]["id"])
+    hook_id, delivery_id = w.delivered
+    return f"{_hooks(w)}/{hook_id}/deliveries/{delivery_id}"
+
+
+def _on_hook(method: str, tail: str = "") -> Builder:
+    async def build(w: World) -> Call:
+        return Call(method, await _hook(w) + tail)
+
+    return build
+
+
+async def _retry(w: World) -> Call:
+    return Call("POST", await _delivery(w) + "/retry")
+
+
 def _get(url: Callable[[World], str]) -> Builder:
     async def build(w: World) -> Call:
         return Call("GET", url(w))
@@ -327,6 +379,13 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ),
     ("GET", R + "/events"): _get(lambda w: f"/v1/realms/{w.realm}/events"),
     ("GET", R + "/events/stream"): _get(lambda w: f"/v1/realms/{w.realm}/events/stream"),
+    ("POST", R + "/webhooks"): _post(_hooks, lambda w: {"url": PUBLIC_URL, "events": ["*"]}),
+    ("GET", R + "/webhooks"): _get(_hooks),
+    ("GET", W): _on_hook("GET"),
+    ("DELETE", W): _on_hook("DELETE"),
+    ("POST", W + "/enable"): _on_hook("POST", "/enable"),
+    ("GET", W + "/deliveries"): _on_hook("GET", "/deliveries"),
+    ("POST", W + "/deliveries/{delivery_id:str}/retry"): _retry,
     ("POST", "/v1/keys"): _post(
         lambda w: "/v1/keys", lambda w: {"role": "reader", "realms": [w.realm]}
     ),
@@ -347,6 +406,8 @@ def _concrete(w: World, template: str) -> str:
         .replace("{agent_id:str}", "agent-own")
         .replace("{composition_id:str}", w.composition_id)
         .replace("{key_id:str}", "key_x")
+        .replace("{webhook_id:str}", "whk_x")
+        .replace("{delivery_id:str}", "dlv_x")
     )
 
 

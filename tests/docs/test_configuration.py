@@ -81,6 +81,7 @@ def test_from_env_reads_each_variable_in_the_table() -> None:
         "CHARTER_HEARTBEAT_SECONDS": "7",
         "CHARTER_MAX_STREAMS_PER_KEY": "7",
         "CHARTER_METRICS_PUBLIC": "1",
+        "CHARTER_WEBHOOK_ALLOW_PRIVATE": "1",
         "CHARTER_LOG_FORMAT": "json",
         "CHARTER_REDIS_PREFIX": "other",
         "CHARTER_CORS_ORIGINS": "https://ops.example.com",

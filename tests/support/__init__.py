@@ -17,6 +17,9 @@
 - `redis`: `SHARED_REDIS_URL` (the suite's Redis db), `OwnRedis` (a redis-server of one's own).
 - `postgres`: `OwnPostgres` (a PostgreSQL cluster of one's own, for the fault runs).
 - `sdk`: the Python client in tests: `FAST_RETRY`, `new_realm`.
+- `receiver`: `Receiver`, a webhook receiver on loopback (its own thread and loop) that
+  verifies each delivery with `standardwebhooks`; it can be slow, failing or down.
+- `webhooks`: `deliver(client)`, one pass of the in-process app's deliverer; `PUBLIC_URL`.
 
 `tests/test_layout.py` keeps it so: no module imports a conftest, and conftest modules define
 only fixtures and hooks.

@@ -25,7 +25,7 @@ JSON = {"Content-Type": "application/json"}
 UNSET: Any = object()
 
 # Every stable code §2 names, plus `already-exists` (a realm created twice), and the edge's
-# `request-timeout` and `unsupported-media-type` (DESIGN §12).
+# `request-timeout` and `unsupported-media-type` (DESIGN §12), and webhooks' `target-refused`.
 KNOWN_CODES = frozenset(
     {
         "invalid-request",
@@ -47,6 +47,7 @@ KNOWN_CODES = frozenset(
         "precondition-required",
         "rate-limited",
         "unavailable",
+        "target-refused",
     }
 )
 

@@ -124,8 +124,14 @@ def _directive(given: str | None) -> str | None:
 _encoder = msgspec.json.Encoder()
 
 
+def event_json(event: Event) -> bytes:
+    """An event as the feed shows it: the items of `listEvents`, the data of `streamEvents`,
+    and the body of a webhook delivery."""
+    return _encoder.encode(render.event(event))
+
+
 def _frame(event: Event) -> bytes:
-    return sse.frame(event.type, str(event.seq), _encoder.encode(render.event(event)))
+    return sse.frame(event.type, str(event.seq), event_json(event))
 
 
 async def _stream(

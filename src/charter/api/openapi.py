@@ -190,6 +190,7 @@ _TAGS = {
     "agents": "What agents read: their composed prompt, its stream, and inject",
     "rollouts": "Staged rollouts of a version, the outcomes of their arms, and the guard",
     "events": "The realm's change feed, by cursor or as server-sent events",
+    "webhooks": "Signed deliveries of the realm's events to URLs, and their delivery log",
     "keys": "API keys (admin)",
     "system": "Liveness, readiness and metrics",
 }

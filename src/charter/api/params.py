@@ -33,6 +33,8 @@ DirectivePath = Annotated[str, _path_id(_DIRECTIVE_ID, "a directive id")]
 AgentPath = Annotated[str, _path_id(AGENT_ID_PATTERN, "an agent id")]
 CompositionPath = Annotated[str, _path_id(f"^cmp_[0-9a-f]{{64}}{_END}", "a composition id")]
 KeyPath = Annotated[str, _path_id(f"^key_{SUFFIX}{_END}", "an API key id")]
+WebhookPath = Annotated[str, _path_id(f"^whk_{SUFFIX}{_END}", "a webhook id")]
+DeliveryPath = Annotated[str, _path_id(f"^dlv_{SUFFIX}{_END}", "a delivery attempt id")]
 DirectiveQuery = Annotated[str | None, QueryParameter(schema_extra={"pattern": _DIRECTIVE_ID})]
 
 

@@ -38,6 +38,8 @@ class Hub:
         self.metrics = metrics
         self._agents: dict[tuple[str, str], set[Watch]] = {}
         self._realms: dict[str, set[Watch]] = {}
+        # Rung on every change in any realm: the webhook deliverer's doorbell.
+        self.bells: set[Watch] = set()
 
     def set_coherent(self, coherent: bool) -> None:
         """Whether this process hears every change; process-local caches serve only if so."""
@@ -63,6 +65,8 @@ class Hub:
             for watch in self._agents.get((realm, agent), ()):
                 watch.ring()
         for watch in self._realms.get(realm, ()):
+            watch.ring()
+        for watch in self.bells:
             watch.ring()
 
     def realm_heard(self, realm: str) -> None:
@@ -97,7 +101,7 @@ class Hub:
         self.local.flush()
         if self.keyring is not None:
             self.keyring.flush()
-        for watches in (*self._agents.values(), *self._realms.values()):
+        for watches in (*self._agents.values(), *self._realms.values(), self.bells):
             for watch in watches:
                 watch.ring()
 

@@ -27,11 +27,14 @@ from charter.client.errors import (
     ProblemError,
     RateLimited,
     StaleRevision,
+    TargetRefused,
     TransportError,
     Unauthenticated,
     Unavailable,
 )
 from charter.client.models import (
+    CreatedWebhook,
+    Delivery,
     Directive,
     Event,
     Forest,
@@ -40,6 +43,7 @@ from charter.client.models import (
     Patch,
     Prompt,
     TreeNode,
+    Webhook,
 )
 from charter.client.sync import Charter
 
@@ -50,7 +54,9 @@ __all__ = [
     "Charter",
     "CharterError",
     "Conflict",
+    "CreatedWebhook",
     "CycleDetected",
+    "Delivery",
     "Directive",
     "Event",
     "Forbidden",
@@ -72,8 +78,10 @@ __all__ = [
     "RateLimited",
     "RetryPolicy",
     "StaleRevision",
+    "TargetRefused",
     "TransportError",
     "TreeNode",
     "Unauthenticated",
     "Unavailable",
+    "Webhook",
 ]

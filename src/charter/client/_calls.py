@@ -309,6 +309,54 @@ class Endpoints:
         path = f"{self._r(realm)}/compositions/{_seg(composition_id)}"
         return Call("GET", path, _decoder(m.Composition))
 
+    # webhooks
+
+    def _hooks(self, realm: str | None) -> str:
+        return f"{self._r(realm)}/webhooks"
+
+    def create_webhook(
+        self,
+        url: str,
+        events: Sequence[str],
+        agents: Sequence[str] | None,
+        realm: str | None,
+    ) -> Call[m.CreatedWebhook]:
+        fields = _query(
+            url=url, events=list(events), agents=None if agents is None else list(agents)
+        )
+        body = _encoder.encode(fields)
+        return Call("POST", self._hooks(realm), _decoder(m.CreatedWebhook), body=body, write=True)
+
+    def webhooks(
+        self, limit: int | None, cursor: str | None, realm: str | None
+    ) -> Call[m.WebhookPage]:
+        params = _query(limit=limit, cursor=cursor)
+        return Call("GET", self._hooks(realm), _decoder(m.WebhookPage), params=params)
+
+    def webhook(self, webhook_id: str, realm: str | None) -> Call[m.Webhook]:
+        return Call("GET", f"{self._hooks(realm)}/{_seg(webhook_id)}", _decoder(m.Webhook))
+
+    def delete_webhook(self, webhook_id: str, realm: str | None) -> Call[None]:
+        path = f"{self._hooks(realm)}/{_seg(webhook_id)}"
+        return Call("DELETE", path, _nothing, write=True)
+
+    def enable_webhook(self, webhook_id: str, realm: str | None) -> Call[m.Webhook]:
+        path = f"{self._hooks(realm)}/{_seg(webhook_id)}/enable"
+        return Call("POST", path, _decoder(m.Webhook), write=True)
+
+    def deliveries(
+        self, webhook_id: str, limit: int | None, cursor: str | None, realm: str | None
+    ) -> Call[m.DeliveryPage]:
+        params = _query(limit=limit, cursor=cursor)
+        path = f"{self._hooks(realm)}/{_seg(webhook_id)}/deliveries"
+        return Call("GET", path, _decoder(m.DeliveryPage), params=params)
+
+    def retry_delivery(
+        self, webhook_id: str, delivery_id: str, realm: str | None
+    ) -> Call[m.Delivery]:
+        path = f"{self._hooks(realm)}/{_seg(webhook_id)}/deliveries/{_seg(delivery_id)}/retry"
+        return Call("POST", path, _decoder(m.Delivery), write=True)
+
     # keys
 
     def create_key(

@@ -449,6 +449,49 @@ class AsyncCharter:
 
     # keys
 
+    async def create_webhook(
+        self,
+        url: str,
+        events: Sequence[str] = ("*",),
+        *,
+        agents: Sequence[str] | None = None,
+        realm: str | None = None,
+    ) -> m.CreatedWebhook:
+        """Subscribe `url` to the realm's events; the answer holds the signing secret, once."""
+        return await self._send(self._api.create_webhook(url, events, agents, realm))
+
+    async def webhooks(
+        self, *, limit: int | None = None, cursor: str | None = None, realm: str | None = None
+    ) -> m.WebhookPage:
+        return await self._send(self._api.webhooks(limit, cursor, realm))
+
+    async def webhook(self, webhook_id: str, *, realm: str | None = None) -> m.Webhook:
+        return await self._send(self._api.webhook(webhook_id, realm))
+
+    async def delete_webhook(self, webhook_id: str, *, realm: str | None = None) -> None:
+        await self._send(self._api.delete_webhook(webhook_id, realm))
+
+    async def enable_webhook(self, webhook_id: str, *, realm: str | None = None) -> m.Webhook:
+        """Deliver again after `webhook.disabled`, from where its cursor stands."""
+        return await self._send(self._api.enable_webhook(webhook_id, realm))
+
+    async def deliveries(
+        self,
+        webhook_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        realm: str | None = None,
+    ) -> m.DeliveryPage:
+        """The webhook's delivery attempts, newest first."""
+        return await self._send(self._api.deliveries(webhook_id, limit, cursor, realm))
+
+    async def retry_delivery(
+        self, webhook_id: str, delivery_id: str, *, realm: str | None = None
+    ) -> m.Delivery:
+        """Send that delivery's event again now (same `webhook-id`); the new attempt."""
+        return await self._send(self._api.retry_delivery(webhook_id, delivery_id, realm))
+
     async def create_key(
         self,
         role: m.Role,

@@ -48,6 +48,12 @@ class InvalidHierarchy(InvalidInput):
     code = "invalid-hierarchy"
 
 
+class TargetRefused(InvalidInput):
+    """A webhook URL whose host does not resolve, or resolves to a private address."""
+
+    code = "target-refused"
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency-key-reused"
 
@@ -135,6 +141,7 @@ _BY_CODE: dict[str, type[ProblemError]] = {
         ContentTooLarge,
         PayloadTooLarge,
         InvalidHierarchy,
+        TargetRefused,
         IdempotencyKeyReused,
         PreconditionRequired,
         MethodNotAllowed,

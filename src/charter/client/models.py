@@ -373,6 +373,50 @@ class KeyPage(Struct, kw_only=True):
     next_cursor: str | None
 
 
+class Webhook(Struct, kw_only=True):
+    id: str
+    realm_id: str
+    url: str
+    events: list[str]
+    agents: list[str] | None
+    state: str  # "active" or "disabled"
+    delivered_seq: int
+    failures: int
+    failing_since: datetime | None
+    next_attempt_at: datetime
+    disabled_at: datetime | None
+    created_by: str
+    created_at: datetime
+
+
+class CreatedWebhook(Webhook, kw_only=True):
+    secret: str | None  # the signing secret (`whsec_…`), shown once; None on a replay
+
+
+class WebhookPage(Struct, kw_only=True):
+    items: list[Webhook]
+    next_cursor: str | None
+
+
+class Delivery(Struct, kw_only=True):
+    id: str
+    webhook_id: str
+    seq: int
+    message_id: str  # the `webhook-id` header: the same on every attempt of one event
+    event_type: str
+    attempt: int
+    manual: bool
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    attempted_at: datetime
+
+
+class DeliveryPage(Struct, kw_only=True):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
 class Problem(Struct, kw_only=True):
     type: str = "about:blank"
     title: str = ""

@@ -68,6 +68,10 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT ON composition_agents TO {role}",
     "GRANT SELECT, INSERT ON rollout_outcomes TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON relay_cursors TO {role}",
+    # Webhooks are made and deleted, never changed; their cursors move; attempts are logged.
+    "GRANT SELECT, INSERT, DELETE ON webhooks TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON webhook_cursors TO {role}",
+    "GRANT SELECT, INSERT, DELETE ON webhook_deliveries TO {role}",
     # Keys are made and revoked, never changed: no UPDATE of role, realms or secret, no DELETE.
     "GRANT SELECT, INSERT (id, secret_hash, role, realms, agent_id, name, created_at), "
     "UPDATE (revoked_at) ON api_keys TO {role}",

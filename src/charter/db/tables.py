@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -169,6 +170,63 @@ relay_cursors = Table(
     Column("delivered_seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("realm_id"),
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+)
+
+
+# Webhooks (migration 0013): the target and its secret, realm-isolated.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("event_types", Json, nullable=False),
+    Column("agents", Json, nullable=True),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+)
+
+# Each webhook's delivery state. No secret, no target: readable across realms, so one query
+# finds every webhook that is due; written only for the realm a transaction names.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("webhook_id", String(40), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("delivered_seq", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),  # consecutive failed attempts
+    Column("failing_since", Timestamp, nullable=True),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("lease_owner", String(40), nullable=True),
+    Column("lease_until", Timestamp, nullable=True),
+    Column("disabled_at", Timestamp, nullable=True),
+    PrimaryKeyConstraint("realm_id", "webhook_id"),
+    ForeignKeyConstraint(["realm_id", "webhook_id"], ["webhooks.realm_id", "webhooks.id"]),
+)
+
+# One row per delivery attempt: what was sent (by seq and message id) and how it went.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("webhook_id", String(40), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("message_id", String(80), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("manual", Boolean, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(64), nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("attempted_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id", "webhook_id"], ["webhooks.realm_id", "webhooks.id"]),
+    Index("ix_webhook_deliveries_realm_id_webhook_id_id", "realm_id", "webhook_id", "id"),
 )
 
 

@@ -17,3 +17,6 @@ class EventType(enum.StrEnum):
     ROLLOUT_CHANGED = "directive.rollout_changed"
     ROLLOUT_PROMOTED = "directive.rollout_promoted"
     ROLLOUT_ABORTED = "directive.rollout_aborted"
+    # A webhook whose deliveries failed for the whole retry horizon (`directive_id` holds the
+    # webhook's id: the feed's events all name the thing they are about there).
+    WEBHOOK_DISABLED = "webhook.disabled"

@@ -150,6 +150,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.webhook_deliveries = Counter(
+            "charter_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered: a 2xx; failed: anything else)",
+            ["outcome"],
+            registry=registry,
+        )
         self.local_entries = Gauge(
             "charter_local_cache_entries",
             "Entries in the process-local prompt cache",
@@ -172,6 +178,8 @@ class Metrics:
         self._watchers = {kind: self.watchers.labels(kind) for kind in WATCHER_KINDS}
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason)
+        for outcome in ("delivered", "failed"):
+            self.webhook_deliveries.labels(outcome)
         self._observers: dict[tuple[str, str, int], tuple[Callable[[], None], Observe]] = {}
         self.local_enabled.set(1)
         # Gauges of this process's state, set from it before a scrape and on every relay pass

@@ -5,7 +5,7 @@ everywhere at the next request. The app role inserts sessions, ends them (`ended
 purges expired ones; it never changes which key a session stands for.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-02 01:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
