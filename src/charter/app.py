@@ -13,6 +13,7 @@ from litestar.types import HTTPScope, Receive, Scope, Send
 from charter import logs
 from charter.api import edges, fastpath
 from charter.api.agents import AgentController
+from charter.api.claims import ClaimController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
@@ -22,6 +23,7 @@ from charter.api.openapi import ClosedRequestSchemas, DocumentedProblems, docume
 from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
+from charter.api.schedules import ScheduleController
 from charter.api.system import healthz, metrics, readyz
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
@@ -89,6 +91,8 @@ def create_app(
             RealmController,
             DirectiveController,
             AgentController,
+            ClaimController,
+            ScheduleController,
             EventController,
             KeyController,
             healthz,

@@ -101,3 +101,15 @@ class IdempotencyKeyInUse(CharterError):
 
 class IdempotencyKeyReused(CharterError):
     code = "idempotency-key-reused"
+
+
+class AlreadyClaimed(CharterError):
+    """The directive has a live claim (its holder and expiry are in the problem)."""
+
+    code = "already-claimed"
+
+
+class NotDue(CharterError):
+    """The directive may not be claimed yet: paused, or before its `not_before`."""
+
+    code = "not-due"

@@ -84,10 +84,11 @@ class Hub:
             yield registered
 
     @contextmanager
-    def watch_realm(self, realm: str) -> Iterator[Watch]:
-        """The realm's bell: one per realm and process (the shared event-feed reader)."""
-        with _registered(self._realms, realm, None) as watch:
-            yield watch
+    def watch_realm(self, realm: str, watch: Watch | None = None) -> Iterator[Watch]:
+        """`watch` (a new one if None) rings on every change in the realm: the shared
+        event-feed reader, and waits for claimable work."""
+        with _registered(self._realms, realm, watch) as registered:
+            yield registered
 
     def counted(self, kind: str) -> AbstractContextManager[None]:
         """Count one open watcher of `kind` while the block runs."""

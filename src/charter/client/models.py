@@ -46,6 +46,8 @@ class Directive(Struct, kw_only=True):
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    not_before: datetime | None = None
+    last_failure: dict[str, Any] | None = None
     changed: bool | None = None
 
 
@@ -65,6 +67,8 @@ class DirectiveSummary(Struct, kw_only=True):
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    not_before: datetime | None = None
+    last_failure: dict[str, Any] | None = None
 
 
 class DirectivePage(Struct, kw_only=True):
@@ -86,6 +90,7 @@ class NewDirective(Struct, kw_only=True, omit_defaults=True):
     injection_mode: InjectionMode = "system_first"
     metadata: dict[str, Any] = {}
     message: str | None = None
+    not_before: datetime | None = None
 
 
 class Patch(Struct, kw_only=True, omit_defaults=True):
@@ -101,6 +106,7 @@ class Patch(Struct, kw_only=True, omit_defaults=True):
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     key: str | UnsetType | None = UNSET
+    not_before: datetime | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
 

@@ -13,3 +13,13 @@ class EventType(enum.StrEnum):
     STATUS_CHANGED = "directive.status_changed"
     ROLLED_BACK = "directive.rolled_back"
     DEACTIVATED = "directive.deactivated"
+    # Work coordination (§10): a claim and how it ended.
+    CLAIMED = "directive.claimed"
+    CLAIM_EXPIRED = "directive.claim_expired"
+    SUCCEEDED = "directive.succeeded"
+    FAILED = "directive.failed"
+    # Schedules (§8): made, cancelled, or failed (a schedule that runs writes the action's own
+    # events, as the actor `schedule:{id}`).
+    SCHEDULE_CREATED = "schedule.created"
+    SCHEDULE_CANCELLED = "schedule.cancelled"
+    SCHEDULE_FAILED = "schedule.failed"

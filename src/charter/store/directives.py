@@ -50,6 +50,8 @@ class Directive:
     latest_version: int
     created_at: datetime
     updated_at: datetime
+    not_before: datetime | None
+    last_failure: dict[str, Any] | None
     title: str
     body: str
 
@@ -109,6 +111,7 @@ _FROM_COLUMN: dict[str, Callable[[Any], Any]] = {
     "metadata": dict,
     "created_at": aware,
     "updated_at": aware,
+    "not_before": lambda value: None if value is None else aware(value),
 }
 # Every Directive field but the text is a column of the same name: derived, not listed.
 _COLUMNS = tuple(f.name for f in fields(Directive) if f.name not in ("title", "body"))
