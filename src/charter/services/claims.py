@@ -66,6 +66,9 @@ async def claim(
     held = await claims.live_for(conn, realm_id, directive_id)
     if held is not None and held.expires_at <= now:
         await expire(conn, realm_id, held.id, now)
+    elif held is not None:
+        # Refused early, without the queries below; the insert's index is still the rule.
+        raise _already_claimed(held)
     if current.status.terminal:
         if not request.rerun:
             raise InvalidTransition(
@@ -100,11 +103,7 @@ async def claim(
     )
     if not taken:
         holder = await claims.live_for(conn, realm_id, directive_id)
-        raise AlreadyClaimed(
-            "the directive is claimed",
-            holder=None if holder is None else holder.agent_id,
-            expires_at=None if holder is None else holder.expires_at.isoformat(),
-        )
+        raise _already_claimed(holder)
     await timers.add(conn, realm_id, Timer(claim_id, timers.CLAIM, expires_at))
     made = await claims.get(conn, realm_id, claim_id)
     await _record(conn, realm_id, EventType.CLAIMED, current, actor.key_id, made)
@@ -200,6 +199,14 @@ async def get(conn: AsyncConnection, realm_id: str, directive_id: str, claim_id:
     if found.directive_id != directive_id:
         raise NotFound(f"claim {claim_id!r} not found")
     return found
+
+
+def _already_claimed(holder: Claim | None) -> AlreadyClaimed:
+    return AlreadyClaimed(
+        "the directive is claimed",
+        holder=None if holder is None else holder.agent_id,
+        expires_at=None if holder is None else holder.expires_at.isoformat(),
+    )
 
 
 def _not_live(held: Claim, now: datetime) -> str:
