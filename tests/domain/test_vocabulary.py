@@ -20,6 +20,7 @@ from charter.domain import tree
 from charter.domain.access import Role
 from charter.domain.events import EventType
 from charter.domain.tree import InjectionMode, Level, Priority, Status
+from charter.domain.work import ClaimState, Outcome, ScheduleState
 
 PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
     (Level, client.LEVELS),
@@ -27,6 +28,9 @@ PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
     (Priority, client.PRIORITIES),
     (InjectionMode, client.INJECTION_MODES),
     (Role, client.ROLES),
+    (ClaimState, client.CLAIM_STATES),
+    (Outcome, client.OUTCOMES),
+    (ScheduleState, client.SCHEDULE_STATES),
 ]
 
 

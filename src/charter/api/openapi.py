@@ -188,6 +188,8 @@ _TAGS = {
     "realms": "Realms: the tenants, each with its own tree and revision",
     "directives": "Directives: versioned, compare-and-swap, in a tree",
     "agents": "What agents read: their composed prompt, its stream, and inject",
+    "claims": "Work coordination: claims with leases, heartbeats and finishes",
+    "schedules": "Timed changes of a directive, each run once",
     "events": "The realm's change feed, by cursor or as server-sent events",
     "keys": "API keys (admin)",
     "system": "Liveness, readiness and metrics",
