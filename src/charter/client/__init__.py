@@ -42,8 +42,11 @@ from charter.client.models import (
     TreeNode,
 )
 from charter.client.sync import Charter
+from charter.client.work import AsyncHolding, Holding
 
 __all__ = [
+    "AsyncHolding",
+    "Holding",
     "AlreadyExists",
     "AsyncCharter",
     "AuthError",

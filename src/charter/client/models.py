@@ -11,9 +11,29 @@ from typing import Any
 
 from msgspec import UNSET, Struct, UnsetType, field
 
-from charter.client.vocabulary import TERMINAL, InjectionMode, Level, Priority, Role, Status
+from charter.client.vocabulary import (
+    TERMINAL,
+    ClaimState,
+    InjectionMode,
+    Level,
+    Outcome,
+    Priority,
+    Role,
+    ScheduleState,
+    Status,
+)
 
-__all__ = ["TERMINAL", "InjectionMode", "Level", "Priority", "Role", "Status"]
+__all__ = [
+    "TERMINAL",
+    "ClaimState",
+    "InjectionMode",
+    "Level",
+    "Outcome",
+    "Priority",
+    "Role",
+    "ScheduleState",
+    "Status",
+]
 
 
 class Realm(Struct, kw_only=True):
@@ -218,10 +238,57 @@ class EventPage(Struct, kw_only=True):
     next_cursor: int | None
 
 
+class Claim(Struct, kw_only=True):
+    id: str
+    directive_id: str
+    agent_id: str
+    attempt: int
+    state: ClaimState
+    lease_seconds: int
+    created_at: datetime
+    expires_at: datetime
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    result: Any = None
+
+
+class ClaimPage(Struct, kw_only=True):
+    items: list[Claim]
+    next_cursor: str | None
+    claimable: list[str] | None = None
+
+
+class Finished(Struct, kw_only=True):
+    claim: Claim
+    directive_id: str
+    status: Status
+    revision: int
+    changed: bool
+    reused: bool
+
+
+class Schedule(Struct, kw_only=True):
+    id: str
+    directive_id: str
+    at: datetime
+    action: dict[str, Any]
+    state: ScheduleState
+    expected_revision: int | None = None
+    created_at: datetime | None = None
+    ran_at: datetime | None = None
+    reason: str | None = None
+
+
+class SchedulePage(Struct, kw_only=True):
+    items: list[Schedule]
+    next_cursor: str | None
+
+
 class Agent(Struct, kw_only=True):
     agent_id: str
     directives: int
     active: int
+    claims: list[Claim] = []
 
 
 class AgentPage(Struct, kw_only=True):
@@ -297,3 +364,6 @@ class Problem(Struct, kw_only=True):
     current_revision: int | None = None
     etag: str | None = None
     errors: list[dict[str, str]] | None = None
+    holder: str | None = None
+    expires_at: str | None = None
+    not_before: str | None = None
