@@ -13,8 +13,8 @@ from litestar.types import HTTPScope, Receive, Scope, Send
 from charter import logs
 from charter.api import edges, fastpath
 from charter.api.agents import AgentController
-from charter.api.claims import ClaimController
 from charter.api.auth import AuthorizeMiddleware
+from charter.api.claims import ClaimController
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController

@@ -26,11 +26,11 @@ from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.observability import tracing
 from charter.ratelimit import RateLimiter
+from charter.services import claims, schedules
+from charter.services.due_work import DueWork
 from charter.services.feeds import Feeds
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring, recheck_revocations
-from charter.services import claims, schedules
-from charter.services.due_work import DueWork
 from charter.services.prompts import Prompts
 from charter.settings import Settings
 from charter.store import timers

@@ -211,7 +211,9 @@ async def _revoke(w: World) -> Call:
 
 async def _claim(w: World) -> Call:
     node = await _fresh(w)
-    return Call("POST", f"{w.base}/{node['id']}/claims", {"agent_id": "agent-own", "lease_seconds": 60})
+    return Call(
+        "POST", f"{w.base}/{node['id']}/claims", {"agent_id": "agent-own", "lease_seconds": 60}
+    )
 
 
 async def _held(w: World) -> str:

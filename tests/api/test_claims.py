@@ -76,9 +76,13 @@ async def test_a_terminal_directive_is_claimed_only_with_rerun(api: Api) -> None
 
 async def test_heartbeat_extends_the_lease(api: Api) -> None:
     node = await api.create()
-    made = (await api.client.post(_claims(api, node), json={"agent_id": "a1", "lease_seconds": 5})).json()
+    made = (
+        await api.client.post(_claims(api, node), json={"agent_id": "a1", "lease_seconds": 5})
+    ).json()
     await asyncio.sleep(0.05)
-    beat = await api.client.post(f"{_claims(api, node)}/{made['id']}/heartbeat", json={"lease_seconds": 60})
+    beat = await api.client.post(
+        f"{_claims(api, node)}/{made['id']}/heartbeat", json={"lease_seconds": 60}
+    )
     assert beat.status_code == 200, beat.text
     assert datetime.fromisoformat(beat.json()["expires_at"]) > datetime.fromisoformat(
         made["expires_at"]
@@ -114,7 +118,9 @@ async def test_succeeded_under_open_children_needs_cascade(api: Api) -> None:
     child = await api.child(root)
     made = (await _claim(api, root)).json()
     url = f"{_claims(api, root)}/{made['id']}/finish"
-    assert_problem(await api.client.post(url, json={"outcome": "succeeded"}), 409, "has-open-children")
+    assert_problem(
+        await api.client.post(url, json={"outcome": "succeeded"}), 409, "has-open-children"
+    )
     done = await api.client.post(url, json={"outcome": "succeeded", "cascade": True})
     assert done.status_code == 200, done.text
     assert (await api.get(child["id"]))["status"] == "completed"
@@ -157,7 +163,9 @@ async def test_bad_claims_are_refused(api: Api) -> None:
     ):
         assert_problem(await api.client.post(_claims(api, node), json=body), 400, "invalid-request")
     missing = f"{api.base}/dir_00000000000000000000000000/claims"
-    assert_problem(await api.client.post(missing, json={"agent_id": "a", "lease_seconds": 5}), 404, "not-found")
+    assert_problem(
+        await api.client.post(missing, json={"agent_id": "a", "lease_seconds": 5}), 404, "not-found"
+    )
     bad = f"{_claims(api, node)}/clm_nope/heartbeat"
     assert_problem(await api.client.post(bad), 400, "invalid-request")
     unknown = f"{_claims(api, node)}/clm_00000000000000000000000000/finish"

@@ -51,7 +51,9 @@ async def test_a_status_schedule_runs_once_within_a_second(api: Api) -> None:
 async def test_an_activate_schedule_moves_the_active_version(api: Api) -> None:
     node = await api.create()
     node = await api.patch(node, body="second")
-    made = await api.client.post(_url(api, node), json={"at": _soon(0.1), "action": {"activate": 1}})
+    made = await api.client.post(
+        _url(api, node), json={"at": _soon(0.1), "action": {"activate": 1}}
+    )
     ran = await _settled(api, node, made.json()["id"])
     assert ran["state"] == "done", ran
     assert (await api.get(node["id"]))["active_version"] == 1
@@ -73,7 +75,11 @@ async def test_a_stale_expected_revision_fails_and_writes_nothing_else(api: Api)
 async def test_a_refused_action_fails_with_its_code(api: Api) -> None:
     node = await api.create()
     node = await api.patch(node, status="completed")
-    made = (await api.client.post(_url(api, node), json={"at": _soon(0.1), "action": {"status": "paused"}})).json()
+    made = (
+        await api.client.post(
+            _url(api, node), json={"at": _soon(0.1), "action": {"status": "paused"}}
+        )
+    ).json()
     ran = await _settled(api, node, made["id"])
     assert (ran["state"], ran["reason"]) == ("failed", "invalid-transition")
     assert (await api.get(node["id"]))["revision"] == node["revision"]
@@ -84,7 +90,9 @@ async def test_rollout_actions_are_accepted_and_fail_unsupported_here(
     api: Api, action: dict[str, Any]
 ) -> None:
     node = await api.create()
-    made = (await api.client.post(_url(api, node), json={"at": _soon(0.1), "action": action})).json()
+    made = (
+        await api.client.post(_url(api, node), json={"at": _soon(0.1), "action": action})
+    ).json()
     assert made["action"] == action
     ran = await _settled(api, node, made["id"])
     assert (ran["state"], ran["reason"]) == ("failed", "unsupported")
@@ -92,7 +100,11 @@ async def test_rollout_actions_are_accepted_and_fail_unsupported_here(
 
 async def test_a_pending_schedule_is_cancelled_and_never_runs(api: Api) -> None:
     node = await api.create()
-    made = (await api.client.post(_url(api, node), json={"at": _soon(1.0), "action": {"status": "paused"}})).json()
+    made = (
+        await api.client.post(
+            _url(api, node), json={"at": _soon(1.0), "action": {"status": "paused"}}
+        )
+    ).json()
     cancel = await api.client.delete(f"{_url(api, node)}/{made['id']}")
     assert cancel.status_code == 200, cancel.text
     assert cancel.json()["state"] == "cancelled"

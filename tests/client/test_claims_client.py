@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from charter.client import AsyncCharter, AsyncHolding, Charter, Holding
-from charter.client import errors
+from charter.client import AsyncCharter, AsyncHolding, Charter, Holding, errors
 from charter.client import models as m
 from tests.support.servers import CharterServer
 
@@ -45,9 +44,7 @@ def test_not_due_is_its_own_error(charter: Charter, realm: str) -> None:
     assert refused.value.problem.not_before is not None
 
 
-def test_holding_finishes_succeeded_and_heartbeats_meanwhile(
-    charter: Charter, realm: str
-) -> None:
+def test_holding_finishes_succeeded_and_heartbeats_meanwhile(charter: Charter, realm: str) -> None:
     node = _node(charter, realm)
     with Holding(charter, node.id, "w", lease_seconds=5, every=0.2, realm=realm) as work:
         first = work.claim.expires_at
@@ -65,7 +62,8 @@ def test_holding_finishes_failed_on_an_exception(charter: Charter, realm: str) -
         raise KeyError("x")
     failed = charter.get(node.id, realm=realm)
     assert failed.status == "active"
-    assert failed.last_failure is not None and failed.last_failure["code"] == "KeyError"
+    assert failed.last_failure is not None
+    assert failed.last_failure["code"] == "KeyError"
 
 
 async def test_async_holding_does_the_same(server: CharterServer, realm: str) -> None:

@@ -97,7 +97,9 @@ async def test_a_server_killed_while_leases_expire_and_schedules_fall_due(
             assert made.status_code == 201, made.text
             due[made.json()["id"]] = at
         # Kill a mid-way through the window in which it all falls due.
-        await asyncio.sleep(max(0.0, (start + timedelta(seconds=5.5) - datetime.now(UTC)).total_seconds()))
+        await asyncio.sleep(
+            max(0.0, (start + timedelta(seconds=5.5) - datetime.now(UTC)).total_seconds())
+        )
         await servers.kill("a")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -143,7 +145,9 @@ async def test_a_server_killed_holding_a_due_schedule_leaves_it_to_run_once(
                 await asyncio.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 1.0)
                 # Waiting for this transaction's row lock: a lock not granted (pg_locks shows
                 # every role's locks).
-                waiting = await conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+                waiting = await conn.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                )
                 assert waiting.scalar_one() >= 1  # a is holding the due schedule, stuck
                 await servers.kill("a")
         finally:

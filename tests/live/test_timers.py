@@ -44,9 +44,7 @@ async def _feed(http: httpx.AsyncClient, realm: str) -> list[dict[str, Any]]:
     return items
 
 
-async def _schedule(
-    http: httpx.AsyncClient, realm: str, node: dict[str, Any], at: datetime
-) -> str:
+async def _schedule(http: httpx.AsyncClient, realm: str, node: dict[str, Any], at: datetime) -> str:
     body = {"at": at.isoformat(), "action": {"status": "paused"}}
     made = await http.post(f"/v1/realms/{realm}/directives/{node['id']}/schedules", json=body)
     assert made.status_code == 201, made.text
@@ -134,6 +132,7 @@ async def test_work_due_while_no_server_ran_is_done_at_the_next_start(tmp_path: 
             feed = await _feed(http, realm)
     done = [e for e in feed if e["actor"] == f"schedule:{sid}"]
     expired = [e for e in feed if e["type"] == "directive.claim_expired"]
-    assert len(done) == 1 and len(expired) == 1
+    assert len(done) == 1
+    assert len(expired) == 1
     assert expired[0]["payload"]["claim_id"] == claim["id"]
     assert datetime.fromisoformat(done[0]["occurred_at"]) >= started

@@ -14,8 +14,8 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, sse, wire
-from charter.api.claims import claim_out
 from charter.api.auth import ACCESS, HELD
+from charter.api.claims import claim_out
 from charter.api.deps import CallerDep, HoldDep, RuntimeDep, caller_of
 from charter.api.idempotent import HEADER as IDEMPOTENCY_HEADER
 from charter.api.idempotent import write_once

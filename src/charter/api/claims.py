@@ -131,9 +131,7 @@ class ClaimController(Controller):
         _acting_for(caller, await _holder(runtime, realm_id, directive_id, claim_id))
 
         async def run(conn: AsyncConnection) -> Response[wire.ClaimOut]:
-            held = await work.heartbeat(
-                conn, realm_id, directive_id, claim_id, data.lease_seconds
-            )
+            held = await work.heartbeat(conn, realm_id, directive_id, claim_id, data.lease_seconds)
             return Response(claim_out(held))
 
         return await write_once(runtime, request, realm_id, run)

@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import _views, declarative, edit, exits
+from charter.cli import _views, declarative, edit, exits, work
 from charter.cli._context import Context, UsageError, connection_options, resolve
 from charter.cli._context import json_option as _json_option
 from charter.cli._context import realm_option as _realm_option
@@ -145,6 +145,7 @@ def add(
 
     declarative.add(commands, conn, realm)
     edit.add(commands, conn, realm)
+    work.add(commands, conn, realm, as_json)
 
 
 def _attribute_flags(p: argparse.ArgumentParser) -> None:

@@ -45,10 +45,9 @@ from charter.client.sync import Charter
 from charter.client.work import AsyncHolding, Holding
 
 __all__ = [
-    "AsyncHolding",
-    "Holding",
     "AlreadyExists",
     "AsyncCharter",
+    "AsyncHolding",
     "AuthError",
     "Charter",
     "CharterError",
@@ -59,6 +58,7 @@ __all__ = [
     "Forbidden",
     "Forest",
     "HasOpenChildren",
+    "Holding",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
     "Injected",

@@ -29,9 +29,7 @@ class Access(enum.StrEnum):
 
 _GRANTS: dict[Role, frozenset[Access]] = {
     Role.ADMIN: frozenset(Access),
-    Role.OPERATOR: frozenset(
-        {Access.ANY, Access.READ, Access.WRITE, Access.PROMPT, Access.WORK}
-    ),
+    Role.OPERATOR: frozenset({Access.ANY, Access.READ, Access.WRITE, Access.PROMPT, Access.WORK}),
     Role.READER: frozenset({Access.ANY, Access.READ, Access.PROMPT}),
     Role.AGENT: frozenset({Access.ANY, Access.PROMPT, Access.WORK}),
 }

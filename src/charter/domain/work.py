@@ -66,11 +66,13 @@ def action_kind(action: dict[str, Any]) -> ActionKind:
     """Check a schedule's action (one of the four shapes of §8) and name its kind."""
     if len(action) != 1:
         raise InvalidRequest("action has exactly one of activate, status, rollout, promote")
-    (name, value), = action.items()
+    ((name, value),) = action.items()
     try:
         kind = ActionKind(name)
     except ValueError:
-        raise InvalidRequest("action has exactly one of activate, status, rollout, promote") from None
+        raise InvalidRequest(
+            "action has exactly one of activate, status, rollout, promote"
+        ) from None
     if kind is ActionKind.ACTIVATE:
         if type(value) is not int or value < 1:
             raise InvalidRequest("activate names a version number (≥ 1)")
@@ -78,15 +80,20 @@ def action_kind(action: dict[str, Any]) -> ActionKind:
         if value not in {s.value for s in Status}:
             raise InvalidRequest("status is one of " + ", ".join(s.value for s in Status))
     elif kind is ActionKind.ROLLOUT:
-        percent = value.get("percent") if isinstance(value, dict) else None
-        if (
-            not isinstance(value, dict)
-            or set(value) != {"percent"}
-            or type(percent) not in (int, float)
-            or not 0 <= percent <= 100
-            or round(percent, 2) != percent
-        ):
-            raise InvalidRequest("rollout is {\"percent\": p}, 0 to 100 with two decimals")
+        _check_rollout(value)
     elif value is not True:
         raise InvalidRequest("promote is true")
     return kind
+
+
+def _check_rollout(value: Any) -> None:
+    percent = value.get("percent") if isinstance(value, dict) else None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"percent"}
+        or type(percent) not in (int, float)
+    ):
+        raise InvalidRequest('rollout is {"percent": p}, 0 to 100 with two decimals')
+    assert isinstance(percent, int | float)
+    if not 0 <= percent <= 100 or round(percent, 2) != percent:
+        raise InvalidRequest('rollout is {"percent": p}, 0 to 100 with two decimals')

@@ -82,9 +82,7 @@ async def claim(
     if current.status is Status.PAUSED:
         raise NotDue("the directive is paused")
     if current.not_before is not None and now < current.not_before:
-        raise NotDue(
-            "the directive is not due yet", not_before=current.not_before.isoformat()
-        )
+        raise NotDue("the directive is not due yet", not_before=current.not_before.isoformat())
     attempt = await claims.last_attempt(conn, realm_id, directive_id) + 1
     claim_id = new_id("clm")
     expires_at = now + timedelta(seconds=request.lease_seconds)
@@ -117,9 +115,7 @@ async def heartbeat(
     now = await realms.lock(conn, realm_id)
     current = await get(conn, realm_id, directive_id, claim_id)
     seconds = current.lease_seconds if lease is None else lease
-    extended = await claims.extend(
-        conn, realm_id, claim_id, now, now + timedelta(seconds=seconds)
-    )
+    extended = await claims.extend(conn, realm_id, claim_id, now, now + timedelta(seconds=seconds))
     if extended is None:
         raise InvalidTransition(_not_live(current, now))
     await timers.move(conn, realm_id, claim_id, extended.expires_at)

@@ -186,9 +186,7 @@ async def live_by_agent(
 
 
 def _claimable_by(realm_id: str, agent_id: str) -> Any:
-    live = exists().where(
-        c.c.realm_id == realm_id, c.c.directive_id == d.c.id, c.c.state == LIVE
-    )
+    live = exists().where(c.c.realm_id == realm_id, c.c.directive_id == d.c.id, c.c.state == LIVE)
     return and_(
         d.c.realm_id == realm_id,
         d.c.owner_agent_id == agent_id,

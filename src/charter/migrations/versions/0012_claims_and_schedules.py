@@ -104,9 +104,7 @@ def upgrade() -> None:
             name="fk_schedules_realm_id_directive_id_directives",
         ),
     )
-    op.create_index(
-        "ix_schedules_realm_id_directive_id", "schedules", ["realm_id", "directive_id"]
-    )
+    op.create_index("ix_schedules_realm_id_directive_id", "schedules", ["realm_id", "directive_id"])
     op.create_table(
         "timers",
         sa.Column("realm_id", sa.String(63), nullable=False),
