@@ -10,6 +10,7 @@ Scenarios (BENCH_ONLY picks some, by number or name, comma-separated; default: a
 7 `sqlite`       scenarios 1 and 3 against `charter serve` in embedded mode (`embedded.py`)
 8 `streams`      a write with 2 000 event streams open against one stream (`streams.py`)
 9 `shutdown`     SIGTERM to `charter serve` holding 10 000 streams: time to exit (`streams.py`)
+10 `timers`      lease expiry and schedule lateness against a bare sleep-and-query (`timers.py`)
 
 Reads its database and Redis from the environment that `scripts/bench` sets: BENCH_APP_URL
 (the app role), BENCH_OWNER_URL (the schema owner: bulk seeding, ANALYZE), BENCH_REDIS_URL.
@@ -29,13 +30,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cas, composition, embedded, fanout, figures, reads, report, size, streams
+from benchmarks import (
+    cas,
+    composition,
+    embedded,
+    fanout,
+    figures,
+    reads,
+    report,
+    size,
+    streams,
+    timers,
+)
 from benchmarks.seed import COMPOSER, analyze, seed
 from benchmarks.servers import Server
 from benchmarks.watchers import raise_fd_limit
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("reads", "composition", "cas", "fanout", "size", "sqlite", "streams", "shutdown")
+SCENARIOS = (
+    "reads",
+    "composition",
+    "cas",
+    "fanout",
+    "size",
+    "sqlite",
+    "streams",
+    "shutdown",
+    "timers",
+)
 _ALIASES = {
     "1": "reads",
     "2": "composition",
@@ -48,6 +70,7 @@ _ALIASES = {
     "embedded": "sqlite",
     "8": "streams",
     "9": "shutdown",
+    "10": "timers",
 }
 
 
@@ -85,6 +108,8 @@ def _settings() -> dict[str, Any]:
         "stream_rounds": int(number("BENCH_STREAM_ROUNDS", 3)),
         "stream_writes": int(number("BENCH_STREAM_WRITES", 20)),
         "shutdown_streams": int(number("BENCH_SHUTDOWN_STREAMS", 10_000)),
+        "timer_count": int(number("BENCH_TIMERS", 20)),
+        "timer_rounds": int(number("BENCH_TIMER_ROUNDS", 3)),
     }
 
 
@@ -254,6 +279,12 @@ def main() -> int:
                 flush=True,
             )
             results["shutdown"] = asyncio.run(streams.shutdown(cfg, work, admin_key))
+        if "timers" in only:
+            print(
+                f"10. {cfg['timer_count']} lease expiries and schedules a round, how late",
+                flush=True,
+            )
+            results["timers"] = asyncio.run(timers.run(cfg, work, admin_key))
         machine["load_average_end"] = os.getloadavg()
         machine["seconds"] = round(time.time() - started, 1)
         raw.update(
