@@ -264,3 +264,15 @@ async def test_a_lease_that_runs_out_is_released_once(api: Api) -> None:
     assert next_claim["attempt"] == 2
     listed = await api.client.get(f"/v1/realms/{api.realm}/claims", params={"state": "expired"})
     assert [c["id"] for c in listed.json()["items"]] == [made["id"]]
+
+
+async def test_a_retried_claim_with_its_idempotency_key_replays_the_same_claim(api: Api) -> None:
+    node = await api.create()
+    body = {"agent_id": "a1", "lease_seconds": 30}
+    headers = {"Idempotency-Key": "claim-once"}
+    first = await api.client.post(_claims(api, node), json=body, headers=headers)
+    again = await api.client.post(_claims(api, node), json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert (await _types(api)).count("directive.claimed") == 1

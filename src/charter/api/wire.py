@@ -391,7 +391,8 @@ class ClaimPage(Struct, kw_only=True):
 class ScheduleIn(_In):
     at: Instant
     action: dict[str, Any]
-    expected_revision: Revision | None = None
+    # Stored, so bounded by its column (a bigint).
+    expected_revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None
 
 
 class ScheduleOut(Struct, kw_only=True):

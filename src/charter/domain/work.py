@@ -13,6 +13,7 @@ LEASE_MIN_SECONDS = 5
 LEASE_MAX_SECONDS = 3600
 RESULT_MAX_BYTES = 8192
 ERROR_CODE_MAX = 128
+VERSION_MAX = 2**31 - 1  # the versions table's integer
 
 
 class ClaimState(enum.StrEnum):
@@ -74,10 +75,10 @@ def action_kind(action: dict[str, Any]) -> ActionKind:
             "action has exactly one of activate, status, rollout, promote"
         ) from None
     if kind is ActionKind.ACTIVATE:
-        if type(value) is not int or value < 1:
+        if type(value) is not int or not 1 <= value <= VERSION_MAX:
             raise InvalidRequest("activate names a version number (≥ 1)")
     elif kind is ActionKind.STATUS:
-        if value not in {s.value for s in Status}:
+        if not isinstance(value, str) or value not in {s.value for s in Status}:
             raise InvalidRequest("status is one of " + ", ".join(s.value for s in Status))
     elif kind is ActionKind.ROLLOUT:
         _check_rollout(value)

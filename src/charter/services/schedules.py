@@ -7,6 +7,7 @@ transaction that marks it done or failed (ADR 0008). Each action kind is one ent
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,8 @@ from charter.store import directives, events, realms, schedules, timers
 from charter.store.events import NewEvent
 from charter.store.schedules import Schedule
 from charter.store.timers import Timer
+
+log = logging.getLogger("charter.schedules")
 
 # What an action does: an ordinary CAS write, as the schedule's actor, at the revision the
 # schedule expects (or the current one).
@@ -142,6 +145,10 @@ async def run(
             await action(conn, realm_id, actor, found, expected, max_depth)
     except CharterError as exc:
         await _fail(conn, realm_id, found, exc.code, now)
+        return
+    except Exception as exc:  # never retried forever: the schedule fails, the loop goes on
+        log.error("schedule %s failed: %s", schedule_id, type(exc).__name__)
+        await _fail(conn, realm_id, found, "internal", now)
         return
     await schedules.finish(conn, realm_id, schedule_id, ScheduleState.DONE, now)
 
