@@ -90,6 +90,8 @@ async def test_options_agrees_with_the_document(client: AsyncTestClient[Litestar
             agent_id="a",
             composition_id="cmp_" + "0" * 64,
             key_id="key_" + "0" * 26,
+            claim_id="clm_" + "0" * 26,
+            schedule_id="sch_" + "0" * 26,
             number="1",
         )
         response = await _without_key(client, "OPTIONS", url)
