@@ -298,4 +298,21 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         out += _shutdown(results["shutdown"])
     if "webhooks" in results:
         out += _webhooks(results["webhooks"])
+    if "timers" in results:
+        out += _timers(results["timers"])
+    return out
+
+
+def _timers(t: dict[str, Any]) -> list[dict[str, Any]]:
+    """Lateness after the due time, against a bare sleep and one query (ADR 0008)."""
+    out = []
+    floor = t["baseline"]
+    for name, label in (("leases", "lease expiry"), ("schedules", "schedule")):
+        for pct in ("p50", "p99"):
+            c, b = t[name][f"{pct}_ms"], floor[f"{pct}_ms"]
+            figure = f"{label} lateness: {pct}"
+            if pct == "p99":
+                out.append(_figure(figure, c, b, "ms", "< 1 000 ms (§8, §10)", c < 1000))
+            else:
+                out.append(_figure(figure, c, b, "ms"))
     return out

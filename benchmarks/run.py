@@ -11,6 +11,7 @@ Scenarios (BENCH_ONLY picks some, by number or name, comma-separated; default: a
 8 `streams`      a write with 2 000 event streams open against one stream (`streams.py`)
 9 `shutdown`     SIGTERM to `charter serve` holding 10 000 streams: time to exit (`streams.py`)
 10 `webhooks`    webhook delivery latency after commit, against the event stream's (`webhooks.py`)
+11 `timers`      lease expiry and schedule lateness against a bare sleep-and-query (`timers.py`)
 
 Reads its database and Redis from the environment that `scripts/bench` sets: BENCH_APP_URL
 (the app role), BENCH_OWNER_URL (the schema owner: bulk seeding, ANALYZE), BENCH_REDIS_URL.
@@ -40,6 +41,7 @@ from benchmarks import (
     report,
     size,
     streams,
+    timers,
     webhooks,
 )
 from benchmarks.seed import COMPOSER, analyze, seed
@@ -57,6 +59,7 @@ SCENARIOS = (
     "streams",
     "shutdown",
     "webhooks",
+    "timers",
 )
 _ALIASES = {
     "1": "reads",
@@ -71,6 +74,7 @@ _ALIASES = {
     "8": "streams",
     "9": "shutdown",
     "10": "webhooks",
+    "11": "timers",
 }
 
 
@@ -109,6 +113,8 @@ def _settings() -> dict[str, Any]:
         "stream_writes": int(number("BENCH_STREAM_WRITES", 20)),
         "shutdown_streams": int(number("BENCH_SHUTDOWN_STREAMS", 10_000)),
         "webhook_writes": int(number("BENCH_WEBHOOK_WRITES", 300)),
+        "timer_count": int(number("BENCH_TIMERS", 20)),
+        "timer_rounds": int(number("BENCH_TIMER_ROUNDS", 3)),
     }
 
 
@@ -285,6 +291,12 @@ def main() -> int:
                 flush=True,
             )
             results["webhooks"] = asyncio.run(webhooks.run(cfg, work, admin_key))
+        if "timers" in only:
+            print(
+                f"11. {cfg['timer_count']} lease expiries and schedules a round, how late",
+                flush=True,
+            )
+            results["timers"] = asyncio.run(timers.run(cfg, work, admin_key))
         machine["load_average_end"] = os.getloadavg()
         machine["seconds"] = round(time.time() - started, 1)
         raw.update(

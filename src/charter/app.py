@@ -14,6 +14,7 @@ from charter import logs
 from charter.api import console, cors, edges, fastpath
 from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
+from charter.api.claims import ClaimController
 from charter.api.deps import DEPENDENCIES
 from charter.api.directives import DirectiveController
 from charter.api.events import EventController, event_json
@@ -25,6 +26,7 @@ from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.rollouts import OutcomeController, RolloutController
+from charter.api.schedules import ScheduleController
 from charter.api.system import healthz, metrics, readyz
 from charter.api.webhooks import WebhookController
 from charter.observability.asgi import observe
@@ -112,6 +114,8 @@ def create_app(
                 route_handlers=[InjectController],
                 request_max_body_size=settings.max_inject_bytes,
             ),
+            ClaimController,
+            ScheduleController,
             EventController,
             WebhookController,
             KeyController,

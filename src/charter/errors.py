@@ -107,7 +107,21 @@ class RolloutInProgress(CharterError):
     """A rollback, or a rollout of another version, while a rollout runs (DESIGN §8)."""
 
     code = "rollout-in-progress"
+
+
 class TargetRefused(CharterError):
     """A webhook URL whose host resolves to an address webhooks may not reach (or to none)."""
 
     code = "target-refused"
+
+
+class AlreadyClaimed(CharterError):
+    """The directive has a live claim (its holder and expiry are in the problem)."""
+
+    code = "already-claimed"
+
+
+class NotDue(CharterError):
+    """The directive may not be claimed yet: paused, or before its `not_before`."""
+
+    code = "not-due"

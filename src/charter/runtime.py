@@ -28,7 +28,9 @@ from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.observability import tracing
 from charter.ratelimit import RateLimiter
+from charter.services import claims, schedules
 from charter.services.deliveries import Deliverer, Encode
+from charter.services.due_work import DueWork
 from charter.services.feeds import Feeds
 from charter.services.guard import RolloutGuard
 from charter.services.idempotency import purge_idempotency_records
@@ -36,6 +38,7 @@ from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
 from charter.services.sender import Sender
 from charter.settings import Settings
+from charter.store import timers
 from charter.store.events import COMMITTED_KEY, Committed
 
 REDIS_CONNECTIONS = 64
@@ -56,6 +59,7 @@ class Runtime:
     # Redis, RedisCluster or None (Any: Litestar resolves this class's annotations at run time,
     # and msgspec takes no union of two classes).
     redis: Any = None
+    due_work: DueWork | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # An OpenTelemetry Tracer when tracing is on (Any: the extra may not be installed, and
     # Litestar resolves this class's annotations at run time).
@@ -86,7 +90,9 @@ class Runtime:
         """A write transaction; once it commits, its events invalidate caches and wake waiters."""
         async with self.db.transaction(realm_id) as conn:
             conn.info.pop(COMMITTED_KEY, None)
+            conn.info.pop(timers.WROTE_KEY, None)
             yield conn
+            wrote_timer = conn.info.pop(timers.WROTE_KEY, False)
             # Not in a `finally`: after a failure the connection may be invalidated (the
             # database went away), and touching it again would raise PendingRollbackError
             # in place of the error that says the database is unavailable (a 500, not a 503).
@@ -94,6 +100,8 @@ class Runtime:
             committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
         if committed:
             await self.relay.committed(committed)
+        if wrote_timer and self.due_work is not None:
+            self.due_work.poke()
 
 
 @asynccontextmanager
@@ -180,6 +188,16 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
             recheck_revocations(db, hub.holds.key_ids, hub.revoke_key), name="charter-revocations"
         )
     )
+    # Lease expiries and schedules, in every process (ADR 0008).
+    runtime.due_work = DueWork(
+        db,
+        runtime.write,
+        {
+            timers.CLAIM: claims.expire,
+            timers.SCHEDULE: schedules.runner(settings.max_depth),
+        },
+    )
+    runtime.tasks.append(asyncio.create_task(runtime.due_work.run(), name="charter-due-work"))
     if redis is not None:
         runtime.tasks.append(asyncio.create_task(bus.run(), name="charter-subscription"))
         runtime.tasks.append(asyncio.create_task(relay.run(), name="charter-relay"))

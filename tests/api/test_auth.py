@@ -54,6 +54,7 @@ _WRITE = (OK, OK, NO, NO, NO, HIDDEN)
 _OWN_PROMPT = (OK, OK, OK, OK, NO, HIDDEN)
 _OWN_COMPOSITION = (OK, OK, OK, OK, HIDDEN, HIDDEN)
 _OWN_OUTCOME = (OK, OK, NO, OK, NO, HIDDEN)
+_OWN_WORK = (OK, OK, NO, OK, NO, HIDDEN)  # claims, as agent-own (an operator for anyone)
 _PUBLIC = (PUBLIC,) * len(ROLES)
 
 R = "/v1/realms/{realm_id:str}"
@@ -99,6 +100,13 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", W + "/enable"): _WRITE,
     ("GET", W + "/deliveries"): _WRITE,
     ("POST", W + "/deliveries/{delivery_id:str}/retry"): _WRITE,
+    ("POST", D + "/claims"): _OWN_WORK,
+    ("POST", D + "/claims/{claim_id:str}/heartbeat"): _OWN_WORK,
+    ("POST", D + "/claims/{claim_id:str}/finish"): _OWN_WORK,
+    ("GET", R + "/claims"): _OWN_PROMPT,  # ?agent_id=agent-own
+    ("POST", D + "/schedules"): _WRITE,
+    ("GET", D + "/schedules"): _READ,
+    ("DELETE", D + "/schedules/{schedule_id:str}"): _WRITE,
     ("POST", "/v1/keys"): _ADMIN,
     ("GET", "/v1/keys"): _ADMIN,
     ("DELETE", "/v1/keys/{key_id:str}"): _ADMIN,
@@ -313,6 +321,45 @@ async def _retry(w: World) -> Call:
     return Call("POST", await _delivery(w) + "/retry")
 
 
+async def _claim(w: World) -> Call:
+    node = await _fresh(w)
+    return Call(
+        "POST", f"{w.base}/{node['id']}/claims", {"agent_id": "agent-own", "lease_seconds": 60}
+    )
+
+
+async def _held(w: World) -> str:
+    """A live claim of agent-own's on a fresh node, made by the admin: its URL."""
+    node = await _fresh(w)
+    url = f"{w.base}/{node['id']}/claims"
+    made = await w.client.post(url, json={"agent_id": "agent-own", "lease_seconds": 60})
+    assert made.status_code == 201, made.text
+    return f"{url}/{made.json()['id']}"
+
+
+async def _heartbeat(w: World) -> Call:
+    return Call("POST", f"{await _held(w)}/heartbeat", {})
+
+
+async def _finish(w: World) -> Call:
+    return Call("POST", f"{await _held(w)}/finish", {"outcome": "failed"})
+
+
+_LATER = {"at": "2099-01-01T00:00:00Z", "action": {"status": "paused"}}
+
+
+async def _schedule(w: World) -> Call:
+    node = await _fresh(w)
+    return Call("POST", f"{w.base}/{node['id']}/schedules", _LATER)
+
+
+async def _cancel(w: World) -> Call:
+    node = await _fresh(w)
+    made = await w.client.post(f"{w.base}/{node['id']}/schedules", json=_LATER)
+    assert made.status_code == 201, made.text
+    return Call("DELETE", f"{w.base}/{node['id']}/schedules/{made.json()['id']}")
+
+
 def _get(url: Callable[[World], str]) -> Builder:
     async def build(w: World) -> Call:
         return Call("GET", url(w))
@@ -386,6 +433,13 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", W + "/enable"): _on_hook("POST", "/enable"),
     ("GET", W + "/deliveries"): _on_hook("GET", "/deliveries"),
     ("POST", W + "/deliveries/{delivery_id:str}/retry"): _retry,
+    ("POST", D + "/claims"): _claim,
+    ("POST", D + "/claims/{claim_id:str}/heartbeat"): _heartbeat,
+    ("POST", D + "/claims/{claim_id:str}/finish"): _finish,
+    ("GET", R + "/claims"): _get(lambda w: f"/v1/realms/{w.realm}/claims?agent_id=agent-own"),
+    ("POST", D + "/schedules"): _schedule,
+    ("GET", D + "/schedules"): _get(lambda w: f"{_node(w)}/schedules"),
+    ("DELETE", D + "/schedules/{schedule_id:str}"): _cancel,
     ("POST", "/v1/keys"): _post(
         lambda w: "/v1/keys", lambda w: {"role": "reader", "realms": [w.realm]}
     ),

@@ -92,6 +92,8 @@ async def test_options_agrees_with_the_document(client: AsyncTestClient[Litestar
             key_id="key_" + "0" * 26,
             webhook_id="whk_" + "0" * 26,
             delivery_id="dlv_" + "0" * 26,
+            claim_id="clm_" + "0" * 26,
+            schedule_id="sch_" + "0" * 26,
             number="1",
         )
         response = await _without_key(client, "OPTIONS", url)

@@ -21,6 +21,7 @@ from charter.domain.access import Role
 from charter.domain.events import EventType
 from charter.domain.injection import InjectFormat
 from charter.domain.tree import InjectionMode, Level, Priority, Status
+from charter.domain.work import ClaimState, Outcome, ScheduleState
 
 PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
     (Level, client.LEVELS),
@@ -29,6 +30,9 @@ PAIRS: list[tuple[type[enum.StrEnum], tuple[str, ...]]] = [
     (InjectionMode, client.INJECTION_MODES),
     (Role, client.ROLES),
     (InjectFormat, client.INJECT_FORMATS),
+    (ClaimState, client.CLAIM_STATES),
+    (Outcome, client.OUTCOMES),
+    (ScheduleState, client.SCHEDULE_STATES),
 ]
 
 

@@ -15,6 +15,7 @@ from litestar.response import Stream
 
 from charter.api import params, sse, wire
 from charter.api.auth import ACCESS, HELD
+from charter.api.claims import claim_out
 from charter.api.deps import CallerDep, HoldDep, RuntimeDep, caller_of
 from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
@@ -23,7 +24,7 @@ from charter.domain.access import Access, Role
 from charter.errors import InvalidRequest, NotFound, Unauthenticated
 from charter.runtime import Runtime
 from charter.services import prompts
-from charter.store import compositions, realms
+from charter.store import claims, compositions, realms
 
 _AGENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _COMPOSITION_ID = re.compile(r"cmp_[0-9a-f]{64}")
@@ -122,7 +123,16 @@ class AgentController(Controller):
         async with runtime.db.transaction(realm_id) as conn:
             await realms.get(conn, realm_id)
             rows = await compositions.agents(conn, realm_id, size + 1, params.decode_cursor(cursor))
-        items = [wire.AgentOut(agent_id=a, directives=n, active=k) for a, n, k in rows[:size]]
+            held = await claims.live_by_agent(conn, realm_id, [row[0] for row in rows[:size]])
+        items = [
+            wire.AgentOut(
+                agent_id=a,
+                directives=n,
+                active=k,
+                claims=[claim_out(c) for c in held.get(a, [])],
+            )
+            for a, n, k in rows[:size]
+        ]
         next_cursor = params.encode_cursor(items[-1].agent_id) if len(rows) > size else None
         return wire.AgentPage(items, next_cursor)
 

@@ -189,6 +189,8 @@ _TAGS = {
     "directives": "Directives: versioned, compare-and-swap, in a tree",
     "agents": "What agents read: their composed prompt, its stream, and inject",
     "rollouts": "Staged rollouts of a version, the outcomes of their arms, and the guard",
+    "claims": "Work coordination: claims with leases, heartbeats and finishes",
+    "schedules": "Timed changes of a directive, each run once",
     "events": "The realm's change feed, by cursor or as server-sent events",
     "webhooks": "Signed deliveries of the realm's events to URLs, and their delivery log",
     "keys": "API keys (admin)",

@@ -31,6 +31,8 @@ _STATUS_BY_CODE = {
     "forbidden": 403,
     "not-found": 404,
     "already-exists": 409,
+    "already-claimed": 409,
+    "not-due": 409,
     "stale-revision": 409,
     "cycle-detected": 409,
     "invalid-transition": 409,
@@ -47,6 +49,9 @@ _STATUS_BY_CODE = {
     "rate-limited": 429,
     "unavailable": 503,
 }
+
+# What a domain error may add to its problem: ids, numbers and times, never request content.
+_EXTRA_FIELDS = ("current_revision", "etag", "holder", "expires_at", "not_before")
 
 _CODE_BY_HTTP_STATUS = {
     400: "invalid-request",
@@ -90,7 +95,7 @@ def charter_error(_: Request[Any, Any, Any], exc: CharterError) -> Response[Prob
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    extra = {k: v for k, v in exc.extra.items() if k in ("current_revision", "etag")}
+    extra = {k: v for k, v in exc.extra.items() if k in _EXTRA_FIELDS}
     return problem(status, exc.code, exc.detail, headers or None, **extra)
 
 

@@ -9,6 +9,14 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from charter.domain.injection import InjectFormat
 from charter.domain.tree import InjectionMode, Level, Priority, Status
+from charter.domain.work import (
+    ERROR_CODE_MAX,
+    LEASE_MAX_SECONDS,
+    LEASE_MIN_SECONDS,
+    ClaimState,
+    Outcome,
+    ScheduleState,
+)
 
 # Python's `$` also matches before a final newline, so "abc\n" would pass `^[a-z]+$`; the
 # lookahead refuses that, and is a no-op in JSON Schema's regex dialect (the OpenAPI document).
@@ -26,6 +34,7 @@ Message = Annotated[str, Meta(max_length=4096, pattern=r"^[^\x00]*$")]
 Name = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
 Revision = Annotated[int, Meta(ge=1)]
 VersionNumber = Annotated[int, Meta(ge=1)]
+Instant = Annotated[datetime, Meta(tz=True, description="RFC 3339, with a UTC offset")]
 
 
 class _In(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -56,6 +65,7 @@ class DirectiveCreate(_In):
     injection_mode: InjectionMode = InjectionMode.SYSTEM_FIRST
     metadata: dict[str, Any] = {}
     message: Message | None = None
+    not_before: Instant | None = None
 
 
 class DirectivePatch(_In):
@@ -69,6 +79,7 @@ class DirectivePatch(_In):
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     key: Key | UnsetType | None = UNSET
+    not_before: Instant | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
     activate: bool = True
@@ -209,6 +220,8 @@ class DirectiveOut(Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     rollout: RolloutOut | None
+    not_before: datetime | None
+    last_failure: dict[str, Any] | None
     changed: bool | UnsetType = UNSET
 
 
@@ -231,6 +244,8 @@ class DirectiveSummary(Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     rollout: RolloutOut | None
+    not_before: datetime | None
+    last_failure: dict[str, Any] | None
 
 
 class DirectivePage(Struct):
@@ -361,12 +376,31 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     current_revision: int | None = None
     etag: str | None = None
     errors: list[dict[str, str]] | None = None
+    # already-claimed: who holds the claim and until when; not-due: when it becomes due.
+    holder: str | None = None
+    expires_at: str | None = None
+    not_before: str | None = None
+
+
+class ClaimOut(Struct, kw_only=True):
+    id: str
+    directive_id: str
+    agent_id: str
+    attempt: int
+    state: ClaimState
+    lease_seconds: int
+    created_at: datetime
+    expires_at: datetime
+    finished_at: datetime | None
+    error_code: str | None
+    result: Any = None
 
 
 class AgentOut(Struct, kw_only=True):
     agent_id: str
     directives: int
     active: int
+    claims: list[ClaimOut] = []
 
 
 class AgentPage(Struct):
@@ -449,3 +483,66 @@ class InjectOut(Struct, kw_only=True):
     input: str | list[dict[str, Any]] | UnsetType = UNSET
     instructions: str | UnsetType | None = UNSET
     system: str | list[dict[str, Any]] | UnsetType = UNSET
+
+
+Lease = Annotated[int, Meta(ge=LEASE_MIN_SECONDS, le=LEASE_MAX_SECONDS)]
+ErrorCode = Annotated[str, Meta(min_length=1, max_length=ERROR_CODE_MAX, pattern=r"^[!-~]+$")]
+
+
+class ClaimIn(_In):
+    agent_id: AgentId
+    lease_seconds: Lease
+    rerun: bool = False
+
+
+class HeartbeatIn(_In):
+    """A heartbeat may carry a body; without one the lease is the claim's own."""
+
+    lease_seconds: Lease | None = None
+
+
+class FinishIn(_In):
+    outcome: Outcome
+    result: Any = None
+    error_code: ErrorCode | None = None
+    cascade: bool = False
+
+
+class FinishOut(Struct, kw_only=True):
+    claim: ClaimOut
+    directive_id: str
+    status: Status
+    revision: int
+    changed: bool
+    reused: bool
+
+
+class ClaimPage(Struct, kw_only=True):
+    items: list[ClaimOut]
+    next_cursor: str | None
+    # With `agent_id`: the directives that agent may claim now (owned, active, due, unclaimed).
+    claimable: list[str] | None = None
+
+
+class ScheduleIn(_In):
+    at: Instant
+    action: dict[str, Any]
+    # Stored, so bounded by its column (a bigint).
+    expected_revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None
+
+
+class ScheduleOut(Struct, kw_only=True):
+    id: str
+    directive_id: str
+    at: datetime
+    action: dict[str, Any]
+    state: ScheduleState
+    expected_revision: int | None
+    created_at: datetime
+    ran_at: datetime | None
+    reason: str | None
+
+
+class SchedulePage(Struct, kw_only=True):
+    items: list[ScheduleOut]
+    next_cursor: str | None

@@ -116,11 +116,12 @@ class Hub:
             yield registered
 
     @contextmanager
-    def watch_realm(self, realm: str) -> Iterator[Watch]:
-        """The realm's bell: one per realm and process (the shared event-feed reader)."""
+    def watch_realm(self, realm: str, watch: Watch | None = None) -> Iterator[Watch]:
+        """`watch` (a new one if None) rings on every change in the realm: the shared
+        event-feed reader, and waits for claimable work."""
         self._hear(realm)
-        with _registered(self._realms, realm, None) as watch:
-            yield watch
+        with _registered(self._realms, realm, watch) as registered:
+            yield registered
 
     def _hear(self, realm: str) -> None:
         # A waiter needs the realm's changes heard, cached entries or not.

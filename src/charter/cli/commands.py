@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import _views, declarative, edit, exits, rollouts, webhooks
+from charter.cli import _views, declarative, edit, exits, rollouts, webhooks, work
 from charter.cli._context import Context, UsageError, connection_options, resolve
 from charter.cli._context import json_option as _json_option
 from charter.cli._context import realm_option as _realm_option
@@ -150,6 +150,7 @@ def add(
     declarative.add(commands, conn, realm)
     edit.add(commands, conn, realm)
     webhooks.add(commands, conn, realm, as_json)
+    work.add(commands, conn, realm, as_json)
 
 
 def _attribute_flags(p: argparse.ArgumentParser) -> None:

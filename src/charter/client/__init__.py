@@ -46,10 +46,12 @@ from charter.client.models import (
     Webhook,
 )
 from charter.client.sync import Charter
+from charter.client.work import AsyncHolding, Holding
 
 __all__ = [
     "AlreadyExists",
     "AsyncCharter",
+    "AsyncHolding",
     "AuthError",
     "Charter",
     "CharterError",
@@ -62,6 +64,7 @@ __all__ = [
     "Forbidden",
     "Forest",
     "HasOpenChildren",
+    "Holding",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
     "Injected",

@@ -278,6 +278,73 @@ class Endpoints:
         params = _query(limit=limit, cursor=cursor)
         return Call("GET", f"{self._r(realm)}/agents", _decoder(m.AgentPage), params=params)
 
+    # claims and schedules
+
+    def claim(
+        self, directive_id: str, agent: str, lease_seconds: int, rerun: bool, realm: str | None
+    ) -> Call[m.Claim]:
+        body = _encoder.encode({"agent_id": agent, "lease_seconds": lease_seconds, "rerun": rerun})
+        path = f"{self._d(directive_id, realm)}/claims"
+        return Call("POST", path, _decoder(m.Claim), body=body, write=True)
+
+    def heartbeat(
+        self, directive_id: str, claim_id: str, lease_seconds: int | None, realm: str | None
+    ) -> Call[m.Claim]:
+        body = _encoder.encode(_query(lease_seconds=lease_seconds))
+        path = f"{self._d(directive_id, realm)}/claims/{_seg(claim_id)}/heartbeat"
+        return Call("POST", path, _decoder(m.Claim), body=body, write=True)
+
+    def finish(
+        self,
+        directive_id: str,
+        claim_id: str,
+        outcome: m.Outcome,
+        details: Mapping[str, Any],
+        realm: str | None,
+    ) -> Call[m.Finished]:
+        body = _encoder.encode({"outcome": outcome, **_query(**details)})
+        path = f"{self._d(directive_id, realm)}/claims/{_seg(claim_id)}/finish"
+        return Call("POST", path, _decoder(m.Finished), body=body, write=True)
+
+    def claims(
+        self, filters: Mapping[str, Any], wait: int | None, realm: str | None
+    ) -> Call[m.ClaimPage]:
+        params = _query(**filters, wait=wait)
+        return Call(
+            "GET",
+            f"{self._r(realm)}/claims",
+            _decoder(m.ClaimPage),
+            params=params,
+            timeout=(wait + 10.0) if wait else None,
+        )
+
+    def schedule(
+        self,
+        directive_id: str,
+        at: str,
+        action: Mapping[str, Any],
+        expected_revision: int | None,
+        realm: str | None,
+    ) -> Call[m.Schedule]:
+        body = _encoder.encode(
+            _query(at=at, action=dict(action), expected_revision=expected_revision)
+        )
+        path = f"{self._d(directive_id, realm)}/schedules"
+        return Call("POST", path, _decoder(m.Schedule), body=body, write=True)
+
+    def schedules(
+        self, directive_id: str, limit: int | None, cursor: str | None, realm: str | None
+    ) -> Call[m.SchedulePage]:
+        path = f"{self._d(directive_id, realm)}/schedules"
+        params = _query(limit=limit, cursor=cursor)
+        return Call("GET", path, _decoder(m.SchedulePage), params=params)
+
+    def cancel_schedule(
+        self, directive_id: str, schedule_id: str, realm: str | None
+    ) -> Call[m.Schedule]:
+        path = f"{self._d(directive_id, realm)}/schedules/{_seg(schedule_id)}"
+        return Call("DELETE", path, _decoder(m.Schedule), write=True)
+
     def _agent(self, agent: str, realm: str | None) -> str:
         return f"{self._r(realm)}/agents/{_seg(agent)}"
 

@@ -120,6 +120,18 @@ class RolloutInProgress(Conflict):
     code = "rollout-in-progress"
 
 
+class AlreadyClaimed(Conflict):
+    """Another claim on the directive is live: `problem.holder`, `problem.expires_at`."""
+
+    code = "already-claimed"
+
+
+class NotDue(Conflict):
+    """The directive is paused, or before its `not_before` (`problem.not_before`)."""
+
+    code = "not-due"
+
+
 class Unavailable(ProblemError):
     """The server is up but cannot serve now (503, 429, or a 5xx): retry later."""
 
@@ -155,6 +167,8 @@ _BY_CODE: dict[str, type[ProblemError]] = {
         HasOpenChildren,
         IdempotencyKeyInUse,
         RolloutInProgress,
+        AlreadyClaimed,
+        NotDue,
         Unavailable,
         RateLimited,
         ServerError,

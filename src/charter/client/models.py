@@ -13,15 +13,29 @@ from msgspec import UNSET, Struct, UnsetType, field
 
 from charter.client.vocabulary import (
     TERMINAL,
+    ClaimState,
     InjectFormat,
     InjectionMode,
     Level,
+    Outcome,
     Priority,
     Role,
+    ScheduleState,
     Status,
 )
 
-__all__ = ["TERMINAL", "InjectFormat", "InjectionMode", "Level", "Priority", "Role", "Status"]
+__all__ = [
+    "TERMINAL",
+    "ClaimState",
+    "InjectFormat",
+    "InjectionMode",
+    "Level",
+    "Outcome",
+    "Priority",
+    "Role",
+    "ScheduleState",
+    "Status",
+]
 
 
 class Realm(Struct, kw_only=True):
@@ -113,6 +127,8 @@ class Directive(Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     rollout: Rollout | None = None
+    not_before: datetime | None = None
+    last_failure: dict[str, Any] | None = None
     changed: bool | None = None
 
 
@@ -133,6 +149,8 @@ class DirectiveSummary(Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     rollout: Rollout | None = None
+    not_before: datetime | None = None
+    last_failure: dict[str, Any] | None = None
 
 
 class DirectivePage(Struct, kw_only=True):
@@ -154,6 +172,7 @@ class NewDirective(Struct, kw_only=True, omit_defaults=True):
     injection_mode: InjectionMode = "system_first"
     metadata: dict[str, Any] = {}
     message: str | None = None
+    not_before: datetime | None = None
 
 
 class Patch(Struct, kw_only=True, omit_defaults=True):
@@ -169,6 +188,7 @@ class Patch(Struct, kw_only=True, omit_defaults=True):
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     key: str | UnsetType | None = UNSET
+    not_before: datetime | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
     activate: bool = True  # False: a draft, served by nothing until activated or rolled out
@@ -281,10 +301,57 @@ class EventPage(Struct, kw_only=True):
     next_cursor: int | None
 
 
+class Claim(Struct, kw_only=True):
+    id: str
+    directive_id: str
+    agent_id: str
+    attempt: int
+    state: ClaimState
+    lease_seconds: int
+    created_at: datetime
+    expires_at: datetime
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    result: Any = None
+
+
+class ClaimPage(Struct, kw_only=True):
+    items: list[Claim]
+    next_cursor: str | None
+    claimable: list[str] | None = None
+
+
+class Finished(Struct, kw_only=True):
+    claim: Claim
+    directive_id: str
+    status: Status
+    revision: int
+    changed: bool
+    reused: bool
+
+
+class Schedule(Struct, kw_only=True):
+    id: str
+    directive_id: str
+    at: datetime
+    action: dict[str, Any]
+    state: ScheduleState
+    expected_revision: int | None = None
+    created_at: datetime | None = None
+    ran_at: datetime | None = None
+    reason: str | None = None
+
+
+class SchedulePage(Struct, kw_only=True):
+    items: list[Schedule]
+    next_cursor: str | None
+
+
 class Agent(Struct, kw_only=True):
     agent_id: str
     directives: int
     active: int
+    claims: list[Claim] = []
 
 
 class AgentPage(Struct, kw_only=True):
@@ -426,3 +493,6 @@ class Problem(Struct, kw_only=True):
     current_revision: int | None = None
     etag: str | None = None
     errors: list[dict[str, str]] | None = None
+    holder: str | None = None
+    expires_at: str | None = None
+    not_before: str | None = None

@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Generator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -337,6 +338,88 @@ class Charter:
                 item = EVENT.decode(event.data)
                 cursor.value = str(item.seq)
                 yield item
+
+    # claims and schedules
+
+    def claim(
+        self,
+        directive_id: str,
+        agent: str,
+        *,
+        lease_seconds: int = 60,
+        rerun: bool = False,
+        realm: str | None = None,
+    ) -> m.Claim:
+        """Take the directive's one live claim for `agent`; AlreadyClaimed, NotDue if not."""
+        return self._send(self._api.claim(directive_id, agent, lease_seconds, rerun, realm))
+
+    def heartbeat(
+        self,
+        directive_id: str,
+        claim_id: str,
+        *,
+        lease_seconds: int | None = None,
+        realm: str | None = None,
+    ) -> m.Claim:
+        """Extend the claim's lease from now (by its own lease, unless given)."""
+        return self._send(self._api.heartbeat(directive_id, claim_id, lease_seconds, realm))
+
+    def finish(
+        self,
+        directive_id: str,
+        claim_id: str,
+        outcome: m.Outcome,
+        *,
+        result: Any = None,
+        error_code: str | None = None,
+        cascade: bool = False,
+        realm: str | None = None,
+    ) -> m.Finished:
+        """End the claim: succeeded completes the directive, failed records last_failure."""
+        details = {"result": result, "error_code": error_code, "cascade": cascade or None}
+        return self._send(self._api.finish(directive_id, claim_id, outcome, details, realm))
+
+    def claims(
+        self,
+        *,
+        agent: str | None = None,
+        state: m.ClaimState | None = None,
+        wait: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        realm: str | None = None,
+    ) -> m.ClaimPage:
+        """Claims; with `agent`, also what it may claim now (`wait` s for some, ≤ 60)."""
+        filters = {"agent_id": agent, "state": state, "limit": limit, "cursor": cursor}
+        return self._send(self._api.claims(filters, wait, realm))
+
+    def schedule(
+        self,
+        directive_id: str,
+        at: datetime,
+        action: dict[str, Any],
+        *,
+        expected_revision: int | None = None,
+        realm: str | None = None,
+    ) -> m.Schedule:
+        """Run `action` on the directive at `at` (an aware datetime), once."""
+        call = self._api.schedule(directive_id, at.isoformat(), action, expected_revision, realm)
+        return self._send(call)
+
+    def schedules(
+        self,
+        directive_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        realm: str | None = None,
+    ) -> m.SchedulePage:
+        return self._send(self._api.schedules(directive_id, limit, cursor, realm))
+
+    def cancel_schedule(
+        self, directive_id: str, schedule_id: str, *, realm: str | None = None
+    ) -> m.Schedule:
+        return self._send(self._api.cancel_schedule(directive_id, schedule_id, realm))
 
     # agents and prompts
 

@@ -17,6 +17,9 @@ Priority = Literal["critical", "high", "normal", "low"]
 InjectionMode = Literal["system_first", "system_append", "user_prepend"]
 Role = Literal["admin", "operator", "reader", "agent"]
 InjectFormat = Literal["openai-chat", "openai-responses", "anthropic"]
+ClaimState = Literal["live", "succeeded", "failed", "expired"]
+Outcome = Literal["succeeded", "failed"]
+ScheduleState = Literal["pending", "done", "failed", "cancelled"]
 
 LEVELS: tuple[Level, ...] = get_args(Level)
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -24,6 +27,9 @@ PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 INJECTION_MODES: tuple[InjectionMode, ...] = get_args(InjectionMode)
 ROLES: tuple[Role, ...] = get_args(Role)
 INJECT_FORMATS: tuple[InjectFormat, ...] = get_args(InjectFormat)
+CLAIM_STATES: tuple[ClaimState, ...] = get_args(ClaimState)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+SCHEDULE_STATES: tuple[ScheduleState, ...] = get_args(ScheduleState)
 
 # Completed or cancelled: a node leaves these only by a reopen. Every other status is open.
 TERMINAL: frozenset[Status] = frozenset({"completed", "cancelled"})

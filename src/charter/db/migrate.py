@@ -79,6 +79,11 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT, UPDATE (ended_at), DELETE ON console_sessions TO {role}",
     # Idempotency records are purged by DELETE after retention.
     "GRANT SELECT, INSERT, DELETE ON idempotency_records TO {role}",
+    # Claims and schedules change state, never go away; a timer is deleted once its work is
+    # done (0012, ADR 0008).
+    "GRANT SELECT, INSERT, UPDATE ON claims TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON schedules TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON timers TO {role}",
     # The server's preflight reads the schema revision as the app role.
     "GRANT SELECT ON alembic_version TO {role}",
 )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -70,6 +71,9 @@ directives = Table(
     Column("updated_at", Timestamp, nullable=False),
     # The running rollout, or null (migration 0011): see store/rollouts.py for its shape.
     Column("rollout", Json, nullable=True),
+    # When work on it may be claimed, and the last failed claim's {code, at} (0012, §10).
+    Column("not_before", Timestamp),
+    Column("last_failure", Json),
     PrimaryKeyConstraint("realm_id", "id"),
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
     # Composite: a parent is always in the same realm.
@@ -278,4 +282,69 @@ console_sessions = Table(
     PrimaryKeyConstraint("id"),
     UniqueConstraint("secret_hash"),
     Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
+# Claims with leases (0012, §10). One live claim per directive: the partial unique index is
+# the rule, whatever the writers do.
+claims = Table(
+    "claims",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("directive_id", String(40), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("lease_seconds", Integer, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("error_code", String(128)),
+    Column("result", Json),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id", "directive_id"], ["directives.realm_id", "directives.id"]),
+    Index(
+        "uq_claims_live",
+        "realm_id",
+        "directive_id",
+        unique=True,
+        postgresql_where=text("state = 'live'"),
+        sqlite_where=text("state = 'live'"),
+    ),
+    Index("ix_claims_realm_id_directive_id", "realm_id", "directive_id"),
+    Index("ix_claims_realm_id_agent_id", "realm_id", "agent_id"),
+)
+
+# Timed CAS writes on a directive (0012, §8).
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("directive_id", String(40), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("action", Json, nullable=False),
+    Column("expected_revision", BigInteger),
+    Column("state", String(16), nullable=False),
+    Column("creator", String(40), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("ran_at", Timestamp),
+    Column("reason", String(64)),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id", "directive_id"], ["directives.realm_id", "directives.id"]),
+    Index("ix_schedules_realm_id_directive_id", "realm_id", "directive_id"),
+)
+
+# The due work of claims and schedules: one row per live lease or pending schedule, read
+# across realms by every process, deleted in the transaction that does the work (ADR 0008).
+timers = Table(
+    "timers",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("id", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("due_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+    Index("ix_timers_realm_id_due_at", "realm_id", "due_at"),
 )

@@ -24,14 +24,17 @@ class Access(enum.StrEnum):
     WRITE = "write"  # create, update, rollback, deactivate
     PROMPT = "prompt"  # an agent's composition, stream and inject
     REPORT = "report"  # an outcome of a composition (an agent key: for itself only)
+    WORK = "work"  # claims: take, heartbeat, finish (an agent key for its own agent only)
     ADMIN = "admin"  # realm creation, keys
 
 
 _GRANTS: dict[Role, frozenset[Access]] = {
     Role.ADMIN: frozenset(Access),
-    Role.OPERATOR: frozenset({Access.ANY, Access.READ, Access.WRITE, Access.PROMPT, Access.REPORT}),
+    Role.OPERATOR: frozenset(
+        {Access.ANY, Access.READ, Access.WRITE, Access.PROMPT, Access.REPORT, Access.WORK}
+    ),
     Role.READER: frozenset({Access.ANY, Access.READ, Access.PROMPT}),
-    Role.AGENT: frozenset({Access.ANY, Access.PROMPT, Access.REPORT}),
+    Role.AGENT: frozenset({Access.ANY, Access.PROMPT, Access.REPORT, Access.WORK}),
 }
 
 
@@ -55,3 +58,7 @@ class Caller:
         if self.role is Role.AGENT and access is Access.PROMPT:
             return agent_id is not None and agent_id == self.agent_id
         return True
+
+    def acts_for(self, agent_id: str) -> bool:
+        """Whether the caller may act as `agent_id`: an agent key only as its own agent."""
+        return self.role is not Role.AGENT or agent_id == self.agent_id

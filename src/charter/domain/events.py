@@ -20,3 +20,13 @@ class EventType(enum.StrEnum):
     # A webhook whose deliveries failed for the whole retry horizon (`directive_id` holds the
     # webhook's id: the feed's events all name the thing they are about there).
     WEBHOOK_DISABLED = "webhook.disabled"
+    # Work coordination (§10): a claim and how it ended.
+    CLAIMED = "directive.claimed"
+    CLAIM_EXPIRED = "directive.claim_expired"
+    SUCCEEDED = "directive.succeeded"
+    FAILED = "directive.failed"
+    # Schedules (§8): made, cancelled, or failed (a schedule that runs writes the action's own
+    # events, as the actor `schedule:{id}`).
+    SCHEDULE_CREATED = "schedule.created"
+    SCHEDULE_CANCELLED = "schedule.cancelled"
+    SCHEDULE_FAILED = "schedule.failed"

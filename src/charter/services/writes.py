@@ -48,6 +48,7 @@ class NewDirective:
     injection_mode: InjectionMode = InjectionMode.SYSTEM_FIRST
     metadata: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class Patch:
     injection_mode: InjectionMode | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     key: str | UnsetType | None = UNSET
+    not_before: datetime | UnsetType | None = UNSET
     reopen: bool = False
     cascade: bool = False
     # False: a draft, a new version that nothing serves until activated (DESIGN §8).

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func
+from sqlalchemy import ColumnElement, Table, TextClause, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect as EngineDialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,11 +31,20 @@ class Dialect:
     # Row-level security keyed on a transaction-local `charter.realm` setting.
     realm_setting: bool
 
-    def insert_ignore(self, table: Table) -> Insert:
-        """INSERT that skips rows whose key is already there."""
+    def insert_ignore(
+        self,
+        table: Table,
+        index: Sequence[str] | None = None,
+        where: ColumnElement[bool] | TextClause | None = None,
+    ) -> Insert:
+        """INSERT that skips rows whose key is already there; with `index` (and `where`, for
+        a partial unique index), only a clash on that index is skipped."""
+        columns = None if index is None else [table.c[name] for name in index]
         if self.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        return sqlite.insert(table).on_conflict_do_nothing()
+            pg = postgresql.insert(table)
+            return pg.on_conflict_do_nothing(index_elements=columns, index_where=where)
+        lite = sqlite.insert(table)
+        return lite.on_conflict_do_nothing(index_elements=columns, index_where=where)
 
     def upsert(
         self, table: Table, values: Mapping[str, Any], keys: Sequence[str], set_: Mapping[str, Any]

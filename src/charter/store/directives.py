@@ -53,6 +53,8 @@ class Directive:
     created_at: datetime
     updated_at: datetime
     rollout: Rollout | None
+    not_before: datetime | None
+    last_failure: dict[str, Any] | None
     title: str
     body: str
 
@@ -120,6 +122,7 @@ _FROM_COLUMN: dict[str, Callable[[Any], Any]] = {
     "created_at": aware,
     "updated_at": aware,
     "rollout": rollout_of,
+    "not_before": lambda value: None if value is None else aware(value),
 }
 # Every Directive field but the text is a column of the same name: derived, not listed.
 _COLUMNS = tuple(f.name for f in fields(Directive) if f.name not in ("title", "body"))
