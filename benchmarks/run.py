@@ -191,6 +191,7 @@ def _first_three(
                         realm.cas_ids,
                         rounds=cfg["rounds"],
                         seconds=cfg["cas_seconds"],
+                        owner_dsn=cfg["owner_dsn"],
                     )
                 )
             )
