@@ -31,7 +31,7 @@ from tests.faults.history import (
     check,
     stale_compositions,
 )
-from tests.faults.load import Load, Tree, composition, finals, get_json, plant
+from tests.faults.load import Load, Tree, composition, finals, get_json, plant, whole_feed
 from tests.support.postgres import OwnPostgres
 from tests.support.redis import SHARED_REDIS_URL, OwnRedis
 from tests.support.servers import CharterServer, charter_env, kill_group
@@ -199,7 +199,8 @@ class Rig:
     async def verdict(self, load: Load) -> Verdict:
         """The history checked against the final state, then every cache against fresh."""
         final = await finals(self.clients["fresh"], self.tree)
-        verdict = check(load.operations, final, self.tree.chains)
+        feed = await whole_feed(self.clients["fresh"], self.tree)
+        verdict = check(load.operations, final, self.tree.chains, feed=feed)
         fresh = {
             agent: await composition(self.clients["fresh"], self.tree, agent)
             for agent in sorted(self.tree.chains)
