@@ -11,8 +11,8 @@ commit): set the realm, read the directive with its text, and call `charter_swap
 (migration 0006: lock, check, update, version, realm revision, event in one call).
 
 A second baseline (`statements`) is the same change issued statement by statement in plain
-asyncpg, in the order Charter's function takes its locks since migration 0010 (ADR 0006): read
-the directive, UPDATE … WHERE revision (the node's own row lock), INSERT the version, and only
+asyncpg, in the order Charter's function takes its locks since migration 0010 (ADR 0006): share
+the realm row (`FOR KEY SHARE`), read the directive, UPDATE … WHERE revision (the node's own row lock), INSERT the version, and only
 then raise the realm revision (the feed's sequencer, held to commit) and INSERT the event.
 
 Two more transactions measure the feed designs ADR 0006 chose between, with 1000 directives
@@ -50,6 +50,7 @@ from charter.services import writes
 
 SET_REALM = "SELECT set_config('charter.realm', $1, true)"
 LOCK = "SELECT revision FROM realms WHERE id = $1 FOR UPDATE"
+SHARE = "SELECT 1 FROM realms WHERE id = $1 FOR KEY SHARE"
 READ = """
 SELECT d.revision, d.active_version, d.latest_version, v.title, v.body
 FROM directives d JOIN directive_versions v
@@ -142,6 +143,8 @@ def raw_attempt(pool: asyncpg.Pool, realm: str, design: str = "tail") -> Attempt
             await conn.execute(SET_REALM, realm)
             if design == "lock_first":
                 await conn.fetchval(LOCK, realm)
+            elif design == "tail":
+                await conn.execute(SHARE, realm)
             row = await conn.fetchrow(READ, realm, directive_id)
             if row["revision"] != expected:
                 return False, row["revision"]
@@ -282,7 +285,10 @@ async def run(
     rounds: int,
     seconds: float,
     owner_dsn: str | None = None,
+    profiler: Callable[[float], Any] | None = None,
 ) -> dict[str, Any]:
+    """`profiler(seconds)` starts a profile of Charter's worker (py-spy), run during its first
+    round of 32 writers over every directive; it returns the process, or None."""
     if owner_dsn is not None:
         owner = await asyncpg.connect(owner_dsn)
         try:
@@ -310,7 +316,13 @@ async def run(
                 order = order if i % 2 == 0 else order[::-1]
                 for side in order:
                     known = await revisions(pool, realm, ids)
+                    profiling = None
+                    first = side == "charter" and i == 0 and writers == 32 and spread > 1
+                    if profiler is not None and first:
+                        profiling = profiler(seconds)
                     result = await load(sides[side], ids, known, writers, seconds)
+                    if profiling is not None:
+                        await asyncio.to_thread(profiling.wait)
                     runs[side].append(result)
                     print(
                         f"  cas {writers:>2} writers x {spread:>4} directives round {i + 1} "

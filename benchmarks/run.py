@@ -103,6 +103,14 @@ def selected(only: str) -> list[str]:
     return [name for name in SCENARIOS if name in names]
 
 
+def _cas_profiler(charter: Server) -> Any:
+    """BENCH_PROFILE_CAS names a file: py-spy's raw stacks of a CAS run go there."""
+    out = os.environ.get("BENCH_PROFILE_CAS")
+    if not out:
+        return None
+    return lambda seconds: charter.profile(Path(out), seconds)
+
+
 def _first_three(
     cfg: dict[str, Any], work: Path, admin_key: str, only: list[str], raw: dict[str, Any]
 ) -> dict[str, Any]:
@@ -192,6 +200,7 @@ def _first_three(
                         rounds=cfg["rounds"],
                         seconds=cfg["cas_seconds"],
                         owner_dsn=cfg["owner_dsn"],
+                        profiler=_cas_profiler(charter),
                     )
                 )
             )
