@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.faults.history import (
     CROSS_PROCESS_SECONDS,
     Composition,
+    FeedRead,
     Outcome,
     PromptRead,
     Read,
@@ -227,14 +228,15 @@ class Rig:
             (type(op).__name__, op.outcome) for op in load.operations
         )
 
-        def tally(kind: type[Write | Read | PromptRead]) -> str:
+        def tally(kind: type[Write | Read | PromptRead | FeedRead]) -> str:
             parts = [f"{n} {o.value}" for (k, o), n in sorted(counts.items()) if k == kind.__name__]
             return ", ".join(parts) or "none"
 
         line = (
             f"faults[{fault}]: {verdict.operations} operations checked, "
             f"{len(verdict.anomalies)} anomalies (writes: {tally(Write)}; reads: {tally(Read)}; "
-            f"prompt reads: {tally(PromptRead)}; {verdict.uncertain_won} of "
+            f"prompt reads: {tally(PromptRead)}; feed reads: {tally(FeedRead)}; "
+            f"{verdict.uncertain_won} of "
             f"{verdict.uncertain} unanswered or 503 writes committed; longest cross-process lag "
             f"{verdict.max_lag * 1000:.0f} ms; outbox drained {drain:.2f} s after the load)"
         )
