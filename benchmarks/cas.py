@@ -11,9 +11,10 @@ commit): set the realm, read the directive with its text, and call `charter_swap
 (migration 0006: lock, check, update, version, realm revision, event in one call).
 
 A second baseline (`statements`) is the same change issued statement by statement in plain
-asyncpg, in the order Charter's function takes its locks since migration 0010 (ADR 0006): share
-the realm row (`FOR KEY SHARE`), read the directive, UPDATE … WHERE revision (the node's own row lock), INSERT the version, and only
-then raise the realm revision (the feed's sequencer, held to commit) and INSERT the event.
+asyncpg, in the order Charter's function takes its locks since migration 0010 (ADR 0006):
+share the realm row (`FOR KEY SHARE`), read the directive, UPDATE … WHERE revision (the
+node's own row lock), INSERT the version, and only then raise the realm revision (the feed's
+sequencer, held to commit) and INSERT the event.
 
 Two more transactions measure the feed designs ADR 0006 chose between, with 1000 directives
 only: `lock_first` is round 1's order (the realm row locked first and held to commit, so a
@@ -286,9 +287,11 @@ async def run(
     seconds: float,
     owner_dsn: str | None = None,
     profiler: Callable[[float], Any] | None = None,
+    two_workers_port: int | None = None,
 ) -> dict[str, Any]:
     """`profiler(seconds)` starts a profile of Charter's worker (py-spy), run during its first
-    round of 32 writers over every directive; it returns the process, or None."""
+    round of 32 writers over every directive; it returns the process, or None.
+    `two_workers_port`: a second Charter server, with two workers, as one more series."""
     if owner_dsn is not None:
         owner = await asyncpg.connect(owner_dsn)
         try:
@@ -304,6 +307,11 @@ async def run(
             sides: dict[str, Callable[[], Writer]] = {
                 "charter": http_attempt(port, realm, key),
                 "bare": lambda: (swap_attempt(pool, realm), nothing),
+                **(
+                    {"charter_2w": http_attempt(two_workers_port, realm, key)}
+                    if two_workers_port is not None
+                    else {}
+                ),
                 "statements": lambda: (raw_attempt(pool, realm), nothing),
             }
             if spread > 1:  # the feed designs of ADR 0006, where writes could run in parallel

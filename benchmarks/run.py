@@ -186,6 +186,22 @@ def _first_three(
             )
         if "cas" in only:
             print("3. CAS updates through HTTP vs raw asyncpg", flush=True)
+            two = None
+            if os.environ.get("BENCH_CAS_TWO_WORKERS"):  # `--workers 2` as one more series
+                two = Server(
+                    "charter-2w",
+                    "charter.app:app_from_env",
+                    {
+                        "CHARTER_DATABASE_URL": cfg["app_url"],
+                        "CHARTER_REDIS_URL": cfg["redis_url"],
+                        "CHARTER_BOOTSTRAP_KEY": admin_key,
+                        "CHARTER_RATE_LIMIT": "0",
+                    },
+                    work / "charter-2w.log",
+                    workers=2,
+                )
+                servers.append(two)
+                two.wait_ready()
             results["cas_round_trips"] = asyncio.run(
                 cas.round_trips(cfg["app_url"], realm_id, realm.cas_ids[-1])
             )
@@ -201,6 +217,7 @@ def _first_three(
                         seconds=cfg["cas_seconds"],
                         owner_dsn=cfg["owner_dsn"],
                         profiler=_cas_profiler(charter),
+                        two_workers_port=two.port if two is not None else None,
                     )
                 )
             )
