@@ -1,7 +1,7 @@
 """The one clock: every timestamp Charter writes is UTC, and read back as aware.
 
 `utcnow` is the wall clock. Where an order is decided (a realm's feed), the store does not
-take it raw: `store.realms.advance`, the feed's sequencer, gives each event a time no earlier
+take it raw: `store.realms.sequence`, the feed's sequencer, gives each event a time no earlier
 than the realm's last event, under the lock that orders the feed (docs/architecture.md).
 """
 

@@ -2,7 +2,7 @@
 
 Every write takes a realm lock first, checks the expected revision, and writes the row, the
 version and the events in the caller's transaction; the events last, since they take the
-feed's sequencer (`store.realms.advance`). Nothing here commits.
+feed's sequencer (`store.realms.sequence`). Nothing here commits.
 
 Which realm lock (ADR 0006): a structure write (a create, a move, a status change that closes
 a node, an owner change) takes `realms.lock`, exclusive; every other write on one node takes

@@ -83,20 +83,28 @@ async def share(conn: AsyncConnection, realm_id: str) -> datetime:
 
     A node write (text, attributes other than the owner, an open-to-open status, rollback,
     deactivation) takes this instead of `lock`: on PostgreSQL a `FOR KEY SHARE` row lock,
-    which node writes share with each other and with `advance`, and which a structure write's
+    which node writes share with each other and with `sequence`, and which a structure write's
     `lock` waits for (and makes them wait for). So node writes on different directives run in
     parallel while the ancestry and the subtree they read stand still. The feed's order and
-    time are still decided under a lock, the short one `advance` takes at the end.
+    time are still decided under a lock, the short one `sequence` takes at the end.
     """
     query = (
-        select(realms.c.id).where(realms.c.id == realm_id).with_for_update(read=True, key_share=True)
+        select(realms.c.id)
+        .where(realms.c.id == realm_id)
+        .with_for_update(read=True, key_share=True)
     )
     if (await conn.execute(query)).first() is None:
         raise NotFound(f"realm {realm_id!r} not found")
     return utcnow()
 
 
-async def advance(
+async def advance(conn: AsyncConnection, realm_id: str, by: int, clock: datetime) -> int:
+    """Raise the realm revision by `by` (see `sequence`); the new revision."""
+    revision, _ = await sequence(conn, realm_id, by, clock)
+    return revision
+
+
+async def sequence(
     conn: AsyncConnection, realm_id: str, by: int, now: datetime
 ) -> tuple[int, datetime]:
     """Raise the realm revision by `by`: the new revision, and the time of its events.
