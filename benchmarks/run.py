@@ -196,6 +196,8 @@ def _first_three(
                         "CHARTER_REDIS_URL": cfg["redis_url"],
                         "CHARTER_BOOTSTRAP_KEY": admin_key,
                         "CHARTER_RATE_LIMIT": "0",
+                        # The one worker's 20 connections, shared: PostgreSQL's slots are too.
+                        "CHARTER_DATABASE_POOL_SIZE": "10",
                     },
                     work / "charter-2w.log",
                     workers=2,

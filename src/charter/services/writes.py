@@ -196,19 +196,28 @@ async def read_for_write(
     *,
     structure: bool = False,
 ) -> tuple[Directive, datetime]:
-    """Lock the realm, read the node, and refuse early if the expected revision is stale.
+    """Read the node, refuse at once if the expected revision is stale, then lock the realm.
 
     `structure`: the write changes what other writes read (the tree, a subtree's statuses or
-    owners), and takes the exclusive lock; otherwise the shared one. Also the change's time
-    (the events take the sequencer's, which is never earlier).
+    owners), and takes the exclusive lock; otherwise the shared one. A stale revision is
+    refused before any lock (revisions only grow: stale now, stale later); a node read before
+    the lock is still the one the CAS statement checks, which refuses it if it changed since.
+    Also the change's time (the events take the sequencer's, which is never earlier).
     """
+    try:
+        current: Directive | None = await directives.get(conn, realm_id, directive_id)
+    except NotFound:
+        current = None  # after the lock, which tells a missing realm apart
+    if current is not None and current.revision != expected.revision:
+        raise StaleRevision(current.revision, via_header=expected.via_header)
     if structure:
         now = await realms.lock(conn, realm_id)
     else:
         now = await realms.share(conn, realm_id)
-    current = await directives.get(conn, realm_id, directive_id)
-    if current.revision != expected.revision:
-        raise StaleRevision(current.revision, via_header=expected.via_header)
+    if current is None:
+        current = await directives.get(conn, realm_id, directive_id)
+        if current.revision != expected.revision:
+            raise StaleRevision(current.revision, via_header=expected.via_header)
     return current, now
 
 
