@@ -152,6 +152,45 @@ async def test_a_structure_write_waits_for_open_node_writes(pg_db: Database) -> 
     assert child.parent_id == x.id
 
 
+@pytest.mark.parametrize("change", ["owner", "close", "move"])
+async def test_structure_patches_wait_for_a_node_write_on_an_ancestor(
+    pg_db: Database, change: str
+) -> None:
+    realm_id, (root, other_root) = await _realm_with(pg_db, 2)
+    patch = {
+        "owner": Patch(owner_agent_id="someone-else"),  # in its ancestors' audience
+        "close": Patch(status=Status.COMPLETED),  # closing reads the subtree's statuses
+        "move": Patch(parent_id=other_root.id),  # a move reads the ancestry
+    }[change]
+    async with pg_db.transaction(realm_id) as conn:
+        new = NewDirective(Level.TEAM, "child", "text", parent_id=root.id, owner_agent_id="kid")
+        child = await writes.create(conn, realm_id, ACTOR, new, MAX_DEPTH)
+    async with _held(pg_db, realm_id) as (conn, release):
+        expected = Expected(root.revision, via_header=False)
+        await writes.update(conn, realm_id, ACTOR, root.id, expected, Patch(body="r"), MAX_DEPTH)
+
+        async def structure() -> writes.Outcome:
+            async with pg_db.transaction(realm_id) as other:
+                started.set_result(await _backend(other))
+                expected = Expected(child.revision, via_header=False)
+                return await writes.update(
+                    other, realm_id, ACTOR, child.id, expected, patch, MAX_DEPTH
+                )
+
+        started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(structure())
+        await _waits_on_a_lock(pg_db, await started)
+        assert not task.done()
+        release.set()
+    outcome = await asyncio.wait_for(task, HANG_GUARD_SECONDS)
+    assert outcome.changed
+    # The root's text event named the child's owner as it was then: the owner change, after
+    # it in the feed, names both the old and the new owner.
+    page = await _feed(pg_db, realm_id, 0)
+    assert [ev.directive_id for ev in page[-2:]] == [root.id, child.id]
+    assert "kid" in page[-2].affected_agents
+
+
 async def test_the_outbox_gap_cannot_open(pg_db: Database) -> None:
     """A takes the lower position and B tries to commit first: B waits at the sequencer, a
     reader polling meanwhile sees neither, and afterwards gets A then B, each exactly once."""
