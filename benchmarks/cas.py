@@ -10,10 +10,22 @@ change on PostgreSQL, minus what is Charter's own (HTTP, the cache invalidation 
 commit): set the realm, read the directive with its text, and call `charter_swap_content`
 (migration 0006: lock, check, update, version, realm revision, event in one call).
 
-A second, older baseline (`statements`) is the same change issued statement by statement, as
-Charter did before migration 0006: lock the realm row, read the directive, read its subtree
-(the event's audience), UPDATE … WHERE revision, INSERT the version, raise the realm revision,
-INSERT the event. It is kept as a reference: what Charter now does against what it did.
+A second baseline (`statements`) is the same change issued statement by statement in plain
+asyncpg, in the order Charter's function takes its locks since migration 0010 (ADR 0006):
+share the realm row (`FOR KEY SHARE`), read the directive, UPDATE … WHERE revision (the
+node's own row lock), INSERT the version, and only then raise the realm revision (the feed's
+sequencer, held to commit) and INSERT the event.
+
+Two more transactions measure the feed designs ADR 0006 chose between, with 1000 directives
+only: `lock_first` is round 1's order (the realm row locked first and held to commit, so a
+realm's writes run one at a time); `xid8` takes the event's position from a sequence and
+stores the writing transaction's id, for readers that stop at the visibility horizon
+(`pg_snapshot_xmin(pg_current_snapshot())`): no realm-wide lock at all.
+
+Both read the directive's live text with the `CASE` form Charter's own read uses
+(`store/directives.py`): under row-level security PostgreSQL will not use `coalesce(…)` in an
+index condition, so a baseline joining on it scanned every version of the directive and fell
+behind as versions piled up, which flattered Charter's ratio.
 """
 
 from __future__ import annotations
@@ -39,11 +51,13 @@ from charter.services import writes
 
 SET_REALM = "SELECT set_config('charter.realm', $1, true)"
 LOCK = "SELECT revision FROM realms WHERE id = $1 FOR UPDATE"
+SHARE = "SELECT 1 FROM realms WHERE id = $1 FOR KEY SHARE"
 READ = """
 SELECT d.revision, d.active_version, d.latest_version, v.title, v.body
 FROM directives d JOIN directive_versions v
   ON v.realm_id = d.realm_id AND v.directive_id = d.id
- AND v.version = coalesce(d.active_version, d.latest_version)
+ AND v.version = CASE WHEN d.active_version IS NULL THEN d.latest_version
+                      ELSE d.active_version END
 WHERE d.realm_id = $1 AND d.id = $2
 """
 SUBTREE = """
@@ -71,6 +85,19 @@ INSERT_EVENT = """
 INSERT INTO events (realm_id, seq, type, directive_id, revision, version, actor, message,
                     occurred_at, affected_agents, payload)
 VALUES ($1, $2, 'directive.version_created', $3, $4, $5, $6, NULL, $7, $8::jsonb, $9::jsonb)
+"""
+
+NEXT_POSITION = "SELECT nextval('bench_event_position')"
+INSERT_EVENT_XID = """
+INSERT INTO events (realm_id, seq, type, directive_id, revision, version, actor, message,
+                    occurred_at, affected_agents, payload)
+VALUES ($1, $2, 'directive.version_created', $3, $4, $5, $6, NULL, $7, $8::jsonb,
+        jsonb_build_object('version', $5::int, 'xid', pg_current_xact_id()::text))
+"""
+# The position sequence of the `xid8` design: created by the schema's owner, for the bench.
+MAKE_SEQUENCE = """
+CREATE SEQUENCE IF NOT EXISTS bench_event_position START 1000000000;
+GRANT USAGE ON SEQUENCE bench_event_position TO charter_app
 """
 
 SWAP = """
@@ -107,11 +134,18 @@ def swap_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
     return attempt
 
 
-def raw_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
+def raw_attempt(pool: asyncpg.Pool, realm: str, design: str = "tail") -> Attempt:
+    """The change statement by statement; `design` says where the feed's order is decided:
+    `tail` (the realm revision raised last, as Charter does), `lock_first` (the realm row
+    locked first, round 1) or `xid8` (a sequence, no realm-wide lock)."""
+
     async def attempt(directive_id: str, expected: int, body: str) -> tuple[bool, int]:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(SET_REALM, realm)
-            await conn.fetchval(LOCK, realm)
+            if design == "lock_first":
+                await conn.fetchval(LOCK, realm)
+            elif design == "tail":
+                await conn.execute(SHARE, realm)
             row = await conn.fetchrow(READ, realm, directive_id)
             if row["revision"] != expected:
                 return False, row["revision"]
@@ -122,6 +156,13 @@ def raw_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
             number = row["latest_version"] + 1
             now = datetime.now(UTC)
             revision = await conn.fetchval(CAS, realm, directive_id, expected, number, now)
+            if revision is None:  # a writer of the same directive got there first
+                current = await conn.fetchval(
+                    "SELECT revision FROM directives WHERE realm_id = $1 AND id = $2",
+                    realm,
+                    directive_id,
+                )
+                return False, current
             title = row["title"]
             await conn.execute(
                 INSERT_VERSION,
@@ -135,6 +176,20 @@ def raw_attempt(pool: asyncpg.Pool, realm: str) -> Attempt:
                 row["active_version"],
                 now,
             )
+            if design == "xid8":
+                seq = await conn.fetchval(NEXT_POSITION)
+                await conn.execute(
+                    INSERT_EVENT_XID,
+                    realm,
+                    seq,
+                    directive_id,
+                    revision,
+                    number,
+                    "bench",
+                    now,
+                    json.dumps(owners),
+                )
+                return True, revision
             seq = await conn.fetchval(ADVANCE, realm)
             await conn.execute(
                 INSERT_EVENT,
@@ -230,29 +285,56 @@ async def run(
     *,
     rounds: int,
     seconds: float,
+    owner_dsn: str | None = None,
+    profiler: Callable[[float], Any] | None = None,
+    two_workers_port: int | None = None,
 ) -> dict[str, Any]:
+    """`profiler(seconds)` starts a profile of Charter's worker (py-spy), run during its first
+    round of 32 writers over every directive; it returns the process, or None.
+    `two_workers_port`: a second Charter server, with two workers, as one more series."""
+    if owner_dsn is not None:
+        owner = await asyncpg.connect(owner_dsn)
+        try:
+            await owner.execute(MAKE_SEQUENCE)
+        finally:
+            await owner.close()
     # The pool Charter runs with by default: 10 connections plus 10 overflow.
     pool = await asyncpg.create_pool(app_dsn, min_size=10, max_size=20)
     results: dict[str, Any] = {}
     try:
         for writers, spread in ((8, 1), (32, 1), (8, len(cas_ids)), (32, len(cas_ids))):
             ids = cas_ids[:spread]
-            runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": [], "statements": []}
             sides: dict[str, Callable[[], Writer]] = {
                 "charter": http_attempt(port, realm, key),
                 "bare": lambda: (swap_attempt(pool, realm), nothing),
+                **(
+                    {"charter_2w": http_attempt(two_workers_port, realm, key)}
+                    if two_workers_port is not None
+                    else {}
+                ),
                 "statements": lambda: (raw_attempt(pool, realm), nothing),
             }
+            if spread > 1:  # the feed designs of ADR 0006, where writes could run in parallel
+                sides["lock_first"] = lambda: (raw_attempt(pool, realm, "lock_first"), nothing)
+                if owner_dsn is not None:
+                    sides["xid8"] = lambda: (raw_attempt(pool, realm, "xid8"), nothing)
+            runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
             for i in range(rounds):
-                order = ("charter", "bare", "statements")
+                order = tuple(sides)
                 order = order if i % 2 == 0 else order[::-1]
                 for side in order:
                     known = await revisions(pool, realm, ids)
+                    profiling = None
+                    first = side == "charter" and i == 0 and writers == 32 and spread > 1
+                    if profiler is not None and first:
+                        profiling = profiler(seconds)
                     result = await load(sides[side], ids, known, writers, seconds)
+                    if profiling is not None:
+                        await asyncio.to_thread(profiling.wait)
                     runs[side].append(result)
                     print(
                         f"  cas {writers:>2} writers x {spread:>4} directives round {i + 1} "
-                        f"{side:<8} {result['cas_per_s']:7.0f} CAS/s "
+                        f"{side:<10} {result['cas_per_s']:7.0f} CAS/s "
                         f"({result['attempts_per_s']:6.0f} tries/s)  "
                         f"p99 {result['p99_ms']:6.1f} ms",
                         flush=True,

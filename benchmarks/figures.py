@@ -142,6 +142,13 @@ def _cas_load(label: str, value: dict[str, Any], target: str) -> list[dict[str, 
     if value.get("statements"):  # reference: the statement-by-statement transaction
         s = _median(value["statements"], "cas_per_s")
         out.append(_figure(f"{label}: CAS/s vs statements", c, s, "CAS/s"))
+        for design in ("lock_first", "xid8"):  # ADR 0006's feed designs, in raw asyncpg
+            if value.get(design):
+                d = _median(value[design], "cas_per_s")
+                out.append(_figure(f"{label}: statements vs {design}", s, d, "CAS/s"))
+    if value.get("charter_2w"):  # `--workers 2` against the one worker, same run
+        two = _median(value["charter_2w"], "cas_per_s")
+        out.append(_figure(f"{label}: 2 workers vs 1", two, c, "CAS/s"))
     c, b = _median(value["charter"], "p99_ms"), _median(value["bare"], "p99_ms")
     out.append(_figure(f"{label}: p99", c, b, "ms"))
     return out

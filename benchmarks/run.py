@@ -133,6 +133,14 @@ def selected(only: str) -> list[str]:
     return [name for name in SCENARIOS if name in names]
 
 
+def _cas_profiler(charter: Server) -> Any:
+    """BENCH_PROFILE_CAS names a file: py-spy's raw stacks of a CAS run go there."""
+    out = os.environ.get("BENCH_PROFILE_CAS")
+    if not out:
+        return None
+    return lambda seconds: charter.profile(Path(out), seconds)
+
+
 def _first_three(
     cfg: dict[str, Any], work: Path, admin_key: str, only: list[str], raw: dict[str, Any]
 ) -> dict[str, Any]:
@@ -208,6 +216,24 @@ def _first_three(
             )
         if "cas" in only:
             print("3. CAS updates through HTTP vs raw asyncpg", flush=True)
+            two = None
+            if os.environ.get("BENCH_CAS_TWO_WORKERS"):  # `--workers 2` as one more series
+                two = Server(
+                    "charter-2w",
+                    "charter.app:app_from_env",
+                    {
+                        "CHARTER_DATABASE_URL": cfg["app_url"],
+                        "CHARTER_REDIS_URL": cfg["redis_url"],
+                        "CHARTER_BOOTSTRAP_KEY": admin_key,
+                        "CHARTER_RATE_LIMIT": "0",
+                        # The one worker's 20 connections, shared: PostgreSQL's slots are too.
+                        "CHARTER_DATABASE_POOL_SIZE": "10",
+                    },
+                    work / "charter-2w.log",
+                    workers=2,
+                )
+                servers.append(two)
+                two.wait_ready()
             results["cas_round_trips"] = asyncio.run(
                 cas.round_trips(cfg["app_url"], realm_id, realm.cas_ids[-1])
             )
@@ -221,6 +247,9 @@ def _first_three(
                         realm.cas_ids,
                         rounds=cfg["rounds"],
                         seconds=cfg["cas_seconds"],
+                        owner_dsn=cfg["owner_dsn"],
+                        profiler=_cas_profiler(charter),
+                        two_workers_port=two.port if two is not None else None,
                     )
                 )
             )

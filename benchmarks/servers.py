@@ -48,13 +48,19 @@ class Server:
         *,
         command: list[str] | None = None,
         cwd: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.name = name
         self.port = free_port()
         self.log = log
         address = ["--host", "127.0.0.1", "--port", str(self.port)]
         if command is None:
-            command = ["granian", target, "--factory", *GRANIAN, "--log-level", "warning"]
+            # GRANIAN's `--workers 1`, with this server's count.
+            options = [
+                str(workers) if before == "--workers" else option
+                for before, option in zip(["", *GRANIAN], GRANIAN, strict=False)
+            ]
+            command = ["granian", target, "--factory", *options, "--log-level", "warning"]
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [*command, *address],

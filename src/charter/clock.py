@@ -1,8 +1,8 @@
 """The one clock: every timestamp Charter writes is UTC, and read back as aware.
 
 `utcnow` is the wall clock. Where an order is decided (a realm's feed), the store does not
-take it raw: `store.realms.lock` returns a time no earlier than the realm's last event, taken
-under the realm lock (docs/architecture.md).
+take it raw: `store.realms.sequence`, the feed's sequencer, gives each event a time no earlier
+than the realm's last event, under the lock that orders the feed (docs/architecture.md).
 """
 
 from __future__ import annotations

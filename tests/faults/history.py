@@ -9,14 +9,23 @@ Reads must see every write acknowledged before they began. Directive reads go to
 database, so that holds across processes; a composed prompt read from another process than
 the one that acknowledged the write may lag by the time it takes that process to hear of it
 (DESIGN §4: within a second), and the longest such lag seen is reported.
+
+The event feed (DESIGN §7) is checked against the whole feed read once the run is over:
+each resuming feed reader got every event up to its cursor exactly once, in seq order, as the
+feed holds it (so none was skipped that committed after a higher-numbered one); along the
+feed one directive's revisions never go back and `occurred_at` never decreases; every
+acknowledged write has its event; and a prompt's `realm_revision` is at or past the event of
+every layer it shows.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 CROSS_PROCESS_SECONDS = 1.0
@@ -83,9 +92,36 @@ class PromptRead:
     retry_after: str | None = None
     layers: tuple[Layer, ...] = ()
     text: str = ""
+    realm_revision: int | None = None
 
 
-Operation = Write | Read | PromptRead
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One event as the feed shows it (`occurred_at` as sent, ISO 8601)."""
+
+    seq: int
+    type: str
+    directive: str
+    revision: int
+    occurred_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRead:
+    """GET of the realm's events after `after`, by the feed reader `reader`."""
+
+    server: str
+    reader: str
+    after: int
+    start: float
+    end: float
+    outcome: Outcome
+    status: int | None = None
+    retry_after: str | None = None
+    items: tuple[FeedItem, ...] = ()
+
+
+Operation = Write | Read | PromptRead | FeedRead
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +168,10 @@ def check(
     finals: Mapping[str, Final],
     chains: Mapping[str, frozenset[str]],
     allowance: float = CROSS_PROCESS_SECONDS,
+    feed: Sequence[FeedItem] | None = None,
 ) -> Verdict:
-    """Every check over one run; `chains` names the directives each agent's prompt holds."""
+    """Every check over one run; `chains` names the directives each agent's prompt holds;
+    `feed` is the realm's whole feed once the run is over (the feed checks need it)."""
     writes = [op for op in operations if isinstance(op, Write)]
     verdict = Verdict(len(operations))
     verdict.anomalies += bad_answers(operations)
@@ -142,6 +180,8 @@ def check(
     verdict.anomalies += double_wins(writes, finals)
     stale, verdict.max_lag = stale_reads(operations, finals, chains, allowance)
     verdict.anomalies += stale
+    if feed is not None:
+        verdict.anomalies += feed_anomalies(operations, feed)
     kept = {body for final in finals.values() for body in final.bodies.values()}
     unsure = [w for w in writes if w.outcome in (Outcome.UNAVAILABLE, Outcome.INDETERMINATE)]
     verdict.uncertain = len(unsure)
@@ -353,6 +393,105 @@ def stale_compositions(
     return found
 
 
+def feed_anomalies(operations: Sequence[Operation], feed: Sequence[FeedItem]) -> list[Anomaly]:
+    """Every feed check of DESIGN §7 over the run's feed reads and the final feed."""
+    found = feed_shape(feed)
+    found += resumed_reads(operations, feed)
+    found += acknowledged_events(operations, feed)
+    found += composition_cursors(operations, feed)
+    return found
+
+
+def feed_shape(feed: Sequence[FeedItem]) -> list[Anomaly]:
+    """Seqs rise; one directive's revisions never go back; times never go back."""
+    found = []
+    last: dict[str, int] = {}
+    for before, after in itertools.pairwise(feed):
+        if after.seq <= before.seq:
+            found.append(Anomaly("feed-order", f"seq {after.seq} follows {before.seq}"))
+        if _when(after) < _when(before):
+            detail = f"seq {after.seq} at {after.occurred_at} follows {before.occurred_at}"
+            found.append(Anomaly("feed-time", detail))
+    for item in feed:
+        if item.revision < last.get(item.directive, 0):
+            detail = f"{item.directive} revision {item.revision} after {last[item.directive]}"
+            found.append(Anomaly("feed-directive-order", f"seq {item.seq}: {detail}"))
+        last[item.directive] = max(last.get(item.directive, 0), item.revision)
+    return found
+
+
+def resumed_reads(operations: Iterable[Operation], feed: Sequence[FeedItem]) -> list[Anomaly]:
+    """Each reader, resuming from the cursor its last page ended at, got exactly the feed's
+    events up to its final cursor: none twice, none skipped, none the feed does not hold."""
+    found = []
+    by_reader: dict[str, list[FeedRead]] = defaultdict(list)
+    for op in operations:
+        if isinstance(op, FeedRead) and op.outcome is Outcome.OK:
+            by_reader[op.reader].append(op)
+    for reader, reads in sorted(by_reader.items()):
+        reads.sort(key=lambda r: r.start)
+        got = [item for r in reads for item in r.items]
+        first = reads[0].after
+        cursor = max([first, *(item.seq for item in got)])
+        counts: dict[int, int] = defaultdict(int)
+        for item in got:
+            counts[item.seq] += 1
+        twice = sorted(seq for seq, n in counts.items() if n > 1)
+        if twice:
+            found.append(Anomaly("feed-duplicate", f"{reader} got seqs {twice[:10]} twice"))
+        expected = [item for item in feed if first < item.seq <= cursor]
+        skipped = sorted({item.seq for item in expected} - set(counts))
+        if skipped:
+            found.append(Anomaly("feed-skip", f"{reader} never got seqs {skipped[:10]}"))
+        held = {item.seq: item for item in feed}
+        for item in got:
+            if held.get(item.seq) != item:
+                detail = f"{reader} got seq {item.seq} as {item}, the feed holds another"
+                found.append(Anomaly("feed-phantom", detail))
+    return found
+
+
+def acknowledged_events(operations: Iterable[Operation], feed: Sequence[FeedItem]) -> list[Anomaly]:
+    """Every acknowledged write has exactly one event, at the revision it answered."""
+    found = []
+    events: dict[tuple[str, int], int] = defaultdict(int)
+    for item in feed:
+        events[item.directive, item.revision] += 1
+    for op in operations:
+        if isinstance(op, Write) and op.outcome is Outcome.OK and op.revision is not None:
+            n = events.get((op.directive, op.revision), 0)
+            if n != 1:
+                detail = f"{op.directive} revision {op.revision} has {n} events"
+                found.append(Anomaly("feed-event", detail))
+    return found
+
+
+def composition_cursors(operations: Iterable[Operation], feed: Sequence[FeedItem]) -> list[Anomaly]:
+    """A prompt's realm revision is at or past the event of every layer it reflects."""
+    found = []
+    at = {(item.directive, item.revision): item.seq for item in feed}
+    for op in operations:
+        if not isinstance(op, PromptRead) or op.outcome is not Outcome.OK:
+            continue
+        if op.realm_revision is None:
+            continue
+        for layer in op.layers:
+            seq = at.get((layer.directive, layer.revision))
+            if seq is not None and seq > op.realm_revision:
+                detail = (
+                    f"{_name(op)} at realm revision {op.realm_revision} layered "
+                    f"{layer.directive} revision {layer.revision} (seq {seq})"
+                )
+                found.append(Anomaly("cursor-behind", detail))
+    return found
+
+
+def _when(item: FeedItem) -> datetime:
+    return datetime.fromisoformat(item.occurred_at)
+
+
 def _name(op: Operation) -> str:
+    if isinstance(op, FeedRead):
+        return f"FeedRead by {op.reader} on {op.server} at {op.start:.3f}"
     subject = op.agent if isinstance(op, PromptRead) else op.directive
     return f"{type(op).__name__} of {subject} on {op.server} at {op.start:.3f}"

@@ -1,8 +1,10 @@
 """The workload of a fault run: compare-and-swap writers and readers over a small goal tree.
 
 Each writer reads a directive's revision, then PATCHes a body no one else writes with
-`If-Match` on it; directive readers and prompt readers read meanwhile. Every call lands in
-`Load.operations` (see history.py), whatever it answered or failed to.
+`If-Match` on it; directive readers and prompt readers read meanwhile, and a feed reader per
+server pages through the realm's events, resuming from its cursor after every failure. The
+writers spread over the realm's directives, so their writes run in parallel (ADR 0006).
+Every call lands in `Load.operations` (see history.py), whatever it answered or failed to.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import httpx
 
 from tests.faults.history import (
     Composition,
+    FeedItem,
+    FeedRead,
     Final,
     Layer,
     Operation,
@@ -30,6 +34,8 @@ from tests.faults.history import (
 WRITERS_PER_SERVER = 3
 READERS_PER_SERVER = 1
 PROMPT_READERS_PER_SERVER = 2
+FEED_READERS_PER_SERVER = 1
+FEED_PAGE = 50
 PAUSE = 0.004  # between one task's calls: enough load to race, not enough to starve
 PAUSE_AFTER_FAILURE = 0.05
 RETRIES = 5
@@ -105,6 +111,8 @@ class Load:
                 for _ in range(PROMPT_READERS_PER_SERVER):
                     rng = random.Random(next(seeds))
                     group.create_task(self._prompt_reader(server, stop, rng))
+                for n in range(FEED_READERS_PER_SERVER):
+                    group.create_task(self._feed_reader(server, f"{server}-feed-{n}", stop))
 
     async def until_writing(self, server: str, seconds: float = 5.0) -> None:
         """Returns while a PATCH through `server` is in flight (so a kill lands mid-write)."""
@@ -188,9 +196,40 @@ class Load:
         if outcome is Outcome.OK and response is not None:
             document = response.json()
             layers, text = _layers(document), document["text"]
-            read = PromptRead(server, agent, start, end, outcome, status, None, layers, text)
+            revision = document["realm_revision"]
+            read = PromptRead(
+                server, agent, start, end, outcome, status, None, layers, text, revision
+            )
         self.operations.append(read)
         return read
+
+    async def feed(self, server: str, reader: str, after: int) -> FeedRead:
+        start, end, response = await self._call(
+            server, "GET", f"{self.tree.base}/events", params={"after": after, "limit": FEED_PAGE}
+        )
+        outcome = _outcome(response)
+        status, retry_after = _status(response)
+        read = FeedRead(server, reader, after, start, end, outcome, status, retry_after)
+        if outcome is Outcome.OK and response is not None:
+            items = _items(response.json())
+            read = FeedRead(server, reader, after, start, end, outcome, status, None, items)
+        self.operations.append(read)
+        return read
+
+    async def _feed_reader(self, server: str, reader: str, stop: asyncio.Event) -> None:
+        """Pages on from its cursor while the run lasts, then once more after it: whatever
+        committed meanwhile must come, exactly once."""
+        cursor = 0
+        while True:
+            stopping = stop.is_set()
+            read = await self.feed(server, reader, cursor)
+            if read.items:
+                cursor = read.items[-1].seq
+            if stopping and read.outcome is Outcome.OK and len(read.items) < FEED_PAGE:
+                return
+            if stopping and read.outcome is not Outcome.OK:
+                return  # the server is down at the end: its reads so far are still checked
+            await asyncio.sleep(_pause(read))
 
     async def _writer(self, server: str, stop: asyncio.Event, rng: random.Random) -> None:
         names = sorted(self.tree.directives)
@@ -240,7 +279,32 @@ def _layers(document: dict[str, Any]) -> tuple[Layer, ...]:
     )
 
 
+def _items(page: dict[str, Any]) -> tuple[FeedItem, ...]:
+    return tuple(
+        FeedItem(
+            event["seq"],
+            event["type"],
+            event["directive_id"],
+            event["revision"],
+            event["occurred_at"],
+        )
+        for event in page["items"]
+    )
+
+
 # --- after the run --------------------------------------------------------------------------
+
+
+async def whole_feed(http: httpx.AsyncClient, tree: Tree) -> list[FeedItem]:
+    """The realm's every event, paged from the start."""
+    out: list[FeedItem] = []
+    while True:
+        after = out[-1].seq if out else 0
+        page = await get_json(http, f"{tree.base}/events", params={"after": after, "limit": 200})
+        items = _items(page)
+        if not items:
+            return out
+        out += items
 
 
 async def finals(http: httpx.AsyncClient, tree: Tree) -> dict[str, Final]:

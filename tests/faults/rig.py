@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.faults.history import (
     CROSS_PROCESS_SECONDS,
     Composition,
+    FeedRead,
     Outcome,
     PromptRead,
     Read,
@@ -32,7 +33,7 @@ from tests.faults.history import (
     check,
     stale_compositions,
 )
-from tests.faults.load import Load, Tree, composition, finals, get_json, plant
+from tests.faults.load import Load, Tree, composition, finals, get_json, plant, whole_feed
 from tests.support.postgres import OwnPostgres
 from tests.support.redis import SHARED_REDIS_URL, OwnRedis
 from tests.support.redis_cluster import OwnRedisCluster
@@ -212,7 +213,8 @@ class Stage(Generic[R]):
     async def verdict(self, load: Load) -> Verdict:
         """The history checked against the final state, then every cache against fresh."""
         final = await finals(self.clients["fresh"], self.tree)
-        verdict = check(load.operations, final, self.tree.chains)
+        feed = await whole_feed(self.clients["fresh"], self.tree)
+        verdict = check(load.operations, final, self.tree.chains, feed=feed)
         fresh = {
             agent: await composition(self.clients["fresh"], self.tree, agent)
             for agent in sorted(self.tree.chains)
@@ -239,14 +241,15 @@ class Stage(Generic[R]):
             (type(op).__name__, op.outcome) for op in load.operations
         )
 
-        def tally(kind: type[Write | Read | PromptRead]) -> str:
+        def tally(kind: type[Write | Read | PromptRead | FeedRead]) -> str:
             parts = [f"{n} {o.value}" for (k, o), n in sorted(counts.items()) if k == kind.__name__]
             return ", ".join(parts) or "none"
 
         line = (
             f"faults[{fault}]: {verdict.operations} operations checked, "
             f"{len(verdict.anomalies)} anomalies (writes: {tally(Write)}; reads: {tally(Read)}; "
-            f"prompt reads: {tally(PromptRead)}; {verdict.uncertain_won} of "
+            f"prompt reads: {tally(PromptRead)}; feed reads: {tally(FeedRead)}; "
+            f"{verdict.uncertain_won} of "
             f"{verdict.uncertain} unanswered or 503 writes committed; longest cross-process lag "
             f"{verdict.max_lag * 1000:.0f} ms; outbox drained {drain:.2f} s after the load)"
         )

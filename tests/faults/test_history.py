@@ -8,6 +8,8 @@ import pytest
 
 from tests.faults.history import (
     Composition,
+    FeedItem,
+    FeedRead,
     Final,
     Layer,
     Operation,
@@ -147,3 +149,57 @@ def test_a_cache_serving_other_than_a_fresh_composition_is_caught() -> None:
     # The fresh composition itself must layer the active version, with its text.
     behind = stale_compositions({("a", "x"): old}, {"x": old}, {D: FINAL})
     assert [a.kind for a in behind] == ["stale-cache"]
+
+
+# The feed of HISTORY: the creation, then W1 (revision 2) and W3 (revision 3).
+E1 = FeedItem(1, "directive.created", D, 1, "2026-12-02T01:00:00+00:00")
+E2 = FeedItem(2, "directive.version_created", D, 2, "2026-12-02T01:00:01+00:00")
+E3 = FeedItem(3, "directive.version_created", D, 3, "2026-12-02T01:00:02+00:00")
+FEED = [E1, E2, E3]
+# One reader: a page, a failed poll, the rest from where it left off.
+F1 = FeedRead("a", "r", 0, 1.0, 1.1, Outcome.OK, 200, None, (E1, E2))
+F2 = FeedRead("b", "r", 2, 1.2, 1.3, Outcome.INDETERMINATE)
+F3 = FeedRead("b", "r", 2, 1.4, 1.5, Outcome.OK, 200, None, (E3,))
+
+
+def feed_kinds(history: list[Operation], feed: list[FeedItem] = FEED) -> set[str]:
+    return check(history, {D: FINAL}, CHAINS, feed=feed).kinds
+
+
+def test_a_clean_feed_passes() -> None:
+    assert feed_kinds([*HISTORY, F1, F2, F3]) == set()
+
+
+def test_an_event_a_resuming_reader_never_got_is_caught() -> None:
+    # The outbox gap: seq 2 committed after 3 was read, and the reader had moved past it.
+    skipped = [replace(F1, items=(E1,)), replace(F3, after=1, items=(E3,))]
+    assert feed_kinds([*HISTORY, *skipped]) == {"feed-skip"}
+
+
+def test_an_event_read_twice_is_caught() -> None:
+    again = replace(F3, after=1, items=(E2, E3))
+    assert feed_kinds([*HISTORY, F1, again]) == {"feed-duplicate"}
+
+
+def test_an_event_the_feed_does_not_hold_is_caught() -> None:
+    other = replace(F3, items=(replace(E3, revision=4),))
+    assert "feed-phantom" in feed_kinds([*HISTORY, F1, other])
+
+
+def test_time_going_back_along_the_feed_is_caught() -> None:
+    earlier = replace(E3, occurred_at="2026-12-02T00:59:00+00:00")
+    assert feed_kinds(HISTORY, [E1, E2, earlier]) == {"feed-time"}
+
+
+def test_a_directives_events_out_of_commit_order_are_caught() -> None:
+    swapped = [E1, replace(E3, seq=2), replace(E2, seq=3, occurred_at=E3.occurred_at)]
+    assert "feed-directive-order" in feed_kinds(HISTORY, swapped)
+
+
+def test_an_acknowledged_write_without_its_event_is_caught() -> None:
+    assert feed_kinds(HISTORY, [E1, E3]) == {"feed-event"}
+
+
+def test_a_prompt_whose_realm_revision_is_behind_its_layers_is_caught() -> None:
+    assert feed_kinds([*HISTORY, replace(P1, realm_revision=2)]) == set()
+    assert feed_kinds([*HISTORY, replace(P1, realm_revision=1)]) == {"cursor-behind"}

@@ -23,8 +23,16 @@ class Invalidation(msgspec.Struct, frozen=True):
     agents: list[str]
 
 
+Announcement = tuple[str, bytes]  # a Redis channel and the message to publish on it
+
+
 class Bus(Protocol):
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None: ...
+
+    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement | None:
+        """What `publish` would send over Redis (channel, message), for a caller that sends it
+        in a pipeline of its own; None: this bus does not go through Redis."""
+        ...
 
     async def revoke_key(self, key_id: str) -> None: ...
 
@@ -39,6 +47,9 @@ class LocalBus:
 
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         self.hub.deliver(realm, agents, stamp)
+
+    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement | None:
+        return None
 
     async def revoke_key(self, key_id: str) -> None:
         self.hub.revoke_key(key_id)
@@ -75,8 +86,12 @@ class RedisBus:
         self._decoder = msgspec.json.Decoder(Invalidation)
 
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
+        channel, message = self.announcement(realm, agents, stamp)
+        await self.redis.publish(channel, message)
+
+    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement:
         message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
-        await self.redis.publish(names.invalidation_channel(realm, self.prefix), message)
+        return names.invalidation_channel(realm, self.prefix), message
 
     async def revoke_key(self, key_id: str) -> None:
         self.hub.revoke_key(key_id)

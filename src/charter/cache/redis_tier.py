@@ -255,9 +255,40 @@ class RedisTier:
         except _FAILURES as exc:
             self._trip(exc)
 
-    async def invalidate(self, realm: str, agents: Sequence[str], stamp: int) -> None:
-        """Raises on failure: the relay must know, to keep the change pending."""
+    async def invalidate(
+        self,
+        realm: str,
+        agents: Sequence[str],
+        stamp: int,
+        announce: tuple[str, bytes] | None = None,
+    ) -> None:
+        """Raises on failure: the relay must know, to keep the change pending.
+
+        `announce` (a channel and a message) is published after the tombstones, in the same
+        round trip when the agents fit one script call (a write's usual case).
+        """
         args: list[Any] = [stamp, tombstone(stamp), TOMBSTONE_SECONDS]
+        if announce is not None and len(agents) <= _BATCH:
+            keys = [entry_key(realm, agent, self.prefix) for agent in agents]
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    if keys:
+                        await self._invalidate(keys=keys, args=args, client=pipe)
+                    pipe.publish(*announce)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+                raise
+            return
+        await self._tombstones(realm, agents, args)
+        if announce is not None:
+            try:
+                await self.redis.publish(*announce)
+            except (RedisError, OSError) as exc:
+                self._trip(exc)
+                raise
+
+    async def _tombstones(self, realm: str, agents: Sequence[str], args: list[Any]) -> None:
         for start in range(0, len(agents), _BATCH):
             keys = [
                 entry_key(realm, agent, self.prefix) for agent in agents[start : start + _BATCH]

@@ -62,6 +62,11 @@ class Relay:
             self.hub.deliver(change.realm, agents, change.stamp)
 
     async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
+        # Tombstones first, then the announcement; over Redis both in one round trip.
+        announce = self.bus.announcement(realm, agents, stamp) if self.tier is not None else None
+        if self.tier is not None and announce is not None:
+            await self.tier.invalidate(realm, agents, stamp, announce)
+            return
         if self.tier is not None and agents:
             await self.tier.invalidate(realm, agents, stamp)
         await self.bus.publish(realm, agents, stamp)

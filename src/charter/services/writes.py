@@ -1,7 +1,12 @@
 """Directive writes: create, CAS update (content, attributes, move, status), rollback, deactivate.
 
-Every write takes the realm lock first, checks the expected revision, and writes the row, the
-version and the events in the caller's transaction. Nothing here commits.
+Every write takes a realm lock first, checks the expected revision, and writes the row, the
+version and the events in the caller's transaction; the events last, since they take the
+feed's sequencer (`store.realms.sequence`). Nothing here commits.
+
+Which realm lock (ADR 0006): a structure write (a create, a move, a status change that closes
+a node, an owner change) takes `realms.lock`, exclusive; every other write on one node takes
+`realms.share`, so node writes on different directives of a realm run in parallel.
 """
 
 from __future__ import annotations
@@ -189,16 +194,35 @@ async def _parent_chain(conn: AsyncConnection, realm_id: str, parent_id: str) ->
 
 
 async def read_for_write(
-    conn: AsyncConnection, realm_id: str, directive_id: str, expected: Expected
+    conn: AsyncConnection,
+    realm_id: str,
+    directive_id: str,
+    expected: Expected,
+    *,
+    structure: bool = False,
 ) -> tuple[Directive, datetime]:
-    """Lock the realm, read the node, and refuse early if the expected revision is stale.
+    """Read the node, refuse at once if the expected revision is stale, then lock the realm.
 
-    Also the change's time, taken under the lock: never before the realm's last event.
+    `structure`: the write changes what other writes read (the tree, a subtree's statuses or
+    owners), and takes the exclusive lock; otherwise the shared one. A stale revision is
+    refused before any lock (revisions only grow: stale now, stale later); a node read before
+    the lock is still the one the CAS statement checks, which refuses it if it changed since.
+    Also the change's time (the events take the sequencer's, which is never earlier).
     """
-    now = await realms.lock(conn, realm_id)
-    current = await directives.get(conn, realm_id, directive_id)
-    if current.revision != expected.revision:
+    try:
+        current: Directive | None = await directives.get(conn, realm_id, directive_id)
+    except NotFound:
+        current = None  # after the lock, which tells a missing realm apart
+    if current is not None and current.revision != expected.revision:
         raise StaleRevision(current.revision, via_header=expected.via_header)
+    if structure:
+        now = await realms.lock(conn, realm_id)
+    else:
+        now = await realms.share(conn, realm_id)
+    if current is None:
+        current = await directives.get(conn, realm_id, directive_id)
+        if current.revision != expected.revision:
+            raise StaleRevision(current.revision, via_header=expected.via_header)
     return current, now
 
 
@@ -236,7 +260,9 @@ async def update(
         outcome = await _swap_text(conn, realm_id, actor, directive_id, expected, patch)
         if outcome is not None:
             return outcome
-    current, now = await read_for_write(conn, realm_id, directive_id, expected)
+    current, now = await read_for_write(
+        conn, realm_id, directive_id, expected, structure=_structural(patch)
+    )
     plan = ChangePlan(current)
 
     content = _new_content(current, patch)
@@ -302,6 +328,18 @@ async def update(
         )
     await events.append(conn, realm_id, new_events)
     return Outcome(written, changed=True)
+
+
+def _structural(patch: Patch) -> bool:
+    """Whether a PATCH takes the realm's exclusive lock (see the module's docstring).
+
+    A move must see an ancestry no other move changes (else two could close a cycle); closing
+    a node must see its subtree's statuses hold still (a child reopened meanwhile would stay
+    open under it); an owner is in the audience every write on an ancestor names, which its
+    subtree walk must read exactly. Any other field changes only its own node.
+    """
+    closes = patch.status is not UNSET and patch.status.terminal
+    return closes or patch.parent_id is not UNSET or patch.owner_agent_id is not UNSET
 
 
 def _text_only(patch: Patch) -> bool:

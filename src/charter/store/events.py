@@ -57,10 +57,15 @@ class Event:
 
 
 async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) -> int | None:
-    """Give the events the next realm revisions, in order, and write them. Needs the realm lock."""
+    """Give the events the next realm revisions, in order, and write them; the last one.
+
+    Call it last in a write, once the directive rows are written: `realms.sequence` is the
+    feed's sequencer, and its lock is held until commit. The events take the time it gives
+    (the later of theirs and the realm's clock), so the feed's times never go back.
+    """
     if not new:
         return None
-    last = await realms.advance(conn, realm_id, len(new), max(ev.occurred_at for ev in new))
+    last, at = await realms.sequence(conn, realm_id, len(new), max(ev.occurred_at for ev in new))
     first = last - len(new) + 1
     await conn.execute(
         insert(e),
@@ -74,7 +79,7 @@ async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) 
                 "version": ev.version,
                 "actor": ev.actor,
                 "message": ev.message,
-                "occurred_at": ev.occurred_at,
+                "occurred_at": at,
                 "affected_agents": sorted(ev.affected_agents),
                 "payload": ev.payload,
             }

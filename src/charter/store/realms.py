@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,12 +62,13 @@ async def page(
 
 
 async def lock(conn: AsyncConnection, realm_id: str) -> datetime:
-    """Take the realm's write lock, held until commit, and return the write's time.
+    """Take the realm's structure lock, held until commit, and return the write's time.
 
-    Every write in a realm takes this lock first: it is what makes the realm revision gapless
-    and in commit order, and what serialises moves so two of them can never close a cycle.
-    The time is taken here, under the lock, and never before the realm's latest event, so
-    along the feed `occurred_at` never decreases (`advance` stores it back).
+    Structure writes take it first: creates, moves, status changes that close a node (with or
+    without a cascade) and owner changes, each of which must see a subtree no other write is
+    changing. Held until commit, it is what serialises moves so two of them can never close a
+    cycle. It excludes every node write too (they hold `share`), so the time taken here is
+    never before the realm's latest event.
     """
     query = select(realms.c.clock).where(realms.c.id == realm_id).with_for_update()
     row = (await conn.execute(query)).first()
@@ -77,12 +78,52 @@ async def lock(conn: AsyncConnection, realm_id: str) -> datetime:
     return now if row.clock is None else max(now, aware(row.clock))
 
 
+async def share(conn: AsyncConnection, realm_id: str) -> datetime:
+    """Hold the realm's structure still, until commit, and return the write's provisional time.
+
+    A node write (text, attributes other than the owner, an open-to-open status, rollback,
+    deactivation) takes this instead of `lock`: on PostgreSQL a `FOR KEY SHARE` row lock,
+    which node writes share with each other and with `sequence`, and which a structure write's
+    `lock` waits for (and makes them wait for). So node writes on different directives run in
+    parallel while the ancestry and the subtree they read stand still. The feed's order and
+    time are still decided under a lock, the short one `sequence` takes at the end.
+    """
+    query = (
+        select(realms.c.id)
+        .where(realms.c.id == realm_id)
+        .with_for_update(read=True, key_share=True)
+    )
+    if (await conn.execute(query)).first() is None:
+        raise NotFound(f"realm {realm_id!r} not found")
+    return utcnow()
+
+
 async def advance(conn: AsyncConnection, realm_id: str, by: int, clock: datetime) -> int:
-    """Raise the realm revision by `by` and set its clock (under the lock); the new revision."""
+    """Raise the realm revision by `by` (see `sequence`); the new revision."""
+    revision, _ = await sequence(conn, realm_id, by, clock)
+    return revision
+
+
+async def sequence(
+    conn: AsyncConnection, realm_id: str, by: int, now: datetime
+) -> tuple[int, datetime]:
+    """Raise the realm revision by `by`: the new revision, and the time of its events.
+
+    The row lock this UPDATE takes is held until commit, so revisions are given out in commit
+    order, gapless, whatever ran in parallel before it: this is the feed's sequencer. The time
+    is the later of `now` and the realm's clock, stored back, so `occurred_at` never decreases
+    along the feed. A write calls it last, after its directive rows are locked (the order every
+    write takes its locks in: no deadlock), so the lock is held only to the commit.
+    """
+    later = case(
+        (or_(realms.c.clock.is_(None), realms.c.clock < now), literal(now, realms.c.clock.type)),
+        else_=realms.c.clock,
+    )
     query = (
         update(realms)
         .where(realms.c.id == realm_id)
-        .values(revision=realms.c.revision + by, clock=clock)
-        .returning(realms.c.revision)
+        .values(revision=realms.c.revision + by, clock=later)
+        .returning(realms.c.revision, realms.c.clock)
     )
-    return int((await conn.execute(query)).scalar_one())
+    row = (await conn.execute(query)).one()
+    return int(row.revision), aware(row.clock)

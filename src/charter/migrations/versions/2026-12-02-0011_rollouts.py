@@ -7,7 +7,7 @@ outcome attributed to a running rollout's arm. The composition function returns 
 and the candidate version's text beside each row, so a cold composition stays one round trip.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 01:30
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
