@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import statistics
 import time
@@ -81,6 +82,9 @@ SELECT s.outcome, (s.directive).revision FROM charter_swap_content($1, $2, $3, $
 _bodies = itertools.count()
 Attempt = Callable[[str, int, str], Awaitable[tuple[bool, int]]]
 Writer = tuple[Attempt, Callable[[], Awaitable[None]]]  # an attempt and how to close it
+# A peer store run beside the baselines (benchmarks/etcd.py): its writers, and how to read
+# the revisions its writers start from.
+Peer = tuple[Callable[[], Writer], Callable[[list[str]], dict[str, int]]]
 
 
 async def revisions(pool: asyncpg.Pool, realm: str, ids: list[str]) -> dict[str, int]:
@@ -230,7 +234,9 @@ async def run(
     *,
     rounds: int,
     seconds: float,
+    peers: dict[str, Peer] | None = None,
 ) -> dict[str, Any]:
+    peers = peers or {}
     # The pool Charter runs with by default: 10 connections plus 10 overflow.
     pool = await asyncpg.create_pool(app_dsn, min_size=10, max_size=20)
     results: dict[str, Any] = {}
@@ -238,17 +244,23 @@ async def run(
         for writers, spread in ((8, 1), (32, 1), (8, len(cas_ids)), (32, len(cas_ids))):
             ids = cas_ids[:spread]
             runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": [], "statements": []}
+            runs.update({name: [] for name in peers})
             sides: dict[str, Callable[[], Writer]] = {
                 "charter": http_attempt(port, realm, key),
                 "bare": lambda: (swap_attempt(pool, realm), nothing),
                 "statements": lambda: (raw_attempt(pool, realm), nothing),
             }
+            sides.update({name: make for name, (make, _) in peers.items()})
             for i in range(rounds):
-                order = ("charter", "bare", "statements")
+                order = ("charter", "bare", "statements", *peers)
                 order = order if i % 2 == 0 else order[::-1]
                 for side in order:
-                    known = await revisions(pool, realm, ids)
+                    if side in peers:
+                        known = await asyncio.to_thread(peers[side][1], ids)
+                    else:
+                        known = await revisions(pool, realm, ids)
                     result = await load(sides[side], ids, known, writers, seconds)
+                    result["load"] = os.getloadavg()[0]  # the 1-min average, as the run ends
                     runs[side].append(result)
                     print(
                         f"  cas {writers:>2} writers x {spread:>4} directives round {i + 1} "

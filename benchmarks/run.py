@@ -26,10 +26,22 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cas, composition, embedded, fanout, figures, reads, report, size, streams
+from benchmarks import (
+    cas,
+    composition,
+    embedded,
+    etcd,
+    fanout,
+    figures,
+    reads,
+    report,
+    size,
+    streams,
+)
 from benchmarks.seed import COMPOSER, analyze, seed
 from benchmarks.servers import Server
 from benchmarks.watchers import raise_fd_limit
@@ -114,6 +126,7 @@ def _first_three(
     raw["realm"] = {"id": realm_id, "nodes": realm.nodes}
     results: dict[str, Any] = {}
     servers: list[Server] = []
+    stops: list[Callable[[], None]] = []
     try:
         charter = Server(
             "charter",
@@ -147,7 +160,18 @@ def _first_three(
                 work / "bare.log",
             )
             servers.append(bare)
+            asgi = Server(
+                "asgi",
+                "benchmarks.bare_asgi:create_app",
+                {
+                    "BENCH_BARE_PAYLOAD": str(work / "payload"),
+                    "BENCH_BARE_ETAG": str(work / "etag"),
+                },
+                work / "asgi.log",
+            )
+            servers.append(asgi)
             bare.wait_ready()
+            asgi.wait_ready()
             print(
                 f"1. cached prompt read ({len(payload)} bytes), wrk at "
                 f"{cfg['connections']} connections",
@@ -156,7 +180,7 @@ def _first_three(
             results.update(
                 reads.run(
                     charter,
-                    bare,
+                    [bare, asgi],
                     path,
                     realm.composer_key,
                     etag,
@@ -181,6 +205,19 @@ def _first_three(
             results["cas_round_trips"] = asyncio.run(
                 cas.round_trips(cfg["app_url"], realm_id, realm.cas_ids[-1])
             )
+            peers: dict[str, cas.Peer] = {}
+            if etcd.available():
+                peer = etcd.Etcd()
+                stops.append(peer.stop)
+                peer.wait_ready()
+                peer.seed(realm_id, realm.cas_ids, "seed")
+                peers["etcd"] = (
+                    peer.writer(realm_id),
+                    lambda ids: peer.revisions(realm_id, ids),
+                )
+                raw["etcd"] = etcd.version()
+            else:
+                print("  (etcd not installed: no peer for CAS)", flush=True)
             results.update(
                 asyncio.run(
                     cas.run(
@@ -191,12 +228,15 @@ def _first_three(
                         realm.cas_ids,
                         rounds=cfg["rounds"],
                         seconds=cfg["cas_seconds"],
+                        peers=peers,
                     )
                 )
             )
     finally:
         for server in servers:
             server.stop()
+        for stop in stops:
+            stop()
     return results
 
 
@@ -218,6 +258,11 @@ def main() -> int:
         work = Path(tmp)
         if {"reads", "composition", "cas"} & set(only):
             results.update(_first_three(cfg, work, admin_key, only, raw))
+        loads: dict[str, float] = {}
+        results["loads"] = loads
+        for name in ("reads", "composition", "cas"):
+            if name in only:
+                loads[name] = os.getloadavg()[0]
         if "fanout" in only:
             print(
                 f"4, 5. {cfg['fanout_agents']} watchers on one process; a root update "
@@ -225,6 +270,7 @@ def main() -> int:
                 flush=True,
             )
             results["fanout"] = asyncio.run(fanout.run(cfg, work, admin_key))
+            loads["fanout"] = os.getloadavg()[0]
         if "size" in only:
             print(
                 f"6. a {cfg['size_large']}-node realm against a {cfg['size_small']}-node one",
@@ -235,6 +281,7 @@ def main() -> int:
                     cfg, work, admin_key, rounds=cfg["size_rounds"], count=cfg["size_requests"]
                 )
             )
+            loads["size"] = os.getloadavg()[0]
         if "sqlite" in only:
             print("7. embedded mode: `charter serve` on SQLite, no Redis", flush=True)
             results["embedded"] = asyncio.run(
@@ -242,18 +289,21 @@ def main() -> int:
                     cfg, work, admin_key, rounds=cfg["sqlite_rounds"], seconds=cfg["cas_seconds"]
                 )
             )
+            loads["sqlite"] = os.getloadavg()[0]
         if "streams" in only:
             print(
                 f"8. a write with {cfg['stream_count']} event streams open vs with one",
                 flush=True,
             )
             results["streams"] = asyncio.run(streams.write_latency(cfg, work, admin_key))
+            loads["streams"] = os.getloadavg()[0]
         if "shutdown" in only:
             print(
                 f"9. SIGTERM to `charter serve` holding {cfg['shutdown_streams']} streams",
                 flush=True,
             )
             results["shutdown"] = asyncio.run(streams.shutdown(cfg, work, admin_key))
+            loads["shutdown"] = os.getloadavg()[0]
         machine["load_average_end"] = os.getloadavg()
         machine["seconds"] = round(time.time() - started, 1)
         raw.update(
