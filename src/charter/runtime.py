@@ -30,6 +30,7 @@ from charter.services.feeds import Feeds
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
+from charter.services.refresh import Refresh
 from charter.settings import Settings
 from charter.store.events import COMMITTED_KEY, Committed
 
@@ -130,6 +131,7 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
         Feeds(db, hub),
         redis,
     )
+    relay.refresh = Refresh(runtime.prompts, hub)
     owned_provider = None
     if tracer_provider is None and settings.tracing:
         tracer_provider = owned_provider = tracing.provider_from_env(os.environ)

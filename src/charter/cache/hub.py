@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol, TypeVar
 
+from charter.cache.entries import Entry
 from charter.cache.holds import Holds
 from charter.cache.local import LocalTier
 from charter.cache.watch import Ending, Watch
@@ -64,6 +65,21 @@ class Hub:
                 watch.ring()
         for watch in self._realms.get(realm, ()):
             watch.ring()
+
+    def entries(self, realm: str, agents: Iterable[str]) -> dict[str, Entry]:
+        """This process's current entries of `agents` (before a change drops them)."""
+        found: dict[str, Entry] = {}
+        for agent in agents:
+            entry = self.local.get((realm, agent))
+            if entry is not None:
+                found[agent] = entry
+        return found
+
+    def ring(self, realm: str, agents: Iterable[str]) -> None:
+        """Wake the agents' own watchers (their entries are already current)."""
+        for agent in agents:
+            for watch in self._agents.get((realm, agent), ()):
+                watch.ring()
 
     def flush(self) -> None:
         """Coherence was lost (the subscription dropped): forget everything, wake everyone."""

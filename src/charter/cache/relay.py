@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from charter.cache.bus import Bus
+from charter.cache.entries import Entry
 from charter.cache.hub import Hub
 from charter.cache.redis_tier import RedisTier
 from charter.clock import aware, utcnow
@@ -24,6 +25,9 @@ from charter.store import relay_cursors
 from charter.store.events import Committed
 
 log = logging.getLogger("charter.relay")
+
+# (realm, stamp, the agents' entries before the change, the local tier's epoch then)
+Refresher = Callable[[str, int, Mapping[str, Entry], int], Awaitable[set[str]]]
 
 _PAGE = 1000
 
@@ -43,23 +47,35 @@ class Relay:
         self.tier = tier
         self.metrics = metrics
         self._oldest: datetime | None = None  # the oldest pending event this pass has seen
+        # Makes the affected agents' new entries from their old ones after a change this
+        # process committed, and rings their watchers; returns those agents (runtime.py).
+        self.refresh: Refresher | None = None
 
     async def committed(self, changes: Sequence[Committed]) -> None:
         """The fast path, after commit. Failures are left to the loop."""
         for change in changes:
             agents = sorted(change.agents)
-            if self.tier is None:
-                self.hub.deliver(change.realm, agents, change.stamp)
-                continue
+            epoch = self.hub.local.epoch
+            olds = self.hub.entries(change.realm, agents) if self.refresh is not None else {}
             # This process's entries go at once; its waiters wake only after the Redis
             # tombstones: woken first, thousands of them would read the old entries back from
             # Redis, and crowd the event loop that is laying the tombstones.
             self.hub.drop_local(change.realm, agents, change.stamp)
-            try:
-                await self._send(change.realm, agents, change.stamp)
-            except Exception as exc:
-                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
-            self.hub.deliver(change.realm, agents, change.stamp)
+            if self.tier is not None:
+                try:
+                    await self._send(change.realm, agents, change.stamp)
+                except Exception as exc:
+                    log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            told: set[str] = set()
+            if olds and self.refresh is not None:
+                # The new entries made from the old ones, their watchers rung batch by batch
+                # (services/refresh.py); the rest read as after any change.
+                try:
+                    told = await self.refresh(change.realm, change.stamp, olds, epoch)
+                except Exception as exc:
+                    log.warning("recomposition skipped (%s)", type(exc).__name__)
+            rest = [agent for agent in agents if agent not in told] if told else agents
+            self.hub.deliver(change.realm, rest, change.stamp)
 
     async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
         if self.tier is not None and agents:
