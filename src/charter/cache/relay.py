@@ -61,19 +61,28 @@ class Relay:
             # tombstones: woken first, thousands of them would read the old entries back from
             # Redis, and crowd the event loop that is laying the tombstones.
             self.hub.drop_local(change.realm, agents, change.stamp)
-            if self.tier is not None:
+            sent = self.tier is None
+            if self.tier is not None and agents:
                 try:
-                    await self._send(change.realm, agents, change.stamp)
+                    await self.tier.invalidate(change.realm, agents, change.stamp)
+                    sent = True
                 except Exception as exc:
                     log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
             told: set[str] = set()
             if olds and self.refresh is not None:
                 # The new entries made from the old ones, their watchers rung batch by batch
-                # (services/refresh.py); the rest read as after any change.
+                # (services/refresh.py); the rest read as after any change. Before the
+                # publish: this process hears its own message too, and woken by it before
+                # their new entries were stored, its watchers would all query.
                 try:
                     told = await self.refresh(change.realm, change.stamp, olds, epoch)
                 except Exception as exc:
                     log.warning("recomposition skipped (%s)", type(exc).__name__)
+            if self.tier is not None and (sent or not agents):
+                try:
+                    await self.bus.publish(change.realm, agents, change.stamp)
+                except Exception as exc:
+                    log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
             rest = [agent for agent in agents if agent not in told] if told else agents
             self.hub.deliver(change.realm, rest, change.stamp)
 

@@ -157,18 +157,24 @@ class Refresh:
         change, stale = await self._read(realm, stamp, min(e.stamp for e in candidates.values()))
         if change is None:
             return set()
-        made: list[tuple[str, Entry, Composition]] = []
-        for agent, entry in candidates.items():
-            if stale.get(agent, 0) > entry.stamp:
-                continue  # a change this entry predates: only a query knows what it did
-            result = recompose(realm, agent, entry, change)
-            if result is not None:
-                made.append((agent, *result))
-        told: set[str] = set()
-        for begin in range(0, len(made), self.batch):
-            told |= await self._store(realm, made[begin : begin + self.batch], epoch)
+        # An entry older than an earlier event that lists its agent missed that change: only
+        # a query knows what it did.
+        current = [(a, e) for a, e in candidates.items() if stale.get(a, 0) <= e.stamp]
+        told: dict[str, Entry] = {}
+        for begin in range(0, len(current), self.batch):
+            made: list[tuple[str, Entry, Composition]] = []
+            for agent, entry in current[begin : begin + self.batch]:
+                result = recompose(realm, agent, entry, change)
+                if result is not None:
+                    made.append((agent, *result))
+            told |= await self._store(realm, made, epoch)
             await asyncio.sleep(0)  # the streams just rung send before the next batch
-        return told
+        tier = self.prompts.tier
+        if tier is not None:  # then for other processes' readers (refused if stale there)
+            stored = list(told.items())
+            for begin in range(0, len(stored), self.batch):
+                await tier.put_many(realm, dict(stored[begin : begin + self.batch]))
+        return set(told)
 
     async def _read(
         self, realm: str, stamp: int, oldest: int
@@ -196,12 +202,11 @@ class Refresh:
 
     async def _store(
         self, realm: str, made: list[tuple[str, Entry, Composition]], epoch: int
-    ) -> set[str]:
+    ) -> dict[str, Entry]:
+        """Record a batch, store it locally (the tier refuses what a newer invalidation or a
+        flush made stale) and ring the watchers of what was stored."""
         await self.prompts.record(realm, [(agent, composition) for agent, _, composition in made])
         put = self.prompts.local.put
         stored = {agent: entry for agent, entry, _ in made if put((realm, agent), entry, epoch)}
         self.hub.ring(realm, stored)
-        tier = self.prompts.tier
-        if tier is not None and stored:
-            await tier.put_many(realm, stored)  # other processes' readers find them too
-        return set(stored)
+        return stored
