@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
-from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
@@ -34,13 +33,16 @@ class CharterApp(Litestar):
     before routing (api/fastpath.py): the edge holds for both."""
 
     body_timeout_seconds = 30.0
+    # The lifespan's runtime (also `state.runtime`), read here without State's lookup: this
+    # runs for every request. None until the lifespan started.
+    runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] != ScopeType.HTTP:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         http: HTTPScope = scope
-        runtime: Runtime | None = self.state.get("runtime")  # None until the lifespan started
+        runtime = self.runtime
 
         async def handle(send: Send) -> str | None:
             inbound = receive
@@ -77,6 +79,8 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_runtime(settings, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
+            if isinstance(app, CharterApp):
+                app.runtime = runtime
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:
                 yield

@@ -11,6 +11,8 @@ import msgspec
 from litestar import Litestar
 
 from charter.cache.entries import Entry
+from charter.cache.hub import Hub
+from charter.cache.local import LocalTier
 from charter.runtime import Runtime
 from charter.services import writes
 from charter.services.prompts import decode
@@ -175,3 +177,19 @@ async def test_racing_changes_and_reads_leave_every_prompt_exact(api: Api, app: 
         edits("root", 6), edits("team", 6), edits("x", 6), edits("y", 6), reads(), reads()
     )
     await _assert_exact(api, runtime)
+
+
+async def test_deliveries_do_not_ring_agents_whose_entries_are_being_made() -> None:
+    hub = Hub(LocalTier())
+    with hub.watch_agent("r", "a") as a, hub.watch_agent("r", "b") as b:
+        hub.making("r", ["a"], 5)
+        hub.deliver("r", ["a", "b"], 5)  # the relay's loop, or the process's own message
+        assert await b.wait(0.01)
+        assert not await a.wait(0.01)
+        hub.making("r", ["a"], 6)  # a later change makes a's entry too
+        hub.made("r", ["a"], 5)  # the earlier one is done: a stays the later one's
+        hub.deliver("r", ["a"], 6)
+        assert not await a.wait(0.01)
+        hub.made("r", ["a"], 6)
+        hub.deliver("r", ["a"], 7)
+        assert await a.wait(0.01)

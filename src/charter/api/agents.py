@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -53,7 +54,7 @@ def entity_tags(if_none_match: str | None) -> set[str]:
     return {m.group(1) or "*" for m in _ENTITY_TAG.finditer(if_none_match)}
 
 
-def matches(entry: Entry, tags: set[str]) -> bool:
+def matches(entry: Entry, tags: AbstractSet[str]) -> bool:
     return "*" in tags or entry.composition_id in tags
 
 
@@ -68,7 +69,12 @@ def _not_modified(entry: Entry) -> Response[bytes]:
 
 
 async def changed(
-    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, tags: set[str], seconds: float
+    runtime: Runtime,
+    key_id: str,
+    realm_id: str,
+    agent_id: str,
+    tags: AbstractSet[str],
+    seconds: float,
 ) -> Entry:
     """The long poll: the agent's entry once it no longer matches `tags`, or after `seconds`
     (or once the process is stopping) the current one, which still does.
@@ -94,7 +100,12 @@ async def changed(
 
 
 async def _wait_for_change(
-    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, tags: set[str], seconds: float
+    runtime: Runtime,
+    key_id: str,
+    realm_id: str,
+    agent_id: str,
+    tags: AbstractSet[str],
+    seconds: float,
 ) -> Response[bytes]:
     entry = await changed(runtime, key_id, realm_id, agent_id, tags, seconds)
     return _not_modified(entry) if matches(entry, tags) else _prompt(entry)

@@ -57,34 +57,49 @@ class Relay:
             agents = sorted(change.agents)
             epoch = self.hub.local.epoch
             olds = self.hub.entries(change.realm, agents) if self.refresh is not None else {}
-            # This process's entries go at once; its waiters wake only after the Redis
-            # tombstones: woken first, thousands of them would read the old entries back from
-            # Redis, and crowd the event loop that is laying the tombstones.
-            self.hub.drop_local(change.realm, agents, change.stamp)
-            sent = self.tier is None
-            if self.tier is not None and agents:
-                try:
-                    await self.tier.invalidate(change.realm, agents, change.stamp)
-                    sent = True
-                except Exception as exc:
-                    log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
-            told: set[str] = set()
-            if olds and self.refresh is not None:
-                # The new entries made from the old ones, their watchers rung batch by batch
-                # (services/refresh.py); the rest read as after any change. Before the
-                # publish: this process hears its own message too, and woken by it before
-                # their new entries were stored, its watchers would all query.
-                try:
-                    told = await self.refresh(change.realm, change.stamp, olds, epoch)
-                except Exception as exc:
-                    log.warning("recomposition skipped (%s)", type(exc).__name__)
-            if self.tier is not None and (sent or not agents):
-                try:
-                    await self.bus.publish(change.realm, agents, change.stamp)
-                except Exception as exc:
-                    log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            # While their new entries are made, deliveries (the relay's loop, the process's
+            # own published message) do not ring those agents' watchers: woken before their
+            # entries are stored, they would all query.
+            if olds:
+                self.hub.making(change.realm, olds, change.stamp)
+            try:
+                told = await self._invalidate(change, agents, olds, epoch)
+            finally:
+                if olds:
+                    self.hub.made(change.realm, olds, change.stamp)
             rest = [agent for agent in agents if agent not in told] if told else agents
             self.hub.deliver(change.realm, rest, change.stamp)
+
+    async def _invalidate(
+        self, change: Committed, agents: list[str], olds: Mapping[str, Entry], epoch: int
+    ) -> set[str]:
+        """Drop, tombstone, make the new entries, publish; returns the agents whose new
+        entries were stored and whose watchers were rung."""
+        # This process's entries go at once; its waiters wake only after the Redis
+        # tombstones: woken first, thousands of them would read the old entries back from
+        # Redis, and crowd the event loop that is laying the tombstones.
+        self.hub.drop_local(change.realm, agents, change.stamp)
+        sent = self.tier is None
+        if self.tier is not None and agents:
+            try:
+                await self.tier.invalidate(change.realm, agents, change.stamp)
+                sent = True
+            except Exception as exc:
+                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+        told: set[str] = set()
+        if olds and self.refresh is not None:
+            # The new entries made from the old ones, their watchers rung batch by batch
+            # (services/refresh.py); the rest read as after any change.
+            try:
+                told = await self.refresh(change.realm, change.stamp, olds, epoch)
+            except Exception as exc:
+                log.warning("recomposition skipped (%s)", type(exc).__name__)
+        if self.tier is not None and (sent or not agents):
+            try:
+                await self.bus.publish(change.realm, agents, change.stamp)
+            except Exception as exc:
+                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+        return told
 
     async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
         if self.tier is not None and agents:

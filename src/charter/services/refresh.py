@@ -208,5 +208,7 @@ class Refresh:
         await self.prompts.record(realm, [(agent, composition) for agent, _, composition in made])
         put = self.prompts.local.put
         stored = {agent: entry for agent, entry, _ in made if put((realm, agent), entry, epoch)}
+        if made:  # from here a later change rings them as usual
+            self.hub.made(realm, [agent for agent, _, _ in made], made[0][1].stamp)
         self.hub.ring(realm, stored)
         return stored
