@@ -210,7 +210,10 @@ class AgentController(Controller):
                     if entry.composition_id != sent:
                         sent = entry.composition_id
                         yield sse.frame("prompt", sent, entry.payload)
-                    if not await hold.wait(runtime.settings.heartbeat_seconds):
+                    # Read again only when rung: a heartbeat is no reason to, and thousands of
+                    # streams reading on theirs would query while a change's new entries are
+                    # still being made (services/refresh.py).
+                    while not await hold.wait(runtime.settings.heartbeat_seconds):
                         yield sse.PING
             if hold.ended is not None:
                 yield sse.ending(hold.ended)
