@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
+from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
@@ -38,7 +39,7 @@ class CharterApp(Litestar):
     runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await super().__call__(scope, receive, send)
             return
         http: HTTPScope = scope
