@@ -155,6 +155,7 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
         yield runtime
     finally:
         runtime.stop_streams()
+        relay.stop()
         await runtime.feeds.close()
         for task in runtime.tasks:
             task.cancel()

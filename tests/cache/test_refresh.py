@@ -94,6 +94,7 @@ async def test_a_text_change_is_spliced_into_every_cached_prompt_byte_for_byte(
     nodes = await _fleet(api)
     await _warm(api, runtime)
     changed = await api.patch(nodes["root"], title="Root, renamed", body="new\n\nroot body")
+    await _on_app(api, runtime.relay.settled)  # the recomposition runs after the answer
     for agent in AGENTS:
         # Already current, without a read since the change: recomposed, not dropped.
         entry = runtime.prompts.local.get((api.realm, agent))
@@ -102,7 +103,9 @@ async def test_a_text_change_is_spliced_into_every_cached_prompt_byte_for_byte(
     await _assert_exact(api, runtime)
     # A deeper layer, between two others, then the same layer again.
     await api.patch(nodes["team"], body="team body, second")
+    await _on_app(api, runtime.relay.settled)
     changed = await api.patch(changed, body="root body, third")
+    await _on_app(api, runtime.relay.settled)
     assert runtime.prompts.local.get((api.realm, "y")) is not None
     await _assert_exact(api, runtime)
     # The new ids resolve, as every prompt's id does.
@@ -126,6 +129,7 @@ async def test_an_entry_that_missed_a_change_is_queried_not_recomposed(
     await _on_app(api, lambda: _unrelayed(runtime, api.realm, nodes["x"], "x body, elsewhere"))
     runtime.prompts.local.put((api.realm, "x"), stale)  # unheard: still cached here
     await api.patch(nodes["root"], body="root body, changed here")
+    await _on_app(api, runtime.relay.settled)
     entry = runtime.prompts.local.get((api.realm, "x"))
     assert entry is None or entry.composition_id != stale.composition_id
     text = (await api.client.get(f"/v1/realms/{api.realm}/agents/x/prompt")).json()["text"]
@@ -176,6 +180,8 @@ async def test_racing_changes_and_reads_leave_every_prompt_exact(api: Api, app: 
     await asyncio.gather(
         edits("root", 6), edits("team", 6), edits("x", 6), edits("y", 6), reads(), reads()
     )
+    await _assert_exact(api, runtime)  # while recompositions may still run
+    await _on_app(api, runtime.relay.settled)
     await _assert_exact(api, runtime)
 
 

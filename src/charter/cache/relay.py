@@ -50,9 +50,13 @@ class Relay:
         # Makes the affected agents' new entries from their old ones after a change this
         # process committed, and rings their watchers; returns those agents (runtime.py).
         self.refresh: Refresher | None = None
+        self._remaking: set[asyncio.Task[None]] = set()
 
     async def committed(self, changes: Sequence[Committed]) -> None:
-        """The fast path, after commit. Failures are left to the loop."""
+        """The fast path, after commit (the write's answer waits for it): this process's
+        entries dropped, the Redis tombstones laid and the change published; then the new
+        entries made from the old ones in the background (`refresh`), their watchers rung as
+        each batch is stored. Failures are left to the loop."""
         for change in changes:
             agents = sorted(change.agents)
             epoch = self.hub.local.epoch
@@ -62,44 +66,46 @@ class Relay:
             # entries are stored, they would all query.
             if olds:
                 self.hub.making(change.realm, olds, change.stamp)
-            try:
-                told = await self._invalidate(change, agents, olds, epoch)
-            finally:
-                if olds:
-                    self.hub.made(change.realm, olds, change.stamp)
+            # This process's entries go at once; its waiters wake only after the Redis
+            # tombstones: woken first, thousands of them would read the old entries back from
+            # Redis, and crowd the event loop that is laying the tombstones.
+            self.hub.drop_local(change.realm, agents, change.stamp)
+            if self.tier is not None:
+                try:
+                    await self._send(change.realm, agents, change.stamp)
+                except Exception as exc:
+                    log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            if not olds:
+                self.hub.deliver(change.realm, agents, change.stamp)
+                continue
+            task = asyncio.create_task(self._remake(change, agents, olds, epoch))
+            self._remaking.add(task)
+            task.add_done_callback(self._remaking.discard)
+
+    async def _remake(
+        self, change: Committed, agents: list[str], olds: Mapping[str, Entry], epoch: int
+    ) -> None:
+        """Make the new entries (services/refresh.py), then ring the agents it did not."""
+        told: set[str] = set()
+        try:
+            if self.refresh is not None:
+                told = await self.refresh(change.realm, change.stamp, olds, epoch)
+        except Exception as exc:
+            log.warning("recomposition skipped (%s)", type(exc).__name__)
+        finally:
+            self.hub.made(change.realm, olds, change.stamp)
             rest = [agent for agent in agents if agent not in told] if told else agents
             self.hub.deliver(change.realm, rest, change.stamp)
 
-    async def _invalidate(
-        self, change: Committed, agents: list[str], olds: Mapping[str, Entry], epoch: int
-    ) -> set[str]:
-        """Drop, tombstone, make the new entries, publish; returns the agents whose new
-        entries were stored and whose watchers were rung."""
-        # This process's entries go at once; its waiters wake only after the Redis
-        # tombstones: woken first, thousands of them would read the old entries back from
-        # Redis, and crowd the event loop that is laying the tombstones.
-        self.hub.drop_local(change.realm, agents, change.stamp)
-        sent = self.tier is None
-        if self.tier is not None and agents:
-            try:
-                await self.tier.invalidate(change.realm, agents, change.stamp)
-                sent = True
-            except Exception as exc:
-                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
-        told: set[str] = set()
-        if olds and self.refresh is not None:
-            # The new entries made from the old ones, their watchers rung batch by batch
-            # (services/refresh.py); the rest read as after any change.
-            try:
-                told = await self.refresh(change.realm, change.stamp, olds, epoch)
-            except Exception as exc:
-                log.warning("recomposition skipped (%s)", type(exc).__name__)
-        if self.tier is not None and (sent or not agents):
-            try:
-                await self.bus.publish(change.realm, agents, change.stamp)
-            except Exception as exc:
-                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
-        return told
+    async def settled(self) -> None:
+        """Wait until the recompositions under way are done."""
+        while self._remaking:
+            await asyncio.gather(*self._remaking, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Cancel the recompositions under way (the process is stopping)."""
+        for task in self._remaking:
+            task.cancel()
 
     async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
         if self.tier is not None and agents:
