@@ -75,16 +75,16 @@ class Relay:
                     await self._send(change.realm, agents, change.stamp)
                 except Exception as exc:
                     log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            # Everyone else is rung now, the realm's feed readers too; the agents whose
+            # entries are being made, once each batch is stored.
+            self.hub.deliver(change.realm, agents, change.stamp)
             if not olds:
-                self.hub.deliver(change.realm, agents, change.stamp)
                 continue
-            task = asyncio.create_task(self._remake(change, agents, olds, epoch))
+            task = asyncio.create_task(self._remake(change, olds, epoch))
             self._remaking.add(task)
             task.add_done_callback(self._remaking.discard)
 
-    async def _remake(
-        self, change: Committed, agents: list[str], olds: Mapping[str, Entry], epoch: int
-    ) -> None:
+    async def _remake(self, change: Committed, olds: Mapping[str, Entry], epoch: int) -> None:
         """Make the new entries (services/refresh.py), then ring the agents it did not."""
         told: set[str] = set()
         try:
@@ -94,8 +94,7 @@ class Relay:
             log.warning("recomposition skipped (%s)", type(exc).__name__)
         finally:
             self.hub.made(change.realm, olds, change.stamp)
-            rest = [agent for agent in agents if agent not in told] if told else agents
-            self.hub.deliver(change.realm, rest, change.stamp)
+            self.hub.ring(change.realm, [agent for agent in olds if agent not in told])
 
     async def settled(self) -> None:
         """Wait until the recompositions under way are done."""
