@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import statistics
 import time
@@ -108,6 +109,9 @@ SELECT s.outcome, (s.directive).revision FROM charter_swap_content($1, $2, $3, $
 _bodies = itertools.count()
 Attempt = Callable[[str, int, str], Awaitable[tuple[bool, int]]]
 Writer = tuple[Attempt, Callable[[], Awaitable[None]]]  # an attempt and how to close it
+# A peer store run beside the baselines (benchmarks/etcd.py): its writers, and how to read
+# the revisions its writers start from.
+Peer = tuple[Callable[[], Writer], Callable[[list[str]], dict[str, int]]]
 
 
 async def revisions(pool: asyncpg.Pool, realm: str, ids: list[str]) -> dict[str, int]:
@@ -288,10 +292,13 @@ async def run(
     owner_dsn: str | None = None,
     profiler: Callable[[float], Any] | None = None,
     two_workers_port: int | None = None,
+    peers: dict[str, Peer] | None = None,
 ) -> dict[str, Any]:
     """`profiler(seconds)` starts a profile of Charter's worker (py-spy), run during its first
     round of 32 writers over every directive; it returns the process, or None.
-    `two_workers_port`: a second Charter server, with two workers, as one more series."""
+    `two_workers_port`: a second Charter server, with two workers, as one more series.
+    `peers`: other stores driven by the same writers (etcd), alternating with Charter."""
+    peers = peers or {}
     if owner_dsn is not None:
         owner = await asyncpg.connect(owner_dsn)
         try:
@@ -318,12 +325,16 @@ async def run(
                 sides["lock_first"] = lambda: (raw_attempt(pool, realm, "lock_first"), nothing)
                 if owner_dsn is not None:
                     sides["xid8"] = lambda: (raw_attempt(pool, realm, "xid8"), nothing)
+            sides.update({name: make for name, (make, _) in peers.items()})
             runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
             for i in range(rounds):
                 order = tuple(sides)
                 order = order if i % 2 == 0 else order[::-1]
                 for side in order:
-                    known = await revisions(pool, realm, ids)
+                    if side in peers:
+                        known = await asyncio.to_thread(peers[side][1], ids)
+                    else:
+                        known = await revisions(pool, realm, ids)
                     profiling = None
                     first = side == "charter" and i == 0 and writers == 32 and spread > 1
                     if profiler is not None and first:
@@ -331,6 +342,7 @@ async def run(
                     result = await load(sides[side], ids, known, writers, seconds)
                     if profiling is not None:
                         await asyncio.to_thread(profiling.wait)
+                    result["load"] = os.getloadavg()[0]  # the 1-min average, as the run ends
                     runs[side].append(result)
                     print(
                         f"  cas {writers:>2} writers x {spread:>4} directives round {i + 1} "

@@ -28,7 +28,7 @@ def chart(figs: list[dict[str, Any]], path: Path) -> None:
     panels = [
         (
             kind("throughput"),
-            "Throughput, Charter / baseline (same run)",
+            "Ratios, Charter / baseline or peer (same run)",
             "ratio (black: §5 floor)",
             False,
         ),

@@ -363,6 +363,7 @@ async def _rounds(
                         cfg["fanout_seconds"],
                         agents,
                     )
+                result["load"] = os.getloadavg()[0]  # the 1-min average, as it ends
                 fanouts[side].append(result)
                 commit = ""
                 if side == "charter":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from typing import Any
 
@@ -24,7 +25,7 @@ def prompt_path(realm: str, agent: str) -> str:
 
 def run(
     charter: Server,
-    bare: Server,
+    bare: Server | list[Server],
     path: str,
     key: str,
     etag: str,
@@ -34,7 +35,9 @@ def run(
     connections: int,
     variants: tuple[str, ...] = ("prompt_200", "prompt_304"),
 ) -> dict[str, Any]:
-    """Alternate the two servers round by round; every run's figures are kept."""
+    """Alternate Charter and its baselines round by round (the order reverses every round);
+    every run's figures are kept, by server name."""
+    servers = [charter, *(bare if isinstance(bare, list) else [bare])]
     auth = f"Bearer {key}"
     extras = {"prompt_200": {}, "prompt_304": {"If-None-Match": etag}}
     results: dict[str, Any] = {}
@@ -43,26 +46,27 @@ def run(
         headers = {"Authorization": auth, **extra}
         expected = 304 if extra else 200
         bodies = set()
-        for server in (charter, bare):
+        for server in servers:
             status, body, tag = fetch(server.base + path, headers)
             if status != expected or tag != etag:
                 raise RuntimeError(f"{server.name} {name}: status {status}, ETag {tag!r}")
             bodies.add(body)
         if len(bodies) != 1:
-            raise RuntimeError(f"{name}: Charter and the bare route answer different bytes")
+            raise RuntimeError(f"{name}: Charter and a baseline answer different bytes")
         lines = [f"{k}: {v}" for k, v in headers.items()]
-        for server in (charter, bare):  # warm up: connections, caches, the JIT-less paths
+        for server in servers:  # warm up: connections, caches, the JIT-less paths
             wrk(server.base + path, lines, 1, connections)
-        runs: dict[str, list[dict[str, float]]] = {"charter": [], "bare": []}
+        runs: dict[str, list[dict[str, float]]] = {server.name: [] for server in servers}
         for i in range(rounds):
-            order = (charter, bare) if i % 2 == 0 else (bare, charter)
+            order = servers if i % 2 == 0 else servers[::-1]
             for server in order:
                 result = wrk(server.base + path, lines, seconds, connections)
-                runs[server.name].append(result.as_dict())
+                load = os.getloadavg()[0]  # the 1-min average, as the run ends
+                runs[server.name].append({**result.as_dict(), "load": load})
                 print(
                     f"  {name} round {i + 1} {server.name:<8} {result.rps:9.0f} req/s  "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                    f"errors {result.errors}",
+                    f"errors {result.errors}  load {load:.2f}",
                     flush=True,
                 )
         results[name] = runs

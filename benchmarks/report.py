@@ -87,7 +87,7 @@ def _num(value: float | None) -> str:
 
 
 def table(figs: list[dict[str, Any]], markdown: bool = False) -> str:
-    head = ["figure", "Charter", "baseline", "ratio", "§5 target", "met"]
+    head = ["figure", "Charter", "baseline", "ratio", "§5 target", "met", "load"]
     rows = [
         [
             f["figure"],
@@ -96,11 +96,12 @@ def table(figs: list[dict[str, Any]], markdown: bool = False) -> str:
             f"{f['ratio']:.2f}x" if f["ratio"] is not None else "—",
             f["target"],
             ("yes" if f["met"] else "**no**" if markdown else "NO") if f["target"] != "—" else "",
+            f"{f['load']:.2f}" if f.get("load") is not None else "—",
         ]
         for f in figs
     ]
     if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---|---|"]
+        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---|---|---:|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return "\n".join(

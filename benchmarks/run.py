@@ -28,6 +28,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from benchmarks import (
     cas,
     composition,
     embedded,
+    etcd,
     fanout,
     figures,
     reads,
@@ -152,6 +154,7 @@ def _first_three(
     raw["realm"] = {"id": realm_id, "nodes": realm.nodes}
     results: dict[str, Any] = {}
     servers: list[Server] = []
+    stops: list[Callable[[], None]] = []
     try:
         charter = Server(
             "charter",
@@ -185,7 +188,18 @@ def _first_three(
                 work / "bare.log",
             )
             servers.append(bare)
+            asgi = Server(
+                "asgi",
+                "benchmarks.bare_asgi:create_app",
+                {
+                    "BENCH_BARE_PAYLOAD": str(work / "payload"),
+                    "BENCH_BARE_ETAG": str(work / "etag"),
+                },
+                work / "asgi.log",
+            )
+            servers.append(asgi)
             bare.wait_ready()
+            asgi.wait_ready()
             print(
                 f"1. cached prompt read ({len(payload)} bytes), wrk at "
                 f"{cfg['connections']} connections",
@@ -194,7 +208,7 @@ def _first_three(
             results.update(
                 reads.run(
                     charter,
-                    bare,
+                    [bare, asgi],
                     path,
                     realm.composer_key,
                     etag,
@@ -237,6 +251,19 @@ def _first_three(
             results["cas_round_trips"] = asyncio.run(
                 cas.round_trips(cfg["app_url"], realm_id, realm.cas_ids[-1])
             )
+            peers: dict[str, cas.Peer] = {}
+            if etcd.available():
+                peer = etcd.Etcd()
+                stops.append(peer.stop)
+                peer.wait_ready()
+                peer.seed(realm_id, realm.cas_ids, "seed")
+                peers["etcd"] = (
+                    peer.writer(realm_id),
+                    lambda ids: peer.revisions(realm_id, ids),
+                )
+                raw["etcd"] = etcd.version()
+            else:
+                print("  (etcd not installed: no peer for CAS)", flush=True)
             results.update(
                 asyncio.run(
                     cas.run(
@@ -250,12 +277,15 @@ def _first_three(
                         owner_dsn=cfg["owner_dsn"],
                         profiler=_cas_profiler(charter),
                         two_workers_port=two.port if two is not None else None,
+                        peers=peers,
                     )
                 )
             )
     finally:
         for server in servers:
             server.stop()
+        for stop in stops:
+            stop()
     return results
 
 
@@ -277,6 +307,11 @@ def main() -> int:
         work = Path(tmp)
         if {"reads", "composition", "cas"} & set(only):
             results.update(_first_three(cfg, work, admin_key, only, raw))
+        loads: dict[str, float] = {}
+        results["loads"] = loads
+        for name in ("reads", "composition", "cas"):
+            if name in only:
+                loads[name] = os.getloadavg()[0]
         if "fanout" in only:
             print(
                 f"4, 5. {cfg['fanout_agents']} watchers on one process; a root update "
@@ -284,6 +319,7 @@ def main() -> int:
                 flush=True,
             )
             results["fanout"] = asyncio.run(fanout.run(cfg, work, admin_key))
+            loads["fanout"] = os.getloadavg()[0]
         if "size" in only:
             print(
                 f"6. a {cfg['size_large']}-node realm against a {cfg['size_small']}-node one",
@@ -294,6 +330,7 @@ def main() -> int:
                     cfg, work, admin_key, rounds=cfg["size_rounds"], count=cfg["size_requests"]
                 )
             )
+            loads["size"] = os.getloadavg()[0]
         if "sqlite" in only:
             print("7. embedded mode: `charter serve` on SQLite, no Redis", flush=True)
             results["embedded"] = asyncio.run(
@@ -301,18 +338,21 @@ def main() -> int:
                     cfg, work, admin_key, rounds=cfg["sqlite_rounds"], seconds=cfg["cas_seconds"]
                 )
             )
+            loads["sqlite"] = os.getloadavg()[0]
         if "streams" in only:
             print(
                 f"8. a write with {cfg['stream_count']} event streams open vs with one",
                 flush=True,
             )
             results["streams"] = asyncio.run(streams.write_latency(cfg, work, admin_key))
+            loads["streams"] = os.getloadavg()[0]
         if "shutdown" in only:
             print(
                 f"9. SIGTERM to `charter serve` holding {cfg['shutdown_streams']} streams",
                 flush=True,
             )
             results["shutdown"] = asyncio.run(streams.shutdown(cfg, work, admin_key))
+            loads["shutdown"] = os.getloadavg()[0]
         if "webhooks" in only:
             print(
                 f"10. webhook delivery after commit, {cfg['webhook_writes']} writes, "
@@ -320,12 +360,14 @@ def main() -> int:
                 flush=True,
             )
             results["webhooks"] = asyncio.run(webhooks.run(cfg, work, admin_key))
+            loads["webhooks"] = os.getloadavg()[0]
         if "timers" in only:
             print(
                 f"11. {cfg['timer_count']} lease expiries and schedules a round, how late",
                 flush=True,
             )
             results["timers"] = asyncio.run(timers.run(cfg, work, admin_key))
+            loads["timers"] = os.getloadavg()[0]
         machine["load_average_end"] = os.getloadavg()
         machine["seconds"] = round(time.time() - started, 1)
         raw.update(

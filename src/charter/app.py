@@ -41,13 +41,16 @@ class CharterApp(Litestar):
 
     body_timeout_seconds = 30.0
     headers = cors.Headers(())
+    # The lifespan's runtime (also `state.runtime`), read here without State's lookup: this
+    # runs for every request. None until the lifespan started.
+    runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] != ScopeType.HTTP:
             await super().__call__(scope, receive, send)
             return
         http: HTTPScope = scope
-        runtime: Runtime | None = self.state.get("runtime")  # None until the lifespan started
+        runtime = self.runtime
 
         async def handle(send: Send) -> str | None:
             inbound = receive
@@ -95,6 +98,8 @@ def create_app(
         async with open_runtime(settings, tracer_provider=tracer_provider) as runtime:
             app.state.runtime = runtime
             runtime.deliver_webhooks(event_json, loop=deliver_webhooks)
+            if isinstance(app, CharterApp):
+                app.runtime = runtime
             undo = on_stop(runtime.stop_streams) if stop_on_signals else None
             try:
                 async with mcp.running():

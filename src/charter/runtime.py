@@ -36,6 +36,7 @@ from charter.services.guard import RolloutGuard
 from charter.services.idempotency import purge_idempotency_records
 from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
+from charter.services.refresh import Refresh
 from charter.services.sender import Sender
 from charter.settings import Settings
 from charter.store import timers
@@ -170,6 +171,7 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
         Feeds(db, hub),
         redis,
     )
+    relay.refresh = Refresh(runtime.prompts, hub)
     owned_provider = None
     if tracer_provider is None and settings.tracing:
         tracer_provider = owned_provider = tracing.provider_from_env(os.environ)
@@ -205,6 +207,7 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
         yield runtime
     finally:
         runtime.stop_streams()
+        relay.stop()
         await runtime.feeds.close()
         for task in runtime.tasks:
             task.cancel()

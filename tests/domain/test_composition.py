@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charter.domain.composition import TreeNode, compose, composition_id
+from charter.domain.composition import Layer, TreeNode, compose, composition_id
 from charter.domain.injection import inject_chat as inject
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
@@ -176,3 +178,19 @@ def test_inject_never_mutates_its_input() -> None:
     before = [dict(m) for m in MESSAGES]
     inject(MESSAGES, "PROMPT", InjectionMode.USER_PREPEND)
     assert before == MESSAGES
+
+
+@given(
+    st.lists(st.tuples(st.text(max_size=12), st.integers(0, 2**31), st.integers(1, 16)), max_size=6)
+)
+def test_the_id_hashes_the_json_that_json_dumps_writes(pairs: list[tuple[str, int, int]]) -> None:
+    # Recorded ids are resolved forever: the canonical JSON must never change, whatever
+    # encoder writes it (ids, numbers and any character in a string).
+    layers = [
+        Layer(directive_id=d, level=Level.AGENT, depth=depth, title="t", version=v, revision=1)
+        for d, v, depth in pairs
+    ]
+    key = [1, "system_first", [[d, v, depth] for d, v, depth in pairs]]
+    canonical = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
+    expected = "cmp_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert composition_id(InjectionMode.SYSTEM_FIRST, layers) == expected

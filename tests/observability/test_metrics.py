@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -98,6 +99,7 @@ async def test_metrics_are_public_by_setting(sqlite_url: str) -> None:
 
 def _value(api: Api, name: str, labels: dict[str, str] | None = None) -> float:
     metrics = api.client.app.state.runtime.metrics
+    metrics.flush()  # what a scrape does first: tallied counts join the metrics
     value = metrics.registry.get_sample_value(name, labels or {})
     assert value is not None, name
     return float(value)
@@ -187,3 +189,31 @@ async def test_the_relay_lag_is_what_a_pass_found(sqlite_url: str) -> None:
         assert metrics.registry.get_sample_value("charter_relay_lag_seconds") == 0
     finally:
         await db.dispose()
+
+
+def test_tallied_requests_and_lookups_reach_the_metrics_at_a_scrape() -> None:
+    metrics = Metrics()
+    for seconds in (0.0001, 0.003, 0.003, 120.0):  # the first bucket, the 0.005 one, +Inf
+        metrics.request("GET", "/r", 200, seconds)
+    metrics.lookup("local", "hit", 2)
+    metrics.read("local")
+    text = metrics.render().decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    labels = (("method", "GET"), ("route", "/r"), ("status", "200"))
+    assert samples[("charter_http_requests_total", labels)] == 4
+    histogram = "charter_http_request_duration_seconds"
+    assert samples[(f"{histogram}_count", labels)] == 4
+    assert samples[(f"{histogram}_sum", labels)] == pytest.approx(120.0061)
+    assert samples[(f"{histogram}_bucket", (("le", "0.0005"), *labels))] == 1
+    assert samples[(f"{histogram}_bucket", (("le", "0.005"), *labels))] == 3
+    assert samples[(f"{histogram}_bucket", (("le", "+Inf"), *labels))] == 4
+    lookups = (("result", "hit"), ("tier", "local"))
+    assert samples[("charter_cache_lookups_total", lookups)] == 2
+    assert samples[("charter_prompt_reads_total", (("source", "local"),))] == 1
+    # Flushed once: a second scrape counts nothing twice.
+    again = metrics.render().decode()
+    assert 'charter_http_requests_total{method="GET",route="/r",status="200"} 4.0' in again

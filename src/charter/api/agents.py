@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
@@ -50,7 +51,7 @@ def entity_tags(if_none_match: str | None) -> set[str]:
     return {m.group(1) or "*" for m in _ENTITY_TAG.finditer(if_none_match)}
 
 
-def matches(entry: Entry, tags: set[str]) -> bool:
+def matches(entry: Entry, tags: AbstractSet[str]) -> bool:
     return "*" in tags or entry.composition_id in tags
 
 
@@ -65,7 +66,12 @@ def _not_modified(entry: Entry) -> Response[bytes]:
 
 
 async def changed(
-    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, tags: set[str], seconds: float
+    runtime: Runtime,
+    key_id: str,
+    realm_id: str,
+    agent_id: str,
+    tags: AbstractSet[str],
+    seconds: float,
 ) -> Entry:
     """The long poll: the agent's entry once it no longer matches `tags`, or after `seconds`
     (or once the process is stopping) the current one, which still does.
@@ -91,7 +97,12 @@ async def changed(
 
 
 async def _wait_for_change(
-    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, tags: set[str], seconds: float
+    runtime: Runtime,
+    key_id: str,
+    realm_id: str,
+    agent_id: str,
+    tags: AbstractSet[str],
+    seconds: float,
 ) -> Response[bytes]:
     entry = await changed(runtime, key_id, realm_id, agent_id, tags, seconds)
     return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
@@ -205,7 +216,10 @@ class AgentController(Controller):
                     if entry.composition_id != sent:
                         sent = entry.composition_id
                         yield sse.frame("prompt", sent, entry.payload)
-                    if not await hold.wait(runtime.settings.heartbeat_seconds):
+                    # Read again only when rung: a heartbeat is no reason to, and thousands of
+                    # streams reading on theirs would query while a change's new entries are
+                    # still being made (services/refresh.py).
+                    while not await hold.wait(runtime.settings.heartbeat_seconds):
                         yield sse.PING
             if hold.ended is not None:
                 yield sse.ending(hold.ended)

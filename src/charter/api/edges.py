@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 from litestar.types import HTTPScope, Message, Receive, ReceiveMessage, Send
@@ -48,9 +48,8 @@ def media_type_accepted(content_type: str) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """What the edge reads from the request headers, in one pass."""
+class Head(NamedTuple):
+    """What the edge reads from the request headers, in one pass (a tuple: one per request)."""
 
     has_body: bool
     declared_length: int | None

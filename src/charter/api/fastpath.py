@@ -17,7 +17,7 @@ takes the ordinary route, which does the full checks and produces the problem re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from litestar.types import HTTPScope, Send
 
@@ -40,16 +40,23 @@ _WAIT = re.compile(rb"wait=(0|[1-9][0-9]?)")  # plain digits, as params.number r
 _JSON = (b"content-type", b"application/json")
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
-    """A cached prompt read this path may answer."""
+class Read(NamedTuple):
+    """A cached prompt read this path may answer (a tuple: made on every such read)."""
 
     key_id: str
     realm: str
     agent: str
     entry: Entry
-    tags: set[str]
+    tags: frozenset[str]
     wait: int  # seconds to long-poll; 0: answer at once
+
+
+# What the checks of a path and of an If-None-Match value found, kept for the next request
+# that sends the same (agents poll the same path with the same ETag): a dictionary lookup in
+# place of a parse and two regular expressions. Bounded: emptied when full.
+_MEMO_SIZE = 10_000
+_targets: dict[str, tuple[str, str] | None] = {}
+_tags: dict[str, frozenset[str]] = {}
 
 
 def _wait(query: bytes) -> int | None:
@@ -68,14 +75,43 @@ def _target(scope: HTTPScope) -> tuple[str, str, int] | None:
     if scope["method"] != "GET":
         return None
     wait = _wait(scope["query_string"])
+    if wait is None:
+        return None
     path: str = scope["path"]
-    if wait is None or not path.startswith(_PREFIX) or not path.endswith(_SUFFIX):
+    try:
+        found = _targets[path]
+    except KeyError:
+        found = _path_target(path)
+        if len(_targets) >= _MEMO_SIZE:
+            _targets.clear()
+        _targets[path] = found
+    return None if found is None else (found[0], found[1], wait)
+
+
+def _path_target(path: str) -> tuple[str, str] | None:
+    if not path.startswith(_PREFIX) or not path.endswith(_SUFFIX):
         return None
     parts = path[len(_PREFIX) : -len(_SUFFIX)].split("/")
     if len(parts) != 3 or parts[1] != "agents":
         return None
     realm, _, agent = parts
-    return (realm, agent, wait) if agent_ids_valid(realm, agent) else None
+    return (realm, agent) if agent_ids_valid(realm, agent) else None
+
+
+def _entity_tags(if_none_match: str | None) -> frozenset[str]:
+    if not if_none_match:
+        return _NO_TAGS
+    try:
+        return _tags[if_none_match]
+    except KeyError:
+        tags = frozenset(entity_tags(if_none_match))
+        if len(_tags) >= _MEMO_SIZE:
+            _tags.clear()
+        _tags[if_none_match] = tags
+        return tags
+
+
+_NO_TAGS: frozenset[str] = frozenset()
 
 
 def _headers(scope: HTTPScope) -> tuple[str | None, str | None]:
@@ -108,7 +144,7 @@ def cached_read(runtime: Runtime, scope: HTTPScope) -> Read | None:
         return None
     if runtime.limiter.take(caller.key_id):
         return None  # refused: the routed path takes again, refuses, and says so
-    return Read(caller.key_id, realm, agent, entry, entity_tags(if_none_match), wait)
+    return Read(caller.key_id, realm, agent, entry, _entity_tags(if_none_match), wait)
 
 
 async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
@@ -131,12 +167,12 @@ async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
 
 
 async def _send(send: Send, status: int, entry: Entry) -> None:
-    etag = (b"etag", f'"{entry.composition_id}"'.encode())
+    etag = (b"etag", b'"%s"' % entry.composition_id.encode())
     if status == 304:  # as Litestar sends it: no body, so no length and no type
         headers = [etag]
         body = b""
     else:
         body = entry.payload
-        headers = [_JSON, etag, (b"content-length", str(len(body)).encode())]
+        headers = [_JSON, etag, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ENVELOPE = b"c1"
 _HEAD = re.compile(rb"c1\|(\d{1,18})\|(cmp_[0-9a-f]{64}|-)\|")
@@ -11,11 +11,17 @@ _HEAD = re.compile(rb"c1\|(\d{1,18})\|(cmp_[0-9a-f]{64}|-)\|")
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A composed prompt, encoded for the wire, and the realm revision it was read at."""
+    """A composed prompt, encoded for the wire, and the realm revision it was read at.
+
+    `spans`, on entries this process composed (never on the wire): the length of each
+    contributing layer's part of the text, in layer order, so a change to one layer's text
+    can be spliced in without the other layers' bodies (services/refresh.py).
+    """
 
     stamp: int
     composition_id: str
     payload: bytes
+    spans: tuple[int, ...] | None = field(default=None, compare=False)
 
 
 def encode(entry: Entry) -> bytes:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol, TypeVar
 
+from charter.cache.entries import Entry
 from charter.cache.holds import Holds
 from charter.cache.local import LocalTier
 from charter.cache.watch import Ending, Watch
@@ -40,6 +41,11 @@ class Hub:
         self._realms: dict[str, set[Watch]] = {}
         # Rung on every change in any realm: the webhook deliverer's doorbell.
         self.bells: set[Watch] = set()
+        # Agents whose new entries are being made from their old ones after the change of
+        # that stamp (services/refresh.py): `deliver` does not ring them, so their watchers
+        # do not all query while the entries are on their way; `ring` does once each is
+        # stored, and the change's own delivery rings the rest.
+        self._making: dict[tuple[str, str], int] = {}
 
     def set_coherent(self, coherent: bool) -> None:
         """Whether this process hears every change; process-local caches serve only if so."""
@@ -61,7 +67,10 @@ class Hub:
         """A change committed at realm revision `stamp` affects `agents`."""
         agents = list(agents)
         self.local.invalidate(realm, agents, stamp)
+        making = self._making
         for agent in agents:
+            if making and (realm, agent) in making:
+                continue
             for watch in self._agents.get((realm, agent), ()):
                 watch.ring()
         for watch in self._realms.get(realm, ()):
@@ -94,6 +103,35 @@ class Hub:
                     watch.ring()
         for realm in realms:
             for watch in self._realms.get(realm, ()):
+                watch.ring()
+
+    def entries(self, realm: str, agents: Iterable[str]) -> dict[str, Entry]:
+        """This process's current entries of `agents` (before a change drops them)."""
+        found: dict[str, Entry] = {}
+        for agent in agents:
+            entry = self.local.get((realm, agent))
+            if entry is not None:
+                found[agent] = entry
+        return found
+
+    def making(self, realm: str, agents: Iterable[str], stamp: int) -> None:
+        """New entries of `agents` are being made after the change at `stamp`: until `made`,
+        deliveries do not ring their watchers."""
+        for agent in agents:
+            self._making[(realm, agent)] = stamp
+
+    def made(self, realm: str, agents: Iterable[str], stamp: int) -> None:
+        """Deliveries ring these agents' watchers again (unless a later change is making
+        theirs)."""
+        for agent in agents:
+            key = (realm, agent)
+            if self._making.get(key) == stamp:
+                del self._making[key]
+
+    def ring(self, realm: str, agents: Iterable[str]) -> None:
+        """Wake the agents' own watchers (their entries are already current)."""
+        for agent in agents:
+            for watch in self._agents.get((realm, agent), ()):
                 watch.ring()
 
     def flush(self) -> None:

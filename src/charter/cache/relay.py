@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from charter.cache.bus import Bus
+from charter.cache.entries import Entry
 from charter.cache.hub import Hub
 from charter.cache.redis_tier import RedisTier
 from charter.clock import aware, utcnow
@@ -24,6 +25,9 @@ from charter.store import relay_cursors
 from charter.store.events import Committed
 
 log = logging.getLogger("charter.relay")
+
+# (realm, stamp, the agents' entries before the change, the local tier's epoch then)
+Refresher = Callable[[str, int, Mapping[str, Entry], int], Awaitable[set[str]]]
 
 _PAGE = 1000
 
@@ -43,23 +47,64 @@ class Relay:
         self.tier = tier
         self.metrics = metrics
         self._oldest: datetime | None = None  # the oldest pending event this pass has seen
+        # Makes the affected agents' new entries from their old ones after a change this
+        # process committed, and rings their watchers; returns those agents (runtime.py).
+        self.refresh: Refresher | None = None
+        self._remaking: set[asyncio.Task[None]] = set()
 
     async def committed(self, changes: Sequence[Committed]) -> None:
-        """The fast path, after commit. Failures are left to the loop."""
+        """The fast path, after commit (the write's answer waits for it): this process's
+        entries dropped, the Redis tombstones laid and the change published; then the new
+        entries made from the old ones in the background (`refresh`), their watchers rung as
+        each batch is stored. Failures are left to the loop."""
         for change in changes:
             agents = sorted(change.agents)
-            if self.tier is None:
-                self.hub.deliver(change.realm, agents, change.stamp)
-                continue
+            epoch = self.hub.local.epoch
+            olds = self.hub.entries(change.realm, agents) if self.refresh is not None else {}
+            # While their new entries are made, deliveries (the relay's loop, the process's
+            # own published message) do not ring those agents' watchers: woken before their
+            # entries are stored, they would all query.
+            if olds:
+                self.hub.making(change.realm, olds, change.stamp)
             # This process's entries go at once; its waiters wake only after the Redis
             # tombstones: woken first, thousands of them would read the old entries back from
             # Redis, and crowd the event loop that is laying the tombstones.
             self.hub.drop_local(change.realm, agents, change.stamp)
-            try:
-                await self._send(change.realm, agents, change.stamp)
-            except Exception as exc:
-                log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            if self.tier is not None:
+                try:
+                    await self._send(change.realm, agents, change.stamp)
+                except Exception as exc:
+                    log.warning("invalidation deferred to the relay (%s)", type(exc).__name__)
+            # Everyone else is rung now, the realm's feed readers too; the agents whose
+            # entries are being made, once each batch is stored.
             self.hub.deliver(change.realm, agents, change.stamp)
+            if not olds:
+                continue
+            task = asyncio.create_task(self._remake(change, olds, epoch))
+            self._remaking.add(task)
+            task.add_done_callback(self._remaking.discard)
+
+    async def _remake(self, change: Committed, olds: Mapping[str, Entry], epoch: int) -> None:
+        """Make the new entries (services/refresh.py), then ring the agents it did not."""
+        told: set[str] = set()
+        try:
+            if self.refresh is not None:
+                told = await self.refresh(change.realm, change.stamp, olds, epoch)
+        except Exception as exc:
+            log.warning("recomposition skipped (%s)", type(exc).__name__)
+        finally:
+            self.hub.made(change.realm, olds, change.stamp)
+            self.hub.ring(change.realm, [agent for agent in olds if agent not in told])
+
+    async def settled(self) -> None:
+        """Wait until the recompositions under way are done."""
+        while self._remaking:
+            await asyncio.gather(*self._remaking, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Cancel the recompositions under way (the process is stopping)."""
+        for task in self._remaking:
+            task.cancel()
 
     async def _send(self, realm: str, agents: list[str], stamp: int) -> None:
         # Tombstones first, then the announcement; over Redis both in one round trip.

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 from charter.domain.rollouts import Arm, Rollout, visible_version
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 
 RENDERER_VERSION = 1
+_canonical = msgspec.json.Encoder()
 # Independent of the configured depth limit: a corrupt cycle can never make a chain endless.
 CHAIN_CAP = 256
 
@@ -176,5 +178,7 @@ def composition_id(mode: InjectionMode, layers: Iterable[Layer]) -> str:
         mode.value,
         [[layer.directive_id, layer.version, layer.depth] for layer in layers if layer.contributes],
     ]
-    canonical = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
-    return "cmp_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # msgspec writes the compact canonical JSON that json.dumps(separators=(",", ":"),
+    # ensure_ascii=False) writes, byte for byte (tests/domain), in a fraction of the time:
+    # a fan-out makes thousands of these at once.
+    return "cmp_" + hashlib.sha256(_canonical.encode(key)).hexdigest()

@@ -14,9 +14,11 @@ The hot path (a cached prompt read) pays for pre-bound children only: no label l
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -57,6 +59,19 @@ LATENCY_BUCKETS: Final = (
     60.0,
 )
 
+# The histogram's buckets with +Inf: an observation counts in the first bound it is ≤ to.
+_UPPER_BOUNDS: Final = (*LATENCY_BUCKETS, float("inf"))
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Requests of one (method, route, status) not yet added to the metrics."""
+
+    count: int = 0
+    total: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(_UPPER_BOUNDS))
+
+
 WATCHER_KINDS: Final = ("long_poll", "prompt_stream", "event_stream")
 CACHE_TIERS: Final = ("local", "redis")
 CACHE_RESULTS: Final = ("hit", "miss", "bypassed")
@@ -67,9 +82,6 @@ REJECTION_REASONS: Final = ("rate_limit", "stream_cap")
 
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
-
-
-Observe = Callable[[float], None]
 
 
 class Metrics:
@@ -180,7 +192,14 @@ class Metrics:
             self.rejections.labels(reason)
         for outcome in ("delivered", "failed"):
             self.webhook_deliveries.labels(outcome)
-        self._observers: dict[tuple[str, str, int], tuple[Callable[[], None], Observe]] = {}
+        self._observers: dict[tuple[str, str, int], tuple[Callable[[float], None], Any]] = {}
+        # One process's own scrape is its only reader: the hottest figures (every request's
+        # count and latency, every cached read's lookup) are tallied in plain numbers and
+        # added to the metrics when it renders (`flush`), a dictionary update where each
+        # increment took a lock. Several workers read each other's files at any time, so
+        # they write through.
+        self._tally: dict[tuple[str, str, int], _Tally] | None = None if self.multiprocess else {}
+        self._counts: dict[tuple[str, str, str], int] | None = None if self.multiprocess else {}
         self.local_enabled.set(1)
         # Gauges of this process's state, set from it before a scrape and on every relay pass
         # (so another worker's scrape sees them at most a pass old).
@@ -190,26 +209,68 @@ class Metrics:
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
+        if self._tally is not None:
+            tally = self._tally.get(key)
+            if tally is None and len(self._tally) < 10_000:
+                tally = self._tally[key] = _Tally()
+            if tally is not None:
+                tally.count += 1
+                tally.total += seconds
+                tally.buckets[bisect_left(_UPPER_BOUNDS, seconds)] += 1
+                return
+        self._record(key, 1, seconds, None)
+
+    def _record(
+        self, key: tuple[str, str, int], count: int, total: float, buckets: list[int] | None
+    ) -> None:
         pair = self._observers.get(key)
         if pair is None:
+            method, route, status = key
             code = str(status)
             pair = (
                 self.requests.labels(method, route, code).inc,
-                self.latency.labels(method, route, code).observe,
+                self.latency.labels(method, route, code),
             )
             if len(self._observers) < 10_000:  # bounded: methods and statuses are few anyway
                 self._observers[key] = pair
-        count, observe = pair
-        count()
-        observe(seconds)
+        inc, histogram = pair
+        if buckets is None:
+            inc(count)
+            histogram.observe(total)
+            return
+        # A tally: the histogram's own values, added to as `observe` would have, once each.
+        inc(count)
+        histogram._sum.inc(total)
+        for i, n in enumerate(buckets):
+            if n:
+                histogram._buckets[i].inc(n)
 
     def lookup(self, tier: str, result: str, n: int = 1) -> None:
         if n:
-            self._lookups[(tier, result)].inc(n)
+            if self._counts is not None:
+                key = ("lookup", tier, result)
+                self._counts[key] = self._counts.get(key, 0) + n
+            else:
+                self._lookups[(tier, result)].inc(n)
 
     def read(self, source: str, n: int = 1) -> None:
         if n:
-            self._reads[source].inc(n)
+            if self._counts is not None:
+                key = ("read", source, "")
+                self._counts[key] = self._counts.get(key, 0) + n
+            else:
+                self._reads[source].inc(n)
+
+    def flush(self) -> None:
+        """Add what was tallied since the last flush to the metrics themselves."""
+        if self._tally:
+            tally, self._tally = self._tally, {}
+            for key, t in tally.items():
+                self._record(key, t.count, t.total, t.buckets)
+        if self._counts:
+            counts, self._counts = self._counts, {}
+            for (kind, a, b), n in counts.items():
+                (self._lookups[(a, b)] if kind == "lookup" else self._reads[a]).inc(n)
 
     def rejected(self, reason: str) -> None:
         self.rejections.labels(reason).inc()
@@ -226,6 +287,7 @@ class Metrics:
     # --- rendering --------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        self.flush()
         for refresh in self.refreshers:
             refresh()
 

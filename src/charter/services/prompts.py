@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 import msgspec
@@ -84,7 +84,11 @@ def _layer_documents(layers: tuple[Layer, ...]) -> list[LayerDocument]:
     ]
 
 
-def _entry(realm: str, agent: str, snap: compositions.Snapshot, composition: Composition) -> Entry:
+def entry_of(
+    realm: str, agent: str, composition: Composition, stamp: int, bodies: Mapping[str, str]
+) -> Entry:
+    """The cache entry of `composition` read at realm revision `stamp` (`bodies`: its layers'
+    bodies, for the spans that let a later text change be spliced in: services/refresh.py)."""
     document = PromptDocument(
         composition_id=composition.composition_id,
         realm_id=realm,
@@ -92,9 +96,19 @@ def _entry(realm: str, agent: str, snap: compositions.Snapshot, composition: Com
         injection_mode=composition.injection_mode,
         text=composition.text,
         layers=_layer_documents(composition.layers),
-        realm_revision=snap.realm_revision,
+        realm_revision=stamp,
     )
-    return Entry(snap.realm_revision, composition.composition_id, _encoder.encode(document))
+    spans = tuple(
+        segment_length(layer.depth, layer.title or "", bodies[layer.directive_id])
+        for layer in composition.layers
+        if layer.contributes
+    )
+    return Entry(stamp, composition.composition_id, _encoder.encode(document), spans)
+
+
+def segment_length(depth: int, title: str, body: str) -> int:
+    """The length of one layer's part of the text, as `render` writes it."""
+    return min(depth, 6) + 1 + len(title) + 2 + len(body)
 
 
 def decode(entry: Entry) -> PromptDocument:
@@ -174,8 +188,8 @@ class Prompts:
         async with self.db.one_statement(realm) as conn:
             snap = await compositions.snapshot(conn, realm, agent)
         composition = compose(agent, snap.nodes, snap.bodies)
-        await self._record(realm, [(agent, composition)])
-        return _entry(realm, agent, snap, composition)
+        await self.record(realm, [(agent, composition)])
+        return entry_of(realm, agent, composition, snap.realm_revision, snap.bodies)
 
     async def compute_many(self, realm: str, agents: Sequence[str]) -> dict[str, Entry | Exception]:
         """`compute` for several agents: one query, one insert of the new records. An agent
@@ -195,11 +209,11 @@ class Prompts:
                 continue
             composition = compose(agent, snap.nodes, snap.bodies)
             made.append((agent, composition))
-            out[agent] = _entry(realm, agent, snap, composition)
-        await self._record(realm, made)
+            out[agent] = entry_of(realm, agent, composition, snap.realm_revision, snap.bodies)
+        await self.record(realm, made)
         return out
 
-    async def _record(self, realm: str, made: Sequence[tuple[str, Composition]]) -> None:
+    async def record(self, realm: str, made: Sequence[tuple[str, Composition]]) -> None:
         """Record the compositions, and the agents they belong to, not recorded yet, in one
         transaction."""
         new: dict[tuple[str, str, str], compositions.Record] = {}
