@@ -129,3 +129,24 @@ async def test_layers_show_the_arm(api: Api) -> None:
     text = (await api.client.get(f"/v1/realms/{api.realm}/agents/agent-000/prompt")).json()
     assert "Team v2" in text["text"]
     assert "Team v1" not in text["text"]
+
+
+async def test_a_text_change_during_a_rollout_keeps_each_arm_exact(api: Api) -> None:
+    # Cached prompts are warm when the text changes, so the relay's recomposition from cached
+    # layers (services/refresh.py) meets candidate agents: they must keep the candidate.
+    team = await team_of(api, 24)
+    node = await _draft(api, team.team, "Team candidate")
+    node = await put_rollout(api, node, version=2, percent=50)
+    warm = await seen_versions(api, node["id"], team.agents)
+    chosen = {agent for agent, (version, _) in warm.items() if version == 2}
+    assert 0 < len(chosen) < len(team.agents)
+    node = await api.patch(node, body="Team v3")
+    assert node["active_version"] == 3
+    seen = await seen_versions(api, node["id"], team.agents)
+    for agent, (version, arm) in seen.items():
+        assert (version, arm) == ((2, "candidate") if agent in chosen else (3, "control")), agent
+    for agent in team.agents:
+        prompt = await api.client.get(f"/v1/realms/{api.realm}/agents/{agent}/prompt")
+        text = prompt.json()["text"]
+        assert ("Team candidate" in text) is (agent in chosen), agent
+        assert ("Team v3" in text) is (agent not in chosen), agent

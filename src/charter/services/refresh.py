@@ -75,6 +75,10 @@ def recompose(
         if not layer.contributes:
             continue
         if layer.directive_id == change.directive_id:
+            if layer.arm is not None:
+                # A rollout of this node runs: the agent's arm decides its version (a
+                # candidate keeps the candidate's text), which only the query knows.
+                return None
             heading = f"{'#' * min(layer.depth, 6)} {layer.title}\n\n"
             if part >= len(spans) or not text.startswith(heading, start):
                 return None  # not the text the spans describe: leave it to the query
@@ -120,6 +124,7 @@ def _layer(doc: LayerDocument) -> Layer:
         title=doc.title,
         version=doc.version,
         revision=doc.revision,
+        arm=doc.arm,
     )
 
 
@@ -131,6 +136,7 @@ def _document(layer: Layer) -> LayerDocument:
         title=layer.title,
         version=layer.version,
         revision=layer.revision,
+        arm=layer.arm,
     )
 
 
