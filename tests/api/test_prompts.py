@@ -170,8 +170,8 @@ async def test_agents_lists_owners_with_counts(api: Api) -> None:
     response = await api.client.get(f"/v1/realms/{api.realm}/agents")
     assert response.status_code == 200
     assert response.json()["items"] == [
-        {"agent_id": "lead", "directives": 1, "active": 1},
-        {"agent_id": "x", "directives": 2, "active": 1},
+        {"agent_id": "lead", "directives": 1, "active": 1, "claims": []},
+        {"agent_id": "x", "directives": 2, "active": 1, "claims": []},
     ]
 
 
