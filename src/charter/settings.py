@@ -30,6 +30,8 @@ class Settings:
     max_request_bytes: int = 256 * 1024
     allow_rls_bypass: bool = False
     database_pool_size: int = 20
+    # PostgreSQL streaming replicas for reads of immutable rows (ADR 0013); empty: none.
+    read_replica_urls: tuple[str, ...] = ()
     heartbeat_seconds: float = 15.0
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
@@ -78,6 +80,9 @@ class Settings:
             max_request_bytes=int(env.get("CHARTER_MAX_REQUEST_BYTES", 256 * 1024)),
             allow_rls_bypass=env.get("CHARTER_ALLOW_RLS_BYPASS") == "1",
             database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 20)),
+            read_replica_urls=tuple(
+                u.strip() for u in env.get("CHARTER_READ_REPLICA_URLS", "").split(",") if u.strip()
+            ),
             rate_limit_per_second=(
                 float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
             ),

@@ -107,6 +107,14 @@ class Metrics:
             ["source"],
             registry=registry,
         )
+        self.replica_reads = Counter(
+            "charter_replica_reads",
+            "Reads of immutable rows offered to a read replica, by outcome (replica: it"
+            " answered; not_replayed: it lacked the rows, the primary answered; unavailable: it"
+            " failed and rests, the primary answered)",
+            ["outcome"],
+            registry=registry,
+        )
         self.pool_in_use = Gauge(
             "charter_db_pool_in_use",
             "Database connections checked out of the pool",
