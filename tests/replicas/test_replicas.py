@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from charter.db import session
-from charter.db.session import REPLICA_OUTCOMES
+from charter.observability.metrics import REPLICA_OUTCOMES
 from tests.support.api import Api
 from tests.support.replica import OwnReplica
 

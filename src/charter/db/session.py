@@ -15,6 +15,7 @@ from sqlalchemy.pool import QueuePool
 
 from charter.errors import NotFound
 from charter.metrics import Metrics
+from charter.observability.metrics import REPLICA_OUTCOMES
 from charter.store import dialect
 
 T = TypeVar("T")
@@ -129,9 +130,6 @@ class Database:
         await self.engine.dispose()
         for replica in self.replicas:
             await replica.engine.dispose()
-
-
-REPLICA_OUTCOMES = ("replica", "not_replayed", "unavailable")
 
 
 class Replica:

@@ -63,6 +63,8 @@ CACHE_RESULTS: Final = ("hit", "miss", "bypassed")
 READ_SOURCES: Final = ("local", "redis", "database")
 # Why a request was refused before it ran; other reasons (stream caps) add their own value.
 REJECTION_REASONS: Final = ("rate_limit", "stream_cap")
+# Where a read of immutable rows offered to a read replica was answered (db/session.py).
+REPLICA_OUTCOMES: Final = ("replica", "not_replayed", "unavailable")
 
 
 def multiprocess_dir() -> str | None:
@@ -180,6 +182,8 @@ class Metrics:
         self._watchers = {kind: self.watchers.labels(kind) for kind in WATCHER_KINDS}
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason)
+        for outcome in REPLICA_OUTCOMES:
+            self.replica_reads.labels(outcome)
         self._observers: dict[tuple[str, str, int], tuple[Callable[[], None], Observe]] = {}
         self.local_enabled.set(1)
         # Gauges of this process's state, set from it before a scrape and on every relay pass
