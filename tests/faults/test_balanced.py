@@ -148,7 +148,7 @@ async def _next(events: AsyncIterator[Event], seconds: float = 5.0) -> Event | N
 
 
 async def _write(rig: Rig, number: int) -> None:
-    node = await get_json(rig.clients["a"], f"{rig.tree.base}/directives/{rig.tree.ids['leaf']}")
+    node = await get_json(rig.clients["a"], f"{rig.tree.base}/directives/{rig.tree.directives['leaf']}")
     response = await rig.clients["a"].patch(
         f"{rig.tree.base}/directives/{node['id']}",
         json={"body": f"<<resume {number}>>"},
@@ -177,7 +177,6 @@ async def test_an_event_stream_resumes_on_a_live_process_by_last_event_id(
                 seen.append(int(event.id))
             await rig.fleet.kill(holder)  # mid-stream: the connection breaks
             await _write(rig, round_ * 10 + 5)  # while no stream is open
-            assert await _next(events, 3.0) is None or True
         await rig.fleet.restart(holder)
         headers = {"Last-Event-ID": str(seen[-1])}
     async with http.stream("GET", url, headers=headers, timeout=None) as response:
