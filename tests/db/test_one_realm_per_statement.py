@@ -104,4 +104,5 @@ async def test_the_hook_catches_a_statement_naming_another_realm(pg_db: Database
     finally:
         hook.detach(pg_db.engine.sync_engine)
     assert len(hook.violations) == 2, hook.violations
-    assert theirs in hook.violations[0] and "without realm_id" in hook.violations[1]
+    assert theirs in hook.violations[0]
+    assert "without realm_id" in hook.violations[1]

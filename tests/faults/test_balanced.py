@@ -86,7 +86,9 @@ def _judge(rig: Rig, load: Load, fault: str, drain: float, verdict: Any, recover
     assert verdict.operations >= MIN_OPERATIONS, verdict.operations
     # 502/504 are the load balancer's word for a request whose server went away: counted
     # as unanswered (maybe committed), never as a server error of Charter's.
-    errors = [op for op in load.operations if (op.status or 0) >= 500 and op.status not in (502, 503, 504)]
+    errors = [
+        op for op in load.operations if (op.status or 0) >= 500 and op.status not in (502, 503, 504)
+    ]
     assert not errors, errors[:5]
     after = [op for op in load.operations if op.start >= recovered]
     for client in ("a", "b"):
@@ -148,7 +150,9 @@ async def _next(events: AsyncIterator[Event], seconds: float = 5.0) -> Event | N
 
 
 async def _write(rig: Rig, number: int) -> None:
-    node = await get_json(rig.clients["a"], f"{rig.tree.base}/directives/{rig.tree.directives['leaf']}")
+    node = await get_json(
+        rig.clients["a"], f"{rig.tree.base}/directives/{rig.tree.directives['leaf']}"
+    )
     response = await rig.clients["a"].patch(
         f"{rig.tree.base}/directives/{node['id']}",
         json={"body": f"<<resume {number}>>"},
@@ -173,7 +177,8 @@ async def test_an_event_stream_resumes_on_a_live_process_by_last_event_id(
             for n in range(3):
                 await _write(rig, round_ * 10 + n)
                 event = await _next(events)
-                assert event is not None and event.id is not None
+                assert event is not None
+                assert event.id is not None
                 seen.append(int(event.id))
             await rig.fleet.kill(holder)  # mid-stream: the connection breaks
             await _write(rig, round_ * 10 + 5)  # while no stream is open
@@ -184,7 +189,8 @@ async def test_an_event_stream_resumes_on_a_live_process_by_last_event_id(
         end = int((await get_json(http, rig.tree.base))["revision"])
         while seen[-1] < end:
             event = await _next(events)
-            assert event is not None and event.id is not None, f"stopped at {seen[-1]} of {end}"
+            assert event is not None, f"stopped at {seen[-1]} of {end}"
+            assert event.id is not None
             seen.append(int(event.id))
     feed = await get_json(http, f"{rig.tree.base}/events", params={"after": start, "limit": 500})
     assert seen == [e["seq"] for e in feed["items"]], "a gap or a repeat across the moves"
@@ -200,7 +206,8 @@ async def test_a_prompt_stream_resumes_on_a_live_process_from_its_etag(
         assert response.status_code == 200
         events = sse_events(response.aiter_lines())
         first = await _next(events)
-        assert first is not None and first.event == "prompt"
+        assert first is not None
+        assert first.event == "prompt"
         etag = first.id
         holder = await _holder(rig, "prompt_stream")
         await rig.fleet.kill(holder)
@@ -216,7 +223,8 @@ async def test_a_prompt_stream_resumes_on_a_live_process_from_its_etag(
     async with http.stream("GET", url, timeout=None) as response:
         events = sse_events(response.aiter_lines())
         again = await _next(events)
-        assert again is not None and again.id != etag
+        assert again is not None
+        assert again.id != etag
         assert again.id == poll.json()["composition_id"]
         assert "<<resume 1>>" in json.loads(again.data[0])["text"]
     await rig.fleet.restart(holder)

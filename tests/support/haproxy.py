@@ -55,14 +55,7 @@ class OwnHaproxy:
 
     async def start(self) -> None:
         """Start, and wait (bounded) until a request through it reaches a ready server."""
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [haproxy_binary(), "-db", "-f", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = self._spawn()
         deadline = time.monotonic() + START_SECONDS
         async with httpx.AsyncClient(base_url=self.url, timeout=1.0) as http:
             while True:
@@ -77,8 +70,17 @@ class OwnHaproxy:
                     pytest.fail(f"nothing ready through haproxy in {START_SECONDS} s")
                 await asyncio.sleep(0.05)
 
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
+                [haproxy_binary(), "-db", "-f", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             stop_group(self.process, first=signal.SIGTERM)
         self.process = None
-

@@ -50,9 +50,7 @@ class OwnReplica:
         await self.start()
 
     async def start(self) -> None:
-        await self.primary._run(
-            "pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w"
-        )
+        await self.primary._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w")
 
     async def kill(self) -> None:
         """Stop it in immediate mode (every process quits at once, no shutdown checkpoint:

@@ -234,7 +234,9 @@ class Prompts:
         if agent is not None and not await self._belongs(realm, composition_id, agent):
             raise NotFound(f"composition {composition_id!r} not found")
 
-        async def read(conn: AsyncConnection) -> tuple[compositions.Record, list[LayerDocument], compositions.Texts]:
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[compositions.Record, list[LayerDocument], compositions.Texts]:
             record = await compositions.get(conn, realm, composition_id)
             layers = msgspec.convert(record.layers, list[LayerDocument])
             pairs = [(lay.directive_id, lay.version) for lay in layers if lay.version is not None]
