@@ -49,7 +49,8 @@ async def test_a_fresh_replica_answers_versions_diffs_and_compositions(
     prompt = await api.client.get(f"/v1/realms/{api.realm}/agents/alpha/prompt")
     assert prompt.status_code == 200, prompt.text
     composition_id = prompt.json()["composition_id"]
-    await replica.caught_up()
+    waited = await replica.caught_up()
+    print(f"replicas: replayed the writes {waited * 1000:.0f} ms after the last one")
     before = _counts(api.client)
 
     assert (await _version(api, node, 1))["body"] == "one"

@@ -73,18 +73,20 @@ class OwnReplica:
     async def resume(self) -> None:
         await self._superuser("SELECT pg_wal_replay_resume()")
 
-    async def caught_up(self) -> None:
-        """Wait until the replica has replayed everything the primary has written so far."""
+    async def caught_up(self) -> float:
+        """Wait until the replica has replayed everything the primary has written so far;
+        the seconds that took (after the primary's LSN was read)."""
         engine = create_async_engine(self.primary.url("postgres"), isolation_level="AUTOCOMMIT")
         try:
             async with engine.connect() as conn:
                 target = (await conn.execute(text("SELECT pg_current_wal_lsn()::text"))).scalar()
         finally:
             await engine.dispose()
-        deadline = time.monotonic() + REPLAY_SECONDS
+        started = time.monotonic()
+        deadline = started + REPLAY_SECONDS
         while time.monotonic() < deadline:
             behind = await self._superuser(f"SELECT pg_last_wal_replay_lsn() < '{target}'::pg_lsn")
             if behind is False:
-                return
+                return time.monotonic() - started
             await asyncio.sleep(0.05)
         pytest.fail(f"the replica did not replay up to {target} in {REPLAY_SECONDS} s")
