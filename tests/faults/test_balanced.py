@@ -85,8 +85,11 @@ async def _holder(rig: Rig, kind: str) -> str:
     deadline = time.monotonic() + 5.0
     while True:
         for name in BALANCED:
-            async with rig.fleet.servers[name].http() as http:
-                samples = await metrics(http)
+            try:
+                async with rig.fleet.servers[name].http() as http:
+                    samples = await metrics(http)
+            except httpx.TransportError:
+                continue  # stopped
             if samples.get(f'charter_watchers{{kind="{kind}"}}', 0) >= 1:
                 return name
         assert time.monotonic() < deadline, f"no process holds the {kind}"
@@ -182,5 +185,30 @@ async def test_a_prompt_stream_resumes_on_a_live_process_from_its_etag(
         assert "<<resume 1>>" in json.loads(again.data[0])["text"]
     await rig.fleet.restart(holder)
     line = "faults[balanced-prompt-stream]: moved once; the change made while away came first"
+    print(line)
+    rig.summaries.append(line)
+
+
+async def test_a_long_poll_moves_to_a_live_process(balanced: Balanced) -> None:
+    rig, http = balanced.rig, balanced.rig.clients["b"]
+    url = f"{rig.tree.base}/agents/gamma/prompt"
+    etag = (await get_json(http, url))["composition_id"]
+    asking = {"If-None-Match": f'"{etag}"'}
+    poll = asyncio.create_task(http.get(url, params={"wait": 30}, headers=asking, timeout=40))
+    holder = await _holder(rig, "long_poll")
+    await asyncio.to_thread(rig.fleet.servers[holder].stop)  # SIGTERM
+    # Answered at once by the stopping process: nothing changed, so ask again.
+    answer = await asyncio.wait_for(poll, 10.0)
+    assert answer.status_code == 304, answer.text
+    poll = asyncio.create_task(http.get(url, params={"wait": 30}, headers=asking, timeout=40))
+    again = await _holder(rig, "long_poll")
+    assert again != holder
+    await _write(rig, 2)
+    changed = await asyncio.wait_for(poll, 10.0)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["composition_id"] != etag
+    assert "<<resume 2>>" in changed.json()["text"]
+    await rig.fleet.restart(holder)
+    line = "faults[balanced-long-poll]: its process stopped (304 at once), re-asked on another"
     print(line)
     rig.summaries.append(line)
