@@ -52,6 +52,12 @@ class Settings:
             raise ValueError(
                 f"CHARTER_REDIS_PREFIX {self.redis_prefix!r}: use 1-64 of A-Z a-z 0-9 . _ : -"
             )
+        # (Beside an embedded SQLite database there is nothing to replicate: they are unused.)
+        if not all(u.startswith("postgresql") for u in self.read_replica_urls):
+            raise ValueError(
+                "CHARTER_READ_REPLICA_URLS: comma-separated PostgreSQL URLs"
+                " (postgresql+asyncpg://…)"
+            )
 
     @property
     def rate_limit(self) -> float:
