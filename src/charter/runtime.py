@@ -113,7 +113,11 @@ async def open_runtime(settings: Settings, tracer_provider: Any = None) -> Async
     # (docs/benchmarks.md). Collect the young generation less often, and the old one rarely.
     gc.set_threshold(50_000, 20, 100)
     metrics = Metrics()
-    db = Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+    db = Database.connect(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        replica_urls=settings.read_replica_urls,
+    )
     db.instrument(metrics)
     local = LocalTier()
     keyring = Keyring(db, settings.bootstrap_key)

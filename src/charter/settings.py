@@ -35,6 +35,8 @@ class Settings:
     max_inject_bytes: int = 4 * 1024 * 1024
     allow_rls_bypass: bool = False
     database_pool_size: int = 20
+    # PostgreSQL streaming replicas for reads of immutable rows (ADR 0013); empty: none.
+    read_replica_urls: tuple[str, ...] = ()
     heartbeat_seconds: float = 15.0
     # Per key and process; None: off in the embedded (SQLite) mode, 200/s otherwise.
     rate_limit_per_second: float | None = None
@@ -68,6 +70,12 @@ class Settings:
         if not _REDIS_PREFIX.fullmatch(self.redis_prefix):
             raise ValueError(
                 f"CHARTER_REDIS_PREFIX {self.redis_prefix!r}: use 1-64 of A-Z a-z 0-9 . _ : -"
+            )
+        # (Beside an embedded SQLite database there is nothing to replicate: they are unused.)
+        if not all(u.startswith("postgresql") for u in self.read_replica_urls):
+            raise ValueError(
+                "CHARTER_READ_REPLICA_URLS: comma-separated PostgreSQL URLs"
+                " (postgresql+asyncpg://…)"
             )
 
         if self.redis_cluster:
@@ -112,6 +120,9 @@ class Settings:
             max_inject_bytes=int(env.get("CHARTER_MAX_INJECT_BYTES", 4 * 1024 * 1024)),
             allow_rls_bypass=env.get("CHARTER_ALLOW_RLS_BYPASS") == "1",
             database_pool_size=int(env.get("CHARTER_DATABASE_POOL_SIZE", 20)),
+            read_replica_urls=tuple(
+                u.strip() for u in env.get("CHARTER_READ_REPLICA_URLS", "").split(",") if u.strip()
+            ),
             rate_limit_per_second=(
                 float(env["CHARTER_RATE_LIMIT"]) if env.get("CHARTER_RATE_LIMIT") else None
             ),

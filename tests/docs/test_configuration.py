@@ -85,6 +85,7 @@ def test_from_env_reads_each_variable_in_the_table() -> None:
         "CHARTER_LOG_FORMAT": "json",
         "CHARTER_REDIS_PREFIX": "other",
         "CHARTER_CORS_ORIGINS": "https://ops.example.com",
+        "CHARTER_READ_REPLICA_URLS": "postgresql+asyncpg://y/z",
     }
     for name in table("Server"):
         value = samples.get(name, "7" if "URL" not in name and "KEY" not in name else "x://y")

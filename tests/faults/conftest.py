@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from tests.faults.rig import ClusterRig, Fleet, Rig, SnapshottingRedis
+from tests.faults.rig import Balanced, ClusterRig, Fleet, Rig, SnapshottingRedis
 from tests.support.api import new_realm_id
 from tests.support.postgres import OwnPostgres
 from tests.support.redis_cluster import OwnRedisCluster, missing_tools
@@ -76,6 +76,28 @@ async def cluster_rig(
         await redis.start()
         async with ClusterRig.built(cluster, redis, fleet, realm, tmp_path, summaries) as rig:
             yield rig
+    finally:
+        fleet.stop_all()
+        redis.stop()
+
+
+@pytest.fixture
+async def balanced(
+    cluster: OwnPostgres, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Balanced]:
+    if not await cluster.running():
+        await cluster.start()
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "logs").mkdir()
+    redis = SnapshottingRedis(tmp_path / "redis")
+    fleet = Fleet(tmp_path / "logs", secrets.token_urlsafe(24), cluster.app_url)
+    summaries = request.config.stash.setdefault(_SUMMARIES, [])
+    try:
+        await redis.start()
+        async with Balanced.built(
+            cluster, redis, fleet, new_realm_id(), tmp_path, summaries
+        ) as balanced:
+            yield balanced
     finally:
         fleet.stop_all()
         redis.stop()

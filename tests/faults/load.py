@@ -81,7 +81,9 @@ async def plant(http: httpx.AsyncClient, realm: str) -> Tree:
 
 
 def _outcome(response: httpx.Response | None) -> Outcome:
-    if response is None:
+    # No answer, or a load balancer's 502/504 (the server went away, or did not answer, after
+    # the request reached it): a write may or may not have committed.
+    if response is None or response.status_code in (502, 504):
         return Outcome.INDETERMINATE
     return {200: Outcome.OK, 412: Outcome.CONFLICT, 503: Outcome.UNAVAILABLE}.get(
         response.status_code, Outcome.FAILED

@@ -34,6 +34,7 @@ from tests.faults.history import (
     stale_compositions,
 )
 from tests.faults.load import Load, Tree, composition, finals, get_json, plant, whole_feed
+from tests.support.haproxy import OwnHaproxy
 from tests.support.postgres import OwnPostgres
 from tests.support.redis import SHARED_REDIS_URL, OwnRedis
 from tests.support.redis_cluster import OwnRedisCluster
@@ -262,3 +263,43 @@ class Stage(Generic[R]):
 
 Rig = Stage[SnapshottingRedis]
 ClusterRig = Stage[OwnRedisCluster]
+
+
+BALANCED = ("p1", "p2", "p3")  # behind the load balancer
+
+
+@dataclass
+class Balanced:
+    """Three servers behind HAProxy; the rig's load clients "a" and "b" both go through it."""
+
+    rig: Rig
+    lb: OwnHaproxy
+
+    @classmethod
+    @asynccontextmanager
+    async def built(
+        cls,
+        cluster: OwnPostgres,
+        redis: SnapshottingRedis,
+        fleet: Fleet,
+        realm: str,
+        directory: Path,
+        summaries: list[str],
+    ) -> AsyncIterator[Balanced]:
+        fresh = fleet.start("fresh", SHARED_REDIS_URL, prefix=f"fresh-{secrets.token_hex(4)}")
+        await asyncio.gather(*(fleet.start(name, redis.url) for name in BALANCED), fresh)
+        lb = OwnHaproxy(directory, [fleet.servers[name].port for name in BALANCED], fleet.key)
+        clients: dict[str, httpx.AsyncClient] = {}
+        try:
+            await lb.start()
+            clients = {
+                "a": lb.http(CLIENT_SECONDS),
+                "b": lb.http(CLIENT_SECONDS),
+                "fresh": fleet.servers["fresh"].http(CLIENT_SECONDS),
+            }
+            tree = await plant(clients["a"], realm)
+            rig = Rig(cluster, redis, fleet, clients, tree, directory, summaries)
+            yield cls(rig, lb)
+        finally:
+            await asyncio.gather(*(client.aclose() for client in clients.values()))
+            lb.stop()

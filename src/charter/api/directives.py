@@ -267,9 +267,13 @@ class DirectiveController(Controller):
     ) -> wire.VersionOut:
         _ids(realm_id, directive_id)
         version = params.number(number, "the version number")
-        async with runtime.db.transaction(realm_id) as conn:
+
+        async def read(conn: AsyncConnection) -> tuple[versions.Version, dict[str, str | None]]:
             found = await versions.get(conn, realm_id, directive_id, version)
-            names = await keys.names(conn, {found.author})
+            return found, await keys.names(conn, {found.author})
+
+        # A version and its author's key name never change: a replica may answer (ADR 0013).
+        found, names = await runtime.db.immutable(realm_id, read)
         return render.version(found, names.get(found.author))
 
     @get(
@@ -290,8 +294,9 @@ class DirectiveController(Controller):
         _ids(realm_id, directive_id)
         old = params.number(from_version, "from", 1)
         new = params.number(to_version, "to", 1)
-        async with runtime.db.transaction(realm_id) as conn:
-            result = await reads.diff(conn, realm_id, directive_id, old, new)
+        result = await runtime.db.immutable(
+            realm_id, lambda conn: reads.diff(conn, realm_id, directive_id, old, new)
+        )
         return wire.DiffOut(from_=result.from_version, to=result.to_version, diff=result.diff)
 
     @get(

@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from charter.errors import NotFound
 from charter.metrics import Metrics
+from charter.observability.metrics import REPLICA_OUTCOMES
 from charter.store import dialect
+
+T = TypeVar("T")
+
+# A replica that does not answer within this time is skipped, and after a failure it is left
+# alone this long: a dead replica costs one short wait, then nothing but a read on the primary.
+REPLICA_CONNECT_SECONDS = 1.0
+REPLICA_STATEMENT_SECONDS = 2.0
+REPLICA_REST_SECONDS = 5.0
 
 
 class Database:
     """An async engine plus the per-transaction realm setting that row-level security keys on."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, replicas: Sequence[AsyncEngine] = ()) -> None:
         self.engine = engine
         # What this database can do: the store's dialect seam says, for every difference.
         self.dialect = dialect.named(engine.dialect)
+        self.replicas = [Replica(r) for r in replicas]
         self._waiting: _Gauge = _NO_GAUGE
+        self._replica_reads: Callable[[str], None] = lambda _outcome: None
         _keep_text_out_of_logs()
 
     def instrument(self, metrics: Metrics) -> None:
@@ -33,24 +47,16 @@ class Database:
         event.listen(self.engine.sync_engine, "checkout", lambda *_: in_use.inc())
         event.listen(self.engine.sync_engine, "checkin", lambda *_: in_use.dec())
         self._waiting = metrics.pool_waiting
+        counts = {o: metrics.replica_reads.labels(o) for o in REPLICA_OUTCOMES}
+        self._replica_reads = lambda outcome: counts[outcome].inc()
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 20) -> Database:
+    def connect(
+        cls, url: str, *, pool_size: int = 20, replica_urls: Sequence[str] = ()
+    ) -> Database:
         if url.startswith("sqlite"):
             return cls(_sqlite_engine(url))
-        engine = create_async_engine(
-            url,
-            # Connections stay open once made: no overflow, because an overflow connection is
-            # closed when it is returned, and under bursts of writers that meant a new
-            # connection (TLS handshake, an empty prepared-statement cache) per request.
-            # Requests beyond `pool_size` wait for a connection instead.
-            pool_size=pool_size,
-            max_overflow=0,
-            pool_recycle=1800,
-            hide_parameters=True,  # statement parameters are directive text: never in errors
-            connect_args={"server_settings": {"application_name": "charter"}},
-        )
-        return cls(engine)
+        return cls(_engine(url, pool_size), [_replica_engine(r, pool_size) for r in replica_urls])
 
     @asynccontextmanager
     async def transaction(self, realm_id: str | None = None) -> AsyncIterator[AsyncConnection]:
@@ -93,8 +99,89 @@ class Database:
             if not acquired:
                 waiting.dec()
 
+    async def immutable(self, realm_id: str, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """A read of rows that never change once written (versions, recorded compositions, key
+        names), on a streaming replica when one is up, else on the primary.
+
+        The fence (ADR 0013): such a row is either on the replica exactly as on the primary, or
+        not there yet. So `read` raising NotFound on a replica is no answer: the replica may
+        not have replayed the write the caller just made, and the primary answers instead. A
+        replica that fails is rested for a few seconds and the primary answers meanwhile.
+        """
+        for replica in self.replicas:
+            if not replica.usable():
+                continue
+            try:
+                async with replica.transaction(realm_id) as conn:
+                    result = await read(conn)
+            except NotFound:
+                self._replica_reads("not_replayed")
+                break  # another replica may be as far behind: the primary knows
+            except (OSError, TimeoutError, DBAPIError, InterfaceError, OperationalError):
+                replica.rest()
+                self._replica_reads("unavailable")
+                continue
+            self._replica_reads("replica")
+            return result
+        async with self.transaction(realm_id) as conn:
+            return await read(conn)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        for replica in self.replicas:
+            await replica.engine.dispose()
+
+
+class Replica:
+    """A read-only streaming replica, and when it last failed."""
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._rest_until = 0.0
+
+    def usable(self) -> bool:
+        return self._clock() >= self._rest_until
+
+    def rest(self) -> None:
+        self._rest_until = self._clock() + REPLICA_REST_SECONDS
+
+    @asynccontextmanager
+    async def transaction(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            await conn.execute(select(func.set_config("charter.realm", realm_id, True)))
+            yield conn
+
+
+def _engine(url: str, pool_size: int) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        # Connections stay open once made: no overflow, because an overflow connection is
+        # closed when it is returned, and under bursts of writers that meant a new
+        # connection (TLS handshake, an empty prepared-statement cache) per request.
+        # Requests beyond `pool_size` wait for a connection instead.
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=1800,
+        hide_parameters=True,  # statement parameters are directive text: never in errors
+        connect_args={"server_settings": {"application_name": "charter"}},
+    )
+
+
+def _replica_engine(url: str, pool_size: int) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=1800,
+        pool_pre_ping=True,  # a replica restarted under a pooled connection: fall over at once
+        hide_parameters=True,
+        connect_args={
+            "timeout": REPLICA_CONNECT_SECONDS,
+            "command_timeout": REPLICA_STATEMENT_SECONDS,
+            "server_settings": {"application_name": "charter-replica-read"},
+        },
+    )
 
 
 class _Gauge(Protocol):

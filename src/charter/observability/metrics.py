@@ -78,6 +78,8 @@ CACHE_RESULTS: Final = ("hit", "miss", "bypassed")
 READ_SOURCES: Final = ("local", "redis", "database")
 # Why a request was refused before it ran; other reasons (stream caps) add their own value.
 REJECTION_REASONS: Final = ("rate_limit", "stream_cap")
+# Where a read of immutable rows offered to a read replica was answered (db/session.py).
+REPLICA_OUTCOMES: Final = ("replica", "not_replayed", "unavailable")
 
 
 def multiprocess_dir() -> str | None:
@@ -117,6 +119,14 @@ class Metrics:
             "charter_prompt_reads",
             "Prompt reads by where the answer came from (local, redis, database)",
             ["source"],
+            registry=registry,
+        )
+        self.replica_reads = Counter(
+            "charter_replica_reads",
+            "Reads of immutable rows offered to a read replica, by outcome (replica: it"
+            " answered; not_replayed: it lacked the rows, the primary answered; unavailable: it"
+            " failed and rests, the primary answered)",
+            ["outcome"],
             registry=registry,
         )
         self.pool_in_use = Gauge(
@@ -192,6 +202,8 @@ class Metrics:
             self.rejections.labels(reason)
         for outcome in ("delivered", "failed"):
             self.webhook_deliveries.labels(outcome)
+        for outcome in REPLICA_OUTCOMES:
+            self.replica_reads.labels(outcome)
         self._observers: dict[tuple[str, str, int], tuple[Callable[[float], None], Any]] = {}
         # One process's own scrape is its only reader: the hottest figures (every request's
         # count and latency, every cached read's lookup) are tallied in plain numbers and

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.cache.entries import Entry
 from charter.cache.local import LocalTier
@@ -250,11 +252,18 @@ class Prompts:
         """
         if agent is not None and not await self._belongs(realm, composition_id, agent):
             raise NotFound(f"composition {composition_id!r} not found")
-        async with self.db.transaction(realm) as conn:
+
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[compositions.Record, list[LayerDocument], compositions.Texts]:
             record = await compositions.get(conn, realm, composition_id)
             layers = msgspec.convert(record.layers, list[LayerDocument])
             pairs = [(lay.directive_id, lay.version) for lay in layers if lay.version is not None]
-            texts = await compositions.texts(conn, realm, pairs)
+            return record, layers, await compositions.texts(conn, realm, pairs)
+
+        # A recorded composition and the versions it names never change, and the versions
+        # committed before it: wherever the record is, they are too (ADR 0013).
+        record, layers, texts = await self.db.immutable(realm, read)
         domain_layers = tuple(
             Layer(
                 directive_id=lay.directive_id,
@@ -280,9 +289,15 @@ class Prompts:
         )
 
     async def _belongs(self, realm: str, composition_id: str, agent: str) -> bool:
-        async with self.db.transaction(realm) as conn:
-            if await compositions.belongs(conn, realm, composition_id, agent):
-                return True
+
+        async def read(conn: AsyncConnection) -> bool:
+            if not await compositions.belongs(conn, realm, composition_id, agent):
+                raise NotFound(composition_id)  # not on this replica: perhaps not yet
+            return True
+
+        # The pair, once recorded, stays: present on a replica is an answer, absent is not.
+        with contextlib.suppress(NotFound):
+            return await self.db.immutable(realm, read)
         # An entry cached before its agent was recorded (by a server older than migration
         # 0009) is still the agent's prompt: its current composition says so, and records it.
         try:

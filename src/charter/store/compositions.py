@@ -250,9 +250,11 @@ async def get(conn: AsyncConnection, realm_id: str, composition_id: str) -> Reco
     )
 
 
-async def texts(
-    conn: AsyncConnection, realm_id: str, pairs: list[tuple[str, int]]
-) -> dict[tuple[str, int], tuple[str, str]]:
+# (directive_id, version) -> (title, body)
+Texts = dict[tuple[str, int], tuple[str, str]]
+
+
+async def texts(conn: AsyncConnection, realm_id: str, pairs: list[tuple[str, int]]) -> Texts:
     """(directive_id, version) -> (title, body) for the given immutable versions."""
     if not pairs:
         return {}

@@ -1,0 +1,123 @@
+"""Reads of immutable rows from a streaming replica, fenced (ADR 0013).
+
+A replica answers what it has replayed; a row it lacks, or a replica that is down, is read
+from the primary, so a caller always sees its own writes, however far the replica lags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from charter.db import session
+from charter.observability.metrics import REPLICA_OUTCOMES
+from tests.support.api import Api
+from tests.support.replica import OwnReplica
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _counts(client: AsyncTestClient[Litestar]) -> dict[str, float]:
+    registry = client.app.state.runtime.metrics.registry
+    return {
+        o: registry.get_sample_value("charter_replica_reads_total", {"outcome": o}) or 0.0
+        for o in REPLICA_OUTCOMES
+    }
+
+
+def _more(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {o: after[o] - before[o] for o in REPLICA_OUTCOMES if after[o] != before[o]}
+
+
+async def _version(api: Api, node: dict[str, Any], number: int) -> dict[str, Any]:
+    response = await api.client.get(f"{api.base}/{node['id']}/versions/{number}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_a_fresh_replica_answers_versions_diffs_and_compositions(
+    api: Api, replica: OwnReplica
+) -> None:
+    node = await api.create(title="Root", body="one", owner_agent_id="alpha")
+    await api.patch(node, body="two")
+    prompt = await api.client.get(f"/v1/realms/{api.realm}/agents/alpha/prompt")
+    assert prompt.status_code == 200, prompt.text
+    composition_id = prompt.json()["composition_id"]
+    waited = await replica.caught_up()
+    print(f"replicas: replayed the writes {waited * 1000:.0f} ms after the last one")
+    before = _counts(api.client)
+
+    assert (await _version(api, node, 1))["body"] == "one"
+    diff = await api.client.get(f"{api.base}/{node['id']}/diff", params={"from": 1, "to": 2})
+    assert diff.status_code == 200, diff.text
+    assert "-one" in diff.json()["diff"]
+    assert "+two" in diff.json()["diff"]
+    resolved = await api.client.get(f"/v1/realms/{api.realm}/compositions/{composition_id}")
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["text"] == prompt.json()["text"]
+
+    assert _more(before, _counts(api.client)) == {"replica": 3}
+
+
+async def test_read_your_writes_holds_while_replay_is_paused(api: Api, replica: OwnReplica) -> None:
+    node = await api.create(title="Root", body="one", owner_agent_id="alpha")
+    await replica.caught_up()
+    await replica.pause()
+    try:
+        before = _counts(api.client)
+        changed = await api.patch(node, body="two")
+        assert (await _version(api, changed, 2))["body"] == "two"
+        diff = await api.client.get(f"{api.base}/{node['id']}/diff", params={"from": 1, "to": 2})
+        assert diff.status_code == 200, diff.text
+        assert "+two" in diff.json()["diff"]
+        prompt = await api.client.get(f"/v1/realms/{api.realm}/agents/alpha/prompt")
+        assert prompt.status_code == 200, prompt.text
+        composition_id = prompt.json()["composition_id"]
+        resolved = await api.client.get(f"/v1/realms/{api.realm}/compositions/{composition_id}")
+        assert resolved.status_code == 200, resolved.text
+        assert "two" in resolved.json()["text"]
+        # Version 1 was replayed before the pause: the lagging replica still answers it.
+        assert (await _version(api, node, 1))["body"] == "one"
+        more = _more(before, _counts(api.client))
+        assert more == {"not_replayed": 3, "replica": 1}, more
+        # A version that exists nowhere is a 404 still, after the primary was asked too.
+        missing = await api.client.get(f"{api.base}/{node['id']}/versions/9")
+        assert missing.status_code == 404, missing.text
+    finally:
+        await replica.resume()
+    await replica.caught_up()
+    before = _counts(api.client)
+    assert (await _version(api, changed, 2))["body"] == "two"
+    assert _more(before, _counts(api.client)) == {"replica": 1}
+
+
+async def test_a_dead_replica_costs_only_a_fallback(
+    api: Api, replica: OwnReplica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "REPLICA_REST_SECONDS", 1.0)
+    node = await api.create(title="Root", body="one")
+    await replica.caught_up()
+    assert (await _version(api, node, 1))["body"] == "one"  # a pooled replica connection
+    await replica.kill()
+    try:
+        before = _counts(api.client)
+        started = time.monotonic()
+        assert (await _version(api, node, 1))["body"] == "one"
+        first = time.monotonic() - started
+        for _ in range(5):  # resting: the replica is not tried again
+            assert (await _version(api, node, 1))["body"] == "one"
+        assert _more(before, _counts(api.client)) == {"unavailable": 1}
+        assert first < session.REPLICA_CONNECT_SECONDS + 1.0, first
+    finally:
+        await replica.start()
+    await replica.caught_up()
+    await asyncio.sleep(1.0)  # the rest is over: the replica is tried, and answers
+    before = _counts(api.client)
+    assert (await _version(api, node, 1))["body"] == "one"
+    assert _more(before, _counts(api.client)) == {"replica": 1}
