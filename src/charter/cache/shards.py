@@ -37,7 +37,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
 
 from charter.cache import names
-from charter.cache.bus import Invalidation
+from charter.cache.bus import Announcement, Invalidation
 from charter.cache.hub import Hub
 from charter.cache.topology import Succession, Topology, read_nodes
 from charter.settings import REDIS_CLUSTER_SCHEME as SCHEME
@@ -141,6 +141,11 @@ class ShardedBus:
     def connections(self) -> int:
         """Subscription connections: one per master serving a subscribed channel."""
         return len(self._links)
+
+    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement | None:
+        """None: on a cluster the tombstones (a script on the realm's master) and the SPUBLISH
+        are sent apart, not in one pipeline (`publish`)."""
+        return None
 
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
