@@ -68,7 +68,9 @@ async def test_a_rollout_started_changed_promoted_and_aborted(browser: Browser, 
     shown = (await browser.get(url)).text
     assert ">Start rollout<" in shown
     assert ">Promote<" not in shown
-    started = await browser.post(f"{url}/rollout", data=_cas(token, node, version="2", percent="100"))
+    started = await browser.post(
+        f"{url}/rollout", data=_cas(token, node, version="2", percent="100")
+    )
     assert started.status_code == 303, started.text
     assert "done=rollout-started" in started.headers["location"]
     node = await api.get(node["id"])
@@ -133,7 +135,10 @@ async def test_schedules_added_and_cancelled(browser: Browser, api: Api) -> None
     assert shown.count(">Cancel schedule<") == 2
     cancel = f"{url}/schedules/{listed[0]['id']}/cancel"
     assert (await browser.post(cancel, data={"csrf": token})).status_code == 303
-    states = [s["state"] for s in (await api.client.get(f"{api.base}/{node['id']}/schedules")).json()["items"]]
+    states = [
+        s["state"]
+        for s in (await api.client.get(f"{api.base}/{node['id']}/schedules")).json()["items"]
+    ]
     assert states == ["cancelled", "pending"]
     twice = await browser.post(cancel, data={"csrf": token})
     assert twice.status_code == 409
@@ -182,12 +187,11 @@ async def test_bad_release_forms_are_4xx_pages_and_change_nothing(
     assert listed == []
 
 
-async def test_a_reader_sees_no_release_controls_and_is_refused(
-    browser: Browser, api: Api
-) -> None:
+async def test_a_reader_sees_no_release_controls_and_is_refused(browser: Browser, api: Api) -> None:
     node = await _drafted(api)
     rolling = await api.client.put(
-        f"{api.base}/{node['id']}/rollout", json={"version": 2, "percent": 50, "expected_revision": node["revision"]},
+        f"{api.base}/{node['id']}/rollout",
+        json={"version": 2, "percent": 50, "expected_revision": node["revision"]},
     )
     assert rolling.status_code == 200, rolling.text
     node = await api.get(node["id"])
@@ -201,7 +205,15 @@ async def test_a_reader_sees_no_release_controls_and_is_refused(
     shown = (await browser.get(url)).text
     assert "rollout v2 at 50 %" in shown  # it sees the rollout and the schedule
     assert "promote" in shown
-    for control in ("Start rollout", "Change percent", "Promote<", "Abort rollout", "Add schedule", "Cancel schedule", ">Webhooks<"):
+    for control in (
+        "Start rollout",
+        "Change percent",
+        "Promote<",
+        "Abort rollout",
+        "Add schedule",
+        "Cancel schedule",
+        ">Webhooks<",
+    ):
         assert control not in shown, control
     for path, data in (
         ("/rollout", _cas(token, node, version="2", percent="5")),
@@ -243,7 +255,9 @@ async def test_webhooks_added_shown_retried_and_deleted(browser: Browser, api: A
         assert "HTTP 500" in log
         [delivery] = re.findall(r"/deliveries/(dlv_[0-9a-z]+)/retry", log)
         receiver.status = 204
-        retried = await browser.post(f"{base}/{hook['id']}/deliveries/{delivery}/retry", data={"csrf": token})
+        retried = await browser.post(
+            f"{base}/{hook['id']}/deliveries/{delivery}/retry", data={"csrf": token}
+        )
         assert retried.status_code == 303, retried.text
         [got] = await receiver.wait_for(1)
         assert got.event["type"] == "directive.created"
@@ -288,8 +302,12 @@ async def test_live_claims_by_agent(browser: Browser, api: Api) -> None:
     base = f"/console/realms/{api.realm}/claims"
     shown = (await browser.get(base)).text
     assert shown.count("/directives/dir_") == 2  # the finished claim is not live
-    assert first["id"] in shown and second["id"] in shown and done["id"] not in shown
-    assert "a1</a> · 1 live" in shown and "a2</a> · 1 live" in shown
+    assert first["id"] in shown
+    assert second["id"] in shown
+    assert done["id"] not in shown
+    assert "a1</a> · 1 live" in shown
+    assert "a2</a> · 1 live" in shown
     only = (await browser.get(f"{base}?agent_id=a2")).text
-    assert second["id"] in only and first["id"] not in only
+    assert second["id"] in only
+    assert first["id"] not in only
     assert (await browser.get(f"{base}?agent_id=bad%20agent")).status_code == 400

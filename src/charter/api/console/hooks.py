@@ -102,7 +102,10 @@ class WebhookPageController(Controller):
 
     @get(_REALM, opt=PUBLIC)
     async def listing(
-        self, request: Request[Any, Any, State], realm_id: FromPath[str], done: FromQuery[str | None] = None
+        self,
+        request: Request[Any, Any, State],
+        realm_id: FromPath[str],
+        done: FromQuery[str | None] = None,
     ) -> Template:
         session = await _operator(request, realm_id)
         return await _listing(runtime_of(request), session, realm_id, done=done)
@@ -162,7 +165,9 @@ class WebhookPageController(Controller):
             nav_realm=realm_id,
         )
 
-    @post(_REALM + "/{webhook_id:str}/deliveries/{delivery_id:str}/retry", opt=PUBLIC, status_code=303)
+    @post(
+        _REALM + "/{webhook_id:str}/deliveries/{delivery_id:str}/retry", opt=PUBLIC, status_code=303
+    )
     async def retry(
         self,
         request: Request[Any, Any, State],

@@ -45,7 +45,9 @@ async def node_context(runtime: Runtime, realm_id: str, directive_id: str) -> di
         listed = await versions.page(conn, realm_id, directive_id, PAGE_LIMIT, None)
         history = await events.history(conn, realm_id, directive_id, PAGE_LIMIT, None)
         names = await keys.names(conn, {v.author for v in listed} | {e.actor for e in history})
-        arms = None if node.rollout is None else await outcomes.report(conn, realm_id, node.rollout.id)
+        arms = (
+            None if node.rollout is None else await outcomes.report(conn, realm_id, node.rollout.id)
+        )
         timed = await schedules.for_directive(conn, realm_id, directive_id, PAGE_LIMIT, None)
     return {
         "arms": arms,
@@ -230,6 +232,9 @@ class PageController(Controller):
         async with runtime_of(request).db.transaction(realm_id) as conn:
             realm = await realms.get(conn, realm_id)
             live = await claims.page(conn, realm_id, PAGE_LIMIT, None, asked, ClaimState.LIVE)
+            titles: dict[str, str] = {}
+            if live:
+                titles = {n.id: n.title for n in await directives.all_in_realm(conn, realm_id)}
         by_agent: dict[str, list[Any]] = {}
         for claim in live:
             by_agent.setdefault(claim.agent_id, []).append(claim)
@@ -238,6 +243,7 @@ class PageController(Controller):
             session,
             realm=realm,
             by_agent=sorted(by_agent.items()),
+            titles=titles,
             asked=asked or "",
             title="Claims",
             nav_realm=realm_id,

@@ -29,8 +29,8 @@ from charter.services import rollouts
 from charter.services import schedules as timed
 from charter.services.rollouts import RolloutChange
 from charter.services.schedules import NewSchedule
-from charter.services.writes import Actor, Expected
 from charter.services.sessions import Session
+from charter.services.writes import Actor, Expected
 
 _NODE = "/realms/{realm_id:str}/directives/{directive_id:str}"
 _PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?")
