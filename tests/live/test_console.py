@@ -559,6 +559,15 @@ async def releases(world: World) -> AsyncIterator[Releases]:
         rollout = {"version": 2, "percent": 30, "expected_revision": canary["revision"]}
         started = await http.put(f"{api.base}/directives/{canary['id']}/rollout", json=rollout)
         assert started.status_code == 200, started.text
+        composed = await api.prompt("scout")  # an outcome, so the arms table has a row
+        outcome = {
+            "composition_id": composed["composition_id"],
+            "agent_id": "scout",
+            "metric": "resolved",
+            "value": 1,
+        }
+        reported = await http.post(f"{api.base}/outcomes", json=outcome)
+        assert reported.status_code == 202, reported.text
         later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
         scheduled = await http.post(
             f"{api.base}/directives/{canary['id']}/schedules",
@@ -702,6 +711,8 @@ async def test_the_release_pages_pass_axe_at_both_widths(
                     assert overflow <= 0, (name, overflow)
             await page.goto(world.url(paths["rollout"]))
             await expect(page.get_by_role("button", name="Abort rollout")).to_be_visible()
+            arms = page.get_by_role("region", name="Rollout arms")
+            await expect(arms.get_by_role("row").filter(has_text="resolved")).to_have_count(1)
         finally:
             await page.context.close()
     assert {page: v for page, v in found.items() if v} == {}
