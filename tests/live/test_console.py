@@ -300,10 +300,14 @@ async def test_a_reader_sees_no_write_controls(browser: Browser, world: World) -
     try:
         await page.goto(world.node_url(world.root))
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
-        for name in ("Edit", "Save", "Roll back", "Re-apply my edit"):
+        for name in ("Edit", "Save", "Roll back", "Re-apply my edit", "Add schedule"):
             assert await page.get_by_role("button", name=name).count() == 0, name
         assert await page.get_by_label("Message").count() == 0
         assert await page.locator("form[action$='/edit'], form[action$='/rollback']").count() == 0
+        # No form that writes but Sign out, and no way to the (operator) webhooks page.
+        writes = page.locator("form[method=post]:not([action='/console/sign-out'])")
+        assert await writes.count() == 0
+        assert await page.get_by_role("link", name="Webhooks").count() == 0
         # A write posted anyway is refused, and nothing changes.
         before = await world.node(world.root)
         html = await page.content()
