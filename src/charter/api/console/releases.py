@@ -58,7 +58,10 @@ def instant(value: str | None) -> datetime:
         found = datetime.fromisoformat(given)
     except ValueError:
         raise InvalidRequest("at must be a date and time, e.g. 2030-01-31T09:00") from None
-    return found.replace(tzinfo=UTC) if found.tzinfo is None else found
+    try:  # an offset can push the first or last representable day out of range
+        return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest("at is out of range") from None
 
 
 def action(kind: str | None, value: str | None) -> dict[str, Any]:
