@@ -40,6 +40,9 @@ async def _drafted(api: Api) -> dict[str, Any]:
     return await api.get(node["id"])
 
 
+WIDE_DIGITS = "\uff12\uff10\uff13\uff10"  # 2030 in full-width digits: not ASCII
+
+
 def _page(base: str, node: dict[str, Any]) -> str:
     return f"{base}/directives/{node['id']}"
 
@@ -170,7 +173,7 @@ async def test_bad_release_forms_are_4xx_pages_and_change_nothing(
         ("/schedules", _cas(token, node, at="", action="promote"), 400),
         ("/schedules", _cas(token, node, at="0001-01-01T00:00+05:00", action="promote"), 400),
         ("/schedules", _cas(token, node, at="2030-02-30T09:00", action="promote"), 400),
-        ("/schedules", _cas(token, node, at="２０３０-01-31T09:00", action="promote"), 400),
+        ("/schedules", _cas(token, node, at=WIDE_DIGITS + "-01-31T09:00", action="promote"), 400),
         ("/schedules", _cas(token, node, at=at, action="explode"), 400),
         ("/schedules", _cas(token, node, at=at, action="activate", value="two"), 400),
         ("/schedules", _cas(token, node, at=at, action="activate", value="0"), 400),
