@@ -3,66 +3,20 @@ changes nothing, never a 500; the role and realm rules are the API's."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support.api import Api
-
-
-class Browser:
-    """One browser's session cookie, sent by hand through the session's test client (whose
-    own jar is emptied after every answer, so no other test ever sends it). Console pages
-    read no Authorization header: the client's admin key changes nothing here."""
-
-    def __init__(self, client: AsyncTestClient[Litestar]) -> None:
-        self.client = client
-        self.cookie: str | None = None
-
-    def _headers(self) -> dict[str, str]:
-        return {"Cookie": f"charter_session={self.cookie}"} if self.cookie else {}
-
-    def _keep(self, answer: httpx.Response) -> httpx.Response:
-        given = answer.cookies.get("charter_session")
-        if given is not None:
-            self.cookie = given
-        self.client.cookies.clear()
-        return answer
-
-    async def get(self, url: str) -> httpx.Response:
-        answer = await self.client.get(url, headers=self._headers(), follow_redirects=False)
-        return self._keep(answer)
-
-    async def post(
-        self, url: str, data: dict[str, str] | None = None, files: dict[str, bytes] | None = None
-    ) -> httpx.Response:
-        answer = await self.client.post(
-            url, data=data, files=files, headers=self._headers(), follow_redirects=False
-        )
-        return self._keep(answer)
+from tests.support.console import Browser, browsing, sign_in
 
 
 @pytest.fixture
 def browser(client: AsyncTestClient[Litestar]) -> Iterator[Browser]:
-    yield Browser(client)
-    client.cookies.clear()
-
-
-async def _sign_in(browser: Browser, api: Api, role: str) -> str:
-    """Sign in with a new key of `role` in the realm; the session's CSRF token."""
-    made = await api.client.post("/v1/keys", json={"role": role, "realms": [api.realm]})
-    assert made.status_code == 201, made.text
-    answer = await browser.post("/console/sign-in", data={"key": made.json()["key"]})
-    assert answer.status_code == 303, answer.text
-    page = await browser.get("/console/realms")
-    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert token is not None
-    return token.group(1)
+    yield from browsing(client)
 
 
 def _edit(token: str, node: dict[str, Any], **fields: str) -> dict[str, str]:
@@ -78,7 +32,7 @@ def _edit(token: str, node: dict[str, Any], **fields: str) -> dict[str, str]:
 
 async def test_bad_edits_are_4xx_pages_and_change_nothing(browser: Browser, api: Api) -> None:
     node = await api.create(title="Root", body="Body")
-    token = await _sign_in(browser, api, "operator")
+    token = await sign_in(browser, api, "operator")
     url = f"/console/realms/{api.realm}/directives/{node['id']}/edit"
     bad: list[tuple[dict[str, str], int]] = [
         (_edit(token, node, expected_revision="1e3"), 400),
@@ -109,7 +63,7 @@ async def test_bad_edits_are_4xx_pages_and_change_nothing(browser: Browser, api:
 
 async def test_unknown_and_foreign_things_are_404_pages(browser: Browser, api: Api) -> None:
     node = await api.create(title="Root", body="Body", owner_agent_id="pilot")
-    await _sign_in(browser, api, "reader")
+    await sign_in(browser, api, "reader")
     base = f"/console/realms/{api.realm}"
     for path, status in (
         (f"{base}/directives/dir_00000000000000000000000000", 404),
@@ -132,7 +86,7 @@ async def test_a_reader_may_not_write_even_with_its_token(browser: Browser, api:
     node = await api.create(title="Root", body="Body")
     await api.patch(node, body="Two")
     node = await api.get(node["id"])
-    token = await _sign_in(browser, api, "reader")
+    token = await sign_in(browser, api, "reader")
     page = await browser.get(f"/console/realms/{api.realm}/directives/{node['id']}")
     assert page.status_code == 200
     assert ">Edit<" not in page.text

@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from tests.support.browser import (
     serious_violations,
 )
 from tests.support.live import LiveApi
+from tests.support.receiver import Receiver
 from tests.support.servers import CharterServer, StartServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -41,7 +43,11 @@ def origins() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 async def server(start_server: StartServer, origins: tuple[str, str]) -> CharterServer:
-    env = {"CHARTER_CORS_ORIGINS": origins[0], "CHARTER_HEARTBEAT_SECONDS": "1"}
+    env = {
+        "CHARTER_CORS_ORIGINS": origins[0],
+        "CHARTER_HEARTBEAT_SECONDS": "1",
+        "CHARTER_WEBHOOK_ALLOW_PRIVATE": "1",  # the release flow's receiver is on loopback
+    }
     return await start_server(extra_env=env, args=["--access-log"])
 
 
@@ -294,10 +300,14 @@ async def test_a_reader_sees_no_write_controls(browser: Browser, world: World) -
     try:
         await page.goto(world.node_url(world.root))
         await expect(page.get_by_role("heading", level=1)).to_be_visible()
-        for name in ("Edit", "Save", "Roll back", "Re-apply my edit"):
+        for name in ("Edit", "Save", "Roll back", "Re-apply my edit", "Add schedule"):
             assert await page.get_by_role("button", name=name).count() == 0, name
         assert await page.get_by_label("Message").count() == 0
         assert await page.locator("form[action$='/edit'], form[action$='/rollback']").count() == 0
+        # No form that writes but Sign out, and no way to the (operator) webhooks page.
+        writes = page.locator("form[method=post]:not([action='/console/sign-out'])")
+        assert await writes.count() == 0
+        assert await page.get_by_role("link", name="Webhooks").count() == 0
         # A write posted anyway is refused, and nothing changes.
         before = await world.node(world.root)
         html = await page.content()
@@ -521,3 +531,193 @@ async def test_the_console_is_served_without_a_key(world: World) -> None:
         schema = (await http.get("/schema/openapi.json")).json()
         assert not [p for p in schema["paths"] if p.startswith("/console")]
     await asyncio.sleep(0)
+
+
+@dataclass
+class Releases:
+    """A realm of its own for rollouts, schedules, webhooks and claims (the shared world's
+    tree stays as its tests expect): `train` has a draft version 2, `canary` a running
+    rollout and a pending schedule, `job` a live claim by pilot; a webhook to `receiver`."""
+
+    realm: str
+    train: dict[str, Any]
+    canary: dict[str, Any]
+    job: dict[str, Any]
+    hook: dict[str, Any]
+    receiver: Receiver
+
+    def node_url(self, world: World, node: dict[str, Any]) -> str:
+        return world.url(f"/console/realms/{self.realm}/directives/{node['id']}")
+
+
+@pytest.fixture(scope="module")
+async def releases(world: World) -> AsyncIterator[Releases]:
+    realm = new_realm_id()
+    async with Receiver() as receiver, world.server.http() as http:
+        api = LiveApi(http, realm)
+        await api.create_realm()
+        train = await api.create(title="Release train", body="Ship weekly.", owner_agent_id="pilot")
+        await api.patch(train, body="Ship daily.", activate=False, message="draft")
+        canary = await api.create(title="Canary", body="Old words.", owner_agent_id="scout")
+        canary = await api.patch(canary, body="New words.", activate=False, message="draft")
+        rollout = {"version": 2, "percent": 30, "expected_revision": canary["revision"]}
+        started = await http.put(f"{api.base}/directives/{canary['id']}/rollout", json=rollout)
+        assert started.status_code == 200, started.text
+        composed = await api.prompt("scout")  # an outcome, so the arms table has a row
+        outcome = {
+            "composition_id": composed["composition_id"],
+            "agent_id": "scout",
+            "metric": "resolved",
+            "value": 1,
+        }
+        reported = await http.post(f"{api.base}/outcomes", json=outcome)
+        assert reported.status_code == 202, reported.text
+        later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+        scheduled = await http.post(
+            f"{api.base}/directives/{canary['id']}/schedules",
+            json={"at": later, "action": {"rollout": {"percent": 60}}},
+        )
+        assert scheduled.status_code == 201, scheduled.text
+        job = await api.create(
+            level="team",
+            parent_id=train["id"],
+            title="Nightly job",
+            body="Run.",
+            owner_agent_id="pilot",
+        )
+        claimed = await http.post(
+            f"{api.base}/directives/{job['id']}/claims",
+            json={"agent_id": "pilot", "lease_seconds": 600},
+        )
+        assert claimed.status_code == 201, claimed.text
+        made = await http.post(f"{api.base}/webhooks", json={"url": receiver.url, "events": ["*"]})
+        assert made.status_code == 201, made.text
+        receiver.secret = made.json()["secret"]
+        await api.create(title="Delivered", body="An event for the webhook.")
+        await receiver.wait_for(1)
+        try:
+            yield Releases(
+                realm, train, await _get(http, realm, canary), job, made.json(), receiver
+            )
+        finally:  # later servers on this database would deliver to what is left
+            for hook in (await http.get(f"{api.base}/webhooks")).json()["items"]:
+                await http.delete(f"{api.base}/webhooks/{hook['id']}")
+
+
+async def _get(http: httpx.AsyncClient, realm: str, node: dict[str, Any]) -> dict[str, Any]:
+    response = await http.get(f"/v1/realms/{realm}/directives/{node['id']}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_a_release_flow_rollout_schedule_webhooks_and_claims(
+    browser: Browser, world: World, releases: Releases
+) -> None:
+    operator = await world.key("operator", realms=[releases.realm])
+    page = await _signed_in(browser, world, operator["key"])
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    said = page.get_by_role("status")
+    try:
+        await page.goto(releases.node_url(world, releases.train))
+        await page.get_by_label("Version to roll out").select_option("2")
+        await page.get_by_label("Percent", exact=True).fill("25")
+        await page.get_by_role("button", name="Start rollout").click()
+        await expect(said.filter(has_text="Rollout started.")).to_be_visible()
+        await expect(page.locator("#nb-" + releases.train["id"])).to_contain_text(
+            "rollout v2 at 25 %"
+        )
+        await page.get_by_role("link", name="Tree").click()
+        item = page.get_by_role("treeitem", name="Release train", exact=True)
+        await expect(item.locator(".badge.rollout").first).to_have_text("rollout v2 at 25 %")
+        await item.get_by_role("link", name="Release train").click()
+        await page.get_by_label("New percent").fill("50")
+        await page.get_by_role("button", name="Change percent").click()
+        await expect(said.filter(has_text="percent is changed")).to_be_visible()
+        await page.get_by_role("button", name="Promote").click()
+        await expect(said.filter(has_text="Promoted")).to_be_visible()
+        async with world.server.http() as http:
+            train = await _get(http, releases.realm, releases.train)
+        assert (train["active_version"], train["rollout"]) == (2, None)
+        await expect(page.get_by_role("button", name="Start rollout")).to_be_visible()
+
+        when = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+        await page.get_by_label("At (UTC)").fill(when)
+        await page.get_by_label("Action").select_option("status")
+        await page.get_by_label("Value").fill("paused")
+        await page.get_by_role("button", name="Add schedule").click()
+        await expect(said.filter(has_text="Schedule added.")).to_be_visible()
+        schedules = page.get_by_role("region", name="Schedules table")
+        await expect(schedules).to_contain_text("status paused")
+        await expect(schedules).to_contain_text("pending")
+        await page.get_by_role("button", name="Cancel schedule").click()
+        await expect(said.filter(has_text="Schedule cancelled.")).to_be_visible()
+        await expect(schedules).to_contain_text("cancelled")
+        await expect(page.get_by_role("button", name="Cancel schedule")).to_have_count(0)
+
+        await page.get_by_role("link", name="Webhooks").click()
+        await expect(page.get_by_role("heading", name=re.compile("^Webhooks in"))).to_be_visible()
+        await page.get_by_label("URL").fill(releases.receiver.url + "/second")
+        await page.get_by_label("Events").fill("directive.rollout_started")
+        await page.get_by_role("button", name="Add webhook").click()
+        secret = page.get_by_label("Signing secret", exact=True)
+        await expect(secret).to_have_value(re.compile(r"^whsec_"))
+        assert await serious_violations(page) == []
+        await screenshot(page, "webhook-added", 1280)
+        shown = await secret.input_value()
+        await page.get_by_role("link", name="Webhooks").click()
+        assert shown not in await page.content()  # once only
+        await page.get_by_role("link", name=releases.receiver.url, exact=True).click()
+        log = page.get_by_role("region", name="Delivery log, newest first")
+        await expect(log).to_contain_text("HTTP 204")
+        before = len(releases.receiver.got)
+        await page.get_by_role("button", name="Retry").first.click()
+        await expect(said.filter(has_text="Sent again")).to_be_visible()
+        await expect(log).to_contain_text("(manual)")
+        await releases.receiver.wait_for(before + 1)
+
+        await page.get_by_role("link", name="Claims").click()
+        pilot = page.get_by_role("region", name="Claims held by pilot")
+        await expect(pilot).to_contain_text(releases.job["id"])
+        assert errors == []
+    finally:
+        await page.context.close()
+
+
+RELEASE_PAGES = ("rollout", "webhooks", "webhook", "claims")
+
+
+async def test_the_release_pages_pass_axe_at_both_widths(
+    browser: Browser, world: World, releases: Releases
+) -> None:
+    operator = await world.key("operator", realms=[releases.realm])
+    realm = f"/console/realms/{releases.realm}"
+    paths = {
+        "rollout": f"{realm}/directives/{releases.canary['id']}",
+        "webhooks": f"{realm}/webhooks",
+        "webhook": f"{realm}/webhooks/{releases.hook['id']}",
+        "claims": f"{realm}/claims",
+    }
+    found: dict[str, list[str]] = {}
+    for width in WIDTHS:
+        page = await _signed_in(browser, world, operator["key"], width)
+        try:
+            for name in RELEASE_PAGES:
+                await page.goto(world.url(paths[name]))
+                violations = await serious_violations(page)
+                found[f"{name}@{width}"] = [f"{v['id']}: {v['help']}" for v in violations]
+                assert (await screenshot(page, name, width)).stat().st_size > 0
+                if width == 390:
+                    overflow = await page.evaluate(
+                        "() => document.documentElement.scrollWidth - window.innerWidth"
+                    )
+                    assert overflow <= 0, (name, overflow)
+            await page.goto(world.url(paths["rollout"]))
+            await expect(page.get_by_role("button", name="Abort rollout")).to_be_visible()
+            arms = page.get_by_role("region", name="Rollout arms")
+            await expect(arms.get_by_role("row").filter(has_text="resolved")).to_have_count(1)
+        finally:
+            await page.context.close()
+    assert {page: v for page, v in found.items() if v} == {}
+    assert world.offline.blocked == []

@@ -13,7 +13,9 @@ from litestar.template import TemplateConfig
 
 from charter.api.auth import ACCESS
 from charter.api.console.edits import EditController
+from charter.api.console.hooks import WebhookPageController
 from charter.api.console.pages import PageController
+from charter.api.console.releases import ReleaseController
 from charter.api.console.signin import SignInController
 from charter.domain.access import Access
 
@@ -40,4 +42,11 @@ def routers() -> list[Router | type[Controller]]:
         opt={ACCESS: Access.PUBLIC},
         name="console-static",
     )
-    return [SignInController, PageController, EditController, static]
+    return [
+        SignInController,
+        PageController,
+        EditController,
+        ReleaseController,
+        WebhookPageController,
+        static,
+    ]

@@ -35,7 +35,7 @@ from charter.services.writes import Actor, Expected, Patch
 _NODE = "/realms/{realm_id:str}/directives/{directive_id:str}"
 
 
-async def _writer(
+async def writer(
     request: Request[Any, Any, State], realm_id: str, directive_id: str
 ) -> tuple[Session, Any]:
     """The signed-in writer and the posted form, after the CSRF and origin checks."""
@@ -60,7 +60,7 @@ class EditController(Controller):
         realm_id: FromPath[str],
         directive_id: FromPath[str],
     ) -> Template | Redirect:
-        session, form = await _writer(request, realm_id, directive_id)
+        session, form = await writer(request, realm_id, directive_id)
         expected = number(form.get("expected_revision"), "expected_revision")
         base = number(form.get("base_version"), "base_version")
         title, body = text(form.get("title")).strip(), text(form.get("body"))
@@ -105,7 +105,7 @@ class EditController(Controller):
         realm_id: FromPath[str],
         directive_id: FromPath[str],
     ) -> Redirect:
-        session, form = await _writer(request, realm_id, directive_id)
+        session, form = await writer(request, realm_id, directive_id)
         expected = number(form.get("expected_revision"), "expected_revision")
         version = number(form.get("version"), "version")
         message = text(form.get("message")).strip() or None

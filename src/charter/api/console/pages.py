@@ -18,10 +18,20 @@ from charter.api.console.session import runtime_of, signed_in
 from charter.api.console.views import EXCEPTION_HANDLERS, PAGE_LIMIT, PUBLIC, number, page, require
 from charter.domain.access import ALL_REALMS, Access
 from charter.domain.events import EventType
+from charter.domain.work import ClaimState
 from charter.errors import InvalidRequest, NotFound
 from charter.runtime import Runtime
-from charter.services import prompts, reads
-from charter.store import compositions, directives, events, keys, realms, versions
+from charter.services import outcomes, prompts, reads
+from charter.store import (
+    claims,
+    compositions,
+    directives,
+    events,
+    keys,
+    realms,
+    schedules,
+    versions,
+)
 
 _FEED_SHOWN = 50
 _REALM = "/realms/{realm_id:str}"
@@ -35,7 +45,13 @@ async def node_context(runtime: Runtime, realm_id: str, directive_id: str) -> di
         listed = await versions.page(conn, realm_id, directive_id, PAGE_LIMIT, None)
         history = await events.history(conn, realm_id, directive_id, PAGE_LIMIT, None)
         names = await keys.names(conn, {v.author for v in listed} | {e.actor for e in history})
+        arms = (
+            None if node.rollout is None else await outcomes.report(conn, realm_id, node.rollout.id)
+        )
+        timed = await schedules.for_directive(conn, realm_id, directive_id, PAGE_LIMIT, None)
     return {
+        "arms": arms,
+        "schedules": timed,
         "realm_id": realm_id,
         "node": node,
         "ancestry": list(reversed(chain[1:])),
@@ -197,5 +213,38 @@ class PageController(Controller):
             names=names,
             types=[t.value for t in EventType],
             title="Events",
+            nav_realm=realm_id,
+        )
+
+    @get(_REALM + "/claims", opt=PUBLIC)
+    async def claims(
+        self,
+        request: Request[Any, Any, State],
+        realm_id: FromPath[str],
+        agent_id: FromQuery[str | None] = None,
+    ) -> Template:
+        params.realm_id(realm_id)
+        session = await signed_in(request, realm_id)
+        require(session.caller, Access.READ)
+        asked = (agent_id or "").strip() or None
+        if asked is not None and not agent_ids_valid(realm_id, asked):
+            raise InvalidRequest("agent ids match [A-Za-z0-9._:@-]{1,128}")
+        async with runtime_of(request).db.transaction(realm_id) as conn:
+            realm = await realms.get(conn, realm_id)
+            live = await claims.page(conn, realm_id, PAGE_LIMIT, None, asked, ClaimState.LIVE)
+            titles: dict[str, str] = {}
+            if live:
+                titles = {n.id: n.title for n in await directives.all_in_realm(conn, realm_id)}
+        by_agent: dict[str, list[Any]] = {}
+        for claim in live:
+            by_agent.setdefault(claim.agent_id, []).append(claim)
+        return page(
+            "claims.html",
+            session,
+            realm=realm,
+            by_agent=sorted(by_agent.items()),
+            titles=titles,
+            asked=asked or "",
+            title="Claims",
             nav_realm=realm_id,
         )
