@@ -54,6 +54,10 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        # A session manager runs once: each lifespan of the app (tests start one app's
+        # lifespan more than once) gets its own, and no session outlives it.
+        self.manager = StreamableHTTPSessionManager(app=self.server, session_idle_timeout=600)
+        self._owners.clear()
         async with self.manager.run():
             try:
                 yield
