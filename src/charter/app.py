@@ -25,6 +25,7 @@ from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.rollouts import OutcomeController, RolloutController
+from charter.api.variables import VariablesController
 from charter.api.system import healthz, metrics, readyz
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
@@ -109,6 +110,7 @@ def create_app(
             mount(mcp),
             RolloutController,
             OutcomeController,
+            VariablesController,
             healthz,
             readyz,
             metrics,

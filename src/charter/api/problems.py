@@ -42,6 +42,7 @@ _STATUS_BY_CODE = {
     "unsupported-media-type": 415,
     "idempotency-key-reused": 422,
     "invalid-hierarchy": 422,
+    "undefined-variable": 422,
     "precondition-required": 428,
     "rate-limited": 429,
     "unavailable": 503,

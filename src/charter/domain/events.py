@@ -17,3 +17,6 @@ class EventType(enum.StrEnum):
     ROLLOUT_CHANGED = "directive.rollout_changed"
     ROLLOUT_PROMOTED = "directive.rollout_promoted"
     ROLLOUT_ABORTED = "directive.rollout_aborted"
+    # Template variables' values (DESIGN §9): no directive, so `directive_id` is "".
+    PROFILE_UPDATED = "agent.profile_updated"
+    VARIABLES_UPDATED = "realm.variables_updated"

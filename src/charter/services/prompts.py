@@ -18,6 +18,7 @@ from charter.domain.composition import (
     RENDERER_VERSION,
     Composition,
     Layer,
+    Values,
     compose,
     render,
 )
@@ -97,6 +98,12 @@ def _entry(realm: str, agent: str, snap: compositions.Snapshot, composition: Com
     return Entry(snap.realm_revision, composition.composition_id, _encoder.encode(document))
 
 
+def compose_snapshot(realm: str, agent: str, snap: compositions.Snapshot) -> Composition:
+    """The agent's composition from its snapshot, placeholders filled (DESIGN §9)."""
+    values = Values(snap.profile, snap.defaults, realm)
+    return compose(agent, snap.nodes, snap.bodies, values)
+
+
 def decode(entry: Entry) -> PromptDocument:
     return _decoder.decode(entry.payload)
 
@@ -172,7 +179,7 @@ class Prompts:
         """Bypass the cache: one query, then the composition record if it is new."""
         async with self.db.one_statement(realm) as conn:
             snap = await compositions.snapshot(conn, realm, agent)
-        composition = compose(agent, snap.nodes, snap.bodies)
+        composition = compose_snapshot(realm, agent, snap)
         await self._record(realm, [(agent, composition)])
         return _entry(realm, agent, snap, composition)
 
@@ -192,7 +199,7 @@ class Prompts:
             if isinstance(snap, NotFound):
                 out[agent] = snap
                 continue
-            composition = compose(agent, snap.nodes, snap.bodies)
+            composition = compose_snapshot(realm, agent, snap)
             made.append((agent, composition))
             out[agent] = _entry(realm, agent, snap, composition)
         await self._record(realm, made)
@@ -214,6 +221,7 @@ class Prompts:
                     injection_mode=composition.injection_mode,
                     layers=[msgspec.to_builtins(d) for d in _layer_documents(composition.layers)],
                     created_at=utcnow(),
+                    variables=composition.values if composition.values else None,
                 )
         if not new:
             return
@@ -259,7 +267,7 @@ class Prompts:
             agent_id=agent or record.agent_id,
             renderer_version=record.renderer_version,
             injection_mode=record.injection_mode,
-            text=render(domain_layers, bodies),
+            text=render(domain_layers, bodies, record.variables or {}),
             layers=_layer_documents(domain_layers),
             created_at=record.created_at,
         )
