@@ -80,6 +80,10 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+# The errors' extra fields a problem document shows: none of them ever holds directive text.
+_EXTRAS = ("current_revision", "etag", "variable", "agents", "count")
+
+
 def charter_error(_: Request[Any, Any, Any], exc: CharterError) -> Response[Problem]:
     status = _STATUS_BY_CODE.get(exc.code, 400)
     headers: dict[str, str] = {}
@@ -90,7 +94,7 @@ def charter_error(_: Request[Any, Any, Any], exc: CharterError) -> Response[Prob
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    extra = {k: v for k, v in exc.extra.items() if k in ("current_revision", "etag")}
+    extra = {k: v for k, v in exc.extra.items() if k in _EXTRAS}
     return problem(status, exc.code, exc.detail, headers or None, **extra)
 
 

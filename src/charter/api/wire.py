@@ -361,6 +361,10 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     current_revision: int | None = None
     etag: str | None = None
     errors: list[dict[str, str]] | None = None
+    # undefined-variable (DESIGN §9): the name, the first 20 agents and how many in all.
+    variable: str | None = None
+    agents: list[str] | None = None
+    count: int | None = None
 
 
 class AgentOut(Struct, kw_only=True):
