@@ -25,8 +25,8 @@ from charter.api.options import AllowMiddleware
 from charter.api.problems import EXCEPTION_HANDLERS
 from charter.api.realms import RealmController
 from charter.api.rollouts import OutcomeController, RolloutController
-from charter.api.variables import VariablesController
 from charter.api.system import healthz, metrics, readyz
+from charter.api.variables import VariablesController
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
 from charter.settings import Settings

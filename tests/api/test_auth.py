@@ -262,10 +262,14 @@ async def _promote_rollout(w: World) -> Call:
 
 async def _put_profile(w: World) -> Call:
     """A fresh agent's first profile (revision 0), so every caller's write can succeed."""
-    return Call("PUT", f"/v1/realms/{w.realm}/agents/{new_realm_id()}/profile", {
-        "variables": {"tone": "calm"},
-        "expected_revision": 0,
-    })
+    return Call(
+        "PUT",
+        f"/v1/realms/{w.realm}/agents/{new_realm_id()}/profile",
+        {
+            "variables": {"tone": "calm"},
+            "expected_revision": 0,
+        },
+    )
 
 
 async def _put_defaults(w: World) -> Call:

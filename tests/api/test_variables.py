@@ -33,8 +33,12 @@ async def test_placeholders_take_profile_then_defaults_then_built_ins(api: Api) 
     await api.child(team, level="agent", title="A", body=body, owner_agent_id="agent-a")
     await api.child(team, level="agent", title="B", body=body, owner_agent_id="agent-b")
     a, b = await prompt(api, "agent-a"), await prompt(api, "agent-b")
-    assert a["text"].endswith(f"You are agent-a in {api.realm}, on team Blue; brisk, English; {{{{x}}}}")
-    assert b["text"].endswith(f"You are agent-b in {api.realm}, on team Blue; calm, English; {{{{x}}}}")
+    assert a["text"].endswith(
+        f"You are agent-a in {api.realm}, on team Blue; brisk, English; {{{{x}}}}"
+    )
+    assert b["text"].endswith(
+        f"You are agent-b in {api.realm}, on team Blue; calm, English; {{{{x}}}}"
+    )
     assert a["composition_id"] != b["composition_id"]
 
 
@@ -45,7 +49,8 @@ async def test_the_id_covers_the_values_and_resolves_to_its_text_forever(api: Ap
     first = await prompt(api, "agent-a")
     await set_defaults(api, {"tone": "bold"})
     second = await prompt(api, "agent-a")
-    assert second["text"].endswith("Be bold.") and first["text"].endswith("Be calm.")
+    assert second["text"].endswith("Be bold.")
+    assert first["text"].endswith("Be calm.")
     assert first["composition_id"] != second["composition_id"]
     await set_defaults(api, {"tone": "calm"})
     assert (await prompt(api, "agent-a"))["composition_id"] == first["composition_id"]
@@ -78,11 +83,13 @@ async def test_profile_cas_event_and_exact_invalidation(api: Api) -> None:
     assert_problem(missing, 428, "precondition-required")
     done = await api.client.put(url, json={"variables": {"tone": "warm"}, "expected_revision": 1})
     assert done.status_code == 200, done.text
-    assert done.json()["revision"] == 2 and done.headers["etag"] == '"2"'
+    assert done.json()["revision"] == 2
+    assert done.headers["etag"] == '"2"'
     [event] = await api.events(seq)
     assert event["type"] == "agent.profile_updated"
     assert event["affected_agents"] == ["agent-a"]
-    assert "warm" not in str(event) and "calm" not in str(event)
+    assert "warm" not in str(event)
+    assert "calm" not in str(event)
     assert (await prompt(api, "agent-a"))["text"].endswith("warm")
     assert await prompt(api, "agent-b") == b_before
 

@@ -75,7 +75,12 @@ def test_a_value_is_never_scanned_again() -> None:
 
 
 # Version n of a node has the n-th body: the id names (directive, version), never the text.
-VERSION_BODIES = {1: "plain", 2: "Hi {{x}}", 3: "{{x}} and {{y}} {{{{z}}", 4: "{{team}}/{{agent_id}}"}
+VERSION_BODIES = {
+    1: "plain",
+    2: "Hi {{x}}",
+    3: "{{x}} and {{y}} {{{{z}}",
+    4: "{{team}}/{{agent_id}}",
+}
 
 
 def _tree(versions: tuple[int, int]) -> list[TreeNode]:
@@ -133,6 +138,7 @@ def test_values_change_the_id_only_where_they_are_used() -> None:
     assert same[0] == same[1]
     differ = _compose(((2, 1), {"x": "1"}, {})), _compose(((2, 1), {}, {"x": "2"}))
     assert differ[0][0] != differ[1][0]
-    assert "Hi 1" in differ[0][1] and "Hi 2" in differ[1][1]
+    assert "Hi 1" in differ[0][1]
+    assert "Hi 2" in differ[1][1]
     profile_wins = _compose(((2, 1), {"x": "1"}, {"x": "2"}))
     assert profile_wins == differ[0]

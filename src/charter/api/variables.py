@@ -47,7 +47,9 @@ class VariablesOut(Struct, kw_only=True):
     changed: bool = True
 
 
-def _out(realm_id: str, agent_id: str | None, v: Variables, changed: bool) -> Response[VariablesOut]:
+def _out(
+    realm_id: str, agent_id: str | None, v: Variables, changed: bool
+) -> Response[VariablesOut]:
     body = VariablesOut(
         realm_id=realm_id,
         agent_id=agent_id,

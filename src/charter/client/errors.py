@@ -48,6 +48,13 @@ class InvalidHierarchy(InvalidInput):
     code = "invalid-hierarchy"
 
 
+class UndefinedVariable(InvalidInput):
+    """The write would leave an affected agent's prompt with an undefined placeholder:
+    `problem.variable`, `problem.agents` (the first 20) and `problem.count`."""
+
+    code = "undefined-variable"
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency-key-reused"
 
@@ -135,6 +142,7 @@ _BY_CODE: dict[str, type[ProblemError]] = {
         ContentTooLarge,
         PayloadTooLarge,
         InvalidHierarchy,
+        UndefinedVariable,
         IdempotencyKeyReused,
         PreconditionRequired,
         MethodNotAllowed,

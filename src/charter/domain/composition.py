@@ -263,7 +263,11 @@ def render(
     """
     parts = [
         f"{'#' * min(layer.depth, 6)} {layer.title}\n\n"
-        + (bodies[layer.directive_id] if values is None else substitute(bodies[layer.directive_id], values))
+        + (
+            bodies[layer.directive_id]
+            if values is None
+            else substitute(bodies[layer.directive_id], values)
+        )
         for layer in layers
         if layer.contributes
     ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,11 +12,11 @@ from sqlalchemy import Row, and_, column, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.clock import aware
+from charter.db.tables import agent_profiles as ap
 from charter.db.tables import composition_agents as ca
 from charter.db.tables import compositions as c
 from charter.db.tables import directive_versions as v
 from charter.db.tables import directives as d
-from charter.db.tables import agent_profiles as ap
 from charter.db.tables import realm_variables as rv
 from charter.db.tables import realms
 from charter.domain.composition import TreeNode
@@ -54,16 +54,12 @@ def _owned_and_ancestors(realm_id: str, agent_id: str) -> Any:
 
 # The profile and the defaults ride along each row, in the same statement. The subqueries run
 # once the function has returned its rows, so after it has set the realm (row-level security).
-_PROFILE = (
-    "(SELECT p.variables FROM agent_profiles p WHERE p.realm_id = {realm} AND p.agent_id = {agent})"
-)
-_DEFAULTS = "(SELECT d.variables FROM realm_variables d WHERE d.realm_id = {realm})"
 _ROWS_FUNCTION = text(
-    "SELECT r.*, "
-    + _PROFILE.format(realm=":realm", agent=":agent")
-    + " AS profile, "
-    + _DEFAULTS.format(realm=":realm")
-    + " AS defaults FROM charter_composition_rows(:realm, :agent) AS r"
+    "SELECT r.*,"
+    " (SELECT p.variables FROM agent_profiles p"
+    "  WHERE p.realm_id = :realm AND p.agent_id = :agent) AS profile,"
+    " (SELECT d.variables FROM realm_variables d WHERE d.realm_id = :realm) AS defaults"
+    " FROM charter_composition_rows(:realm, :agent) AS r"
 ).columns(
     column("id"),
     column("parent_id"),
@@ -101,12 +97,12 @@ async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snaps
 # The same function for each of many agents, in one statement: each call sets the realm and
 # reads its rows and the realm revision in one snapshot, so each agent's stamp matches its rows.
 _ROWS_FOR_AGENTS = text(
-    "SELECT a.agent, r.*, "
-    + _PROFILE.format(realm=":realm", agent="a.agent")
-    + " AS profile, "
-    + _DEFAULTS.format(realm=":realm")
-    + " AS defaults FROM unnest(CAST(:agents AS text[])) AS a(agent), "
-    "LATERAL charter_composition_rows(:realm, a.agent) AS r"
+    "SELECT a.agent, r.*,"
+    " (SELECT p.variables FROM agent_profiles p"
+    "  WHERE p.realm_id = :realm AND p.agent_id = a.agent) AS profile,"
+    " (SELECT d.variables FROM realm_variables d WHERE d.realm_id = :realm) AS defaults"
+    " FROM unnest(CAST(:agents AS text[])) AS a(agent),"
+    " LATERAL charter_composition_rows(:realm, a.agent) AS r"
 ).columns(column("agent"), *(column(c.key) for c in _ROWS_FUNCTION.selected_columns))
 
 
@@ -225,7 +221,7 @@ def _map(raw: object) -> dict[str, str]:
     """A variables column as read: JSON text through a raw statement, a dict otherwise."""
     if raw is None:
         return {}
-    value = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    value: Any = json.loads(raw) if isinstance(raw, str | bytes) else raw
     return {str(k): str(val) for k, val in dict(value).items()}
 
 

@@ -89,8 +89,12 @@ async def nodes_using(conn: AsyncConnection, realm_id: str, names: set[str]) -> 
     if not names:
         return []
     cv = v.alias("cv")
-    like_active = or_(*(v.c.body.contains("{{" + name + "}}", autoescape=True) for name in sorted(names)))
-    like_candidate = or_(*(cv.c.body.contains("{{" + name + "}}", autoescape=True) for name in sorted(names)))
+    like_active = or_(
+        *(v.c.body.contains("{{" + name + "}}", autoescape=True) for name in sorted(names))
+    )
+    like_candidate = or_(
+        *(cv.c.body.contains("{{" + name + "}}", autoescape=True) for name in sorted(names))
+    )
     query = (
         select(d.c.id)
         .select_from(d)
