@@ -189,6 +189,7 @@ _TAGS = {
     "directives": "Directives: versioned, compare-and-swap, in a tree",
     "agents": "What agents read: their composed prompt, its stream, and inject",
     "rollouts": "Staged rollouts of a version, the outcomes of their arms, and the guard",
+    "variables": "Template variables' values: agents' profiles and the realm's defaults",
     "events": "The realm's change feed, by cursor or as server-sent events",
     "keys": "API keys (admin)",
     "system": "Liveness, readiness and metrics",
