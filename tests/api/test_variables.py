@@ -3,6 +3,7 @@ every kind of write that would leave an affected agent's prompt with an undefine
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.support.api import Api
@@ -92,6 +93,22 @@ async def test_profile_cas_event_and_exact_invalidation(api: Api) -> None:
     assert "calm" not in str(event)
     assert (await prompt(api, "agent-a"))["text"].endswith("warm")
     assert await prompt(api, "agent-b") == b_before
+
+
+async def test_concurrent_first_writes_of_a_profile_one_wins(api: Api) -> None:
+    url = profile_url(api, "agent-race")
+    results = await asyncio.gather(
+        *(
+            api.client.put(url, json={"variables": {"n": str(i)}}, headers=if_match(0))
+            for i in range(6)
+        )
+    )
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200] + [412] * 5
+    [winner] = [r for r in results if r.status_code == 200]
+    found = (await api.client.get(url)).json()
+    assert found["revision"] == 1
+    assert found["variables"] == winner.json()["variables"]
 
 
 async def test_a_default_change_affects_exactly_the_agents_that_use_it(api: Api) -> None:
