@@ -143,10 +143,15 @@ async def agents_using(conn: AsyncConnection, realm_id: str, names: set[str]) ->
 
 async def check_defined(conn: AsyncConnection, committed: Sequence[Committed]) -> None:
     """Refuse (422 `undefined-variable`) a write after which some affected agent's prompt
-    holds a placeholder that nothing defines; raised before commit, so nothing is written."""
+    holds a placeholder that nothing defines; raised before commit, so nothing is written.
+
+    The most common write, a text swap to a body without `{{`, cannot leave a hole (it only
+    removes placeholders, and no value changes) and adds no statement here.
+    """
     by_realm: dict[str, set[str]] = {}
     for change in committed:
-        by_realm.setdefault(change.realm, set()).update(change.agents)
+        if change.may_leave_holes:
+            by_realm.setdefault(change.realm, set()).update(change.agents)
     for realm_id, agents in by_realm.items():
         if not agents:
             continue
