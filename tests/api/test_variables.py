@@ -265,3 +265,25 @@ async def test_removing_a_default_in_use_is_refused(api: Api) -> None:
     assert_undefined(response, "x", ["agent-00", "agent-02"], 2)
     assert await realm_state(api, agents) == state
     assert (await api.client.get(defaults_url(api))).json()["variables"] == {"x": "1"}
+
+
+async def test_malformed_requests_are_4xx_and_change_nothing(api: Api) -> None:
+    url = profile_url(api, "agent-a")
+    bad_bodies: list[Any] = [
+        {"variables": {"ok": "x"}, "extra": 1},
+        {"variables": {"ok": "x"}, "expected_revision": "0"},
+        {"variables": {"ok": "x"}, "expected_revision": -1},
+        {"variables": ["ok"]},
+        [],
+    ]
+    for body in bad_bodies:
+        response = await api.client.put(url, json=body)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert_problem(await api.client.get(profile_url(api, "bad id!")), 400, "invalid-request")
+    missing = "/v1/realms/t-no-such-realm-here/variables"
+    assert_problem(await api.client.get(missing), 404, "not-found")
+    response = await api.client.put(missing, json={"variables": {}}, headers=if_match(0))
+    assert_problem(response, 404, "not-found")
+    found = (await api.client.get(url)).json()
+    assert (found["revision"], found["variables"]) == (0, {})
