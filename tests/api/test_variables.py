@@ -287,3 +287,19 @@ async def test_malformed_requests_are_4xx_and_change_nothing(api: Api) -> None:
     assert_problem(response, 404, "not-found")
     found = (await api.client.get(url)).json()
     assert (found["revision"], found["variables"]) == (0, {})
+
+
+async def test_a_rollback_to_a_version_using_a_removed_default_is_refused(api: Api) -> None:
+    await set_defaults(api, {"x": "1"})
+    _, team = await _team(api, team_body="uses {{x}}")
+    await api.child(team, level="agent", title="A", body="Own", owner_agent_id="agent-a")
+    team = await api.patch(await api.get(team["id"]), body="plain now")
+    await set_defaults(api, {})  # nothing uses x any more: allowed
+    state = await realm_state(api, ["agent-a"])
+    response = await api.client.post(
+        f"{api.base}/{team['id']}/rollback",
+        json={"version": 1},
+        headers=if_match(team["revision"]),
+    )
+    assert_undefined(response, "x", ["agent-a"], 1)
+    assert await realm_state(api, ["agent-a"]) == state
