@@ -28,6 +28,7 @@ from charter.api.realms import RealmController
 from charter.api.rollouts import OutcomeController, RolloutController
 from charter.api.schedules import ScheduleController
 from charter.api.system import healthz, metrics, readyz
+from charter.api.variables import VariablesController
 from charter.api.webhooks import WebhookController
 from charter.observability.asgi import observe
 from charter.runtime import Runtime, open_runtime
@@ -127,6 +128,7 @@ def create_app(
             mount(mcp),
             RolloutController,
             OutcomeController,
+            VariablesController,
             healthz,
             readyz,
             metrics,

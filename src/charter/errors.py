@@ -125,3 +125,18 @@ class NotDue(CharterError):
     """The directive may not be claimed yet: paused, or before its `not_before`."""
 
     code = "not-due"
+
+
+class UndefinedVariable(CharterError):
+    """A write after which some affected agent's prompt would hold a placeholder that no value
+    defines (DESIGN §9); nothing was written."""
+
+    code = "undefined-variable"
+
+    def __init__(self, variable: str, agents: list[str], count: int) -> None:
+        super().__init__(
+            f"{{{{{variable}}}}} would be undefined in the prompt of {count} agent(s)",
+            variable=variable,
+            agents=agents,
+            count=count,
+        )

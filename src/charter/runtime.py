@@ -38,6 +38,7 @@ from charter.services.keys import Keyring, recheck_revocations
 from charter.services.prompts import Prompts
 from charter.services.refresh import Refresh
 from charter.services.sender import Sender
+from charter.services.variables import check_defined
 from charter.settings import Settings
 from charter.store import timers
 from charter.store.events import COMMITTED_KEY, Committed
@@ -99,6 +100,8 @@ class Runtime:
             # in place of the error that says the database is unavailable (a 500, not a 503).
             # A failed block rolls back, so it has nothing to deliver anyway.
             committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
+            # Before commit: a write that leaves a hole in an affected prompt rolls back.
+            await check_defined(conn, committed)
         if committed:
             await self.relay.committed(committed)
         if wrote_timer and self.due_work is not None:

@@ -86,6 +86,10 @@ TABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", R + "/outcomes"): _OWN_OUTCOME,  # an agent key for its own agent id
     ("GET", R + "/agents"): _READ,
     ("GET", A + "/prompt"): _OWN_PROMPT,
+    ("GET", A + "/profile"): _READ,
+    ("PUT", A + "/profile"): _WRITE,
+    ("GET", R + "/variables"): _READ,
+    ("PUT", R + "/variables"): _WRITE,
     ("GET", A + "/prompt/stream"): _OWN_PROMPT,
     ("POST", A + "/inject"): _OWN_PROMPT,
     ("GET", R + "/compositions/{composition_id:str}"): _OWN_COMPOSITION,  # agent-own's
@@ -279,6 +283,27 @@ async def _promote_rollout(w: World) -> Call:
     return Call("POST", f"{w.base}/{node['id']}/rollout/promote", {"expected_revision": 3})
 
 
+async def _put_profile(w: World) -> Call:
+    """A fresh agent's first profile (revision 0), so every caller's write can succeed."""
+    return Call(
+        "PUT",
+        f"/v1/realms/{w.realm}/agents/{new_realm_id()}/profile",
+        {
+            "variables": {"tone": "calm"},
+            "expected_revision": 0,
+        },
+    )
+
+
+async def _put_defaults(w: World) -> Call:
+    url = f"/v1/realms/{w.realm}/variables"
+    current = await w.client.get(url)
+    assert current.status_code == 200, current.text
+    revision = current.json()["revision"]
+    body = {"variables": {"tone": f"calm {revision}"}, "expected_revision": revision}
+    return Call("PUT", url, body)
+
+
 async def _revoke(w: World) -> Call:
     key = await mint(w.client, "reader", [w.realm], name="to revoke")
     return Call("DELETE", f"/v1/keys/{key['id']}")
@@ -416,6 +441,10 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ),
     ("GET", R + "/agents"): _get(lambda w: f"/v1/realms/{w.realm}/agents"),
     ("GET", A + "/prompt"): _get(lambda w: f"{_agent(w)}/prompt"),
+    ("GET", A + "/profile"): _get(lambda w: f"{_agent(w)}/profile"),
+    ("PUT", A + "/profile"): _put_profile,
+    ("GET", R + "/variables"): _get(lambda w: f"/v1/realms/{w.realm}/variables"),
+    ("PUT", R + "/variables"): _put_defaults,
     ("GET", A + "/prompt/stream"): _get(lambda w: f"{_agent(w)}/prompt/stream"),
     ("POST", A + "/inject"): _post(
         lambda w: f"{_agent(w)}/inject",

@@ -56,7 +56,8 @@ _PROBLEMS = {
     412: "stale-revision: the If-Match revision is not the current one",
     413: "payload-too-large: the request body is over the server's limit",
     415: "unsupported-media-type: the request body is not application/json",
-    422: "invalid-hierarchy, or idempotency-key-reused with a different request",
+    422: "invalid-hierarchy, undefined-variable (a prompt would hold an undefined template "
+    "variable), or idempotency-key-reused with a different request",
     428: "precondition-required: a compare-and-swap write without an expected revision",
     429: "rate-limited: too many requests for this key; see Retry-After",
     503: "unavailable: the database or cache does not answer; see Retry-After",
@@ -191,6 +192,7 @@ _TAGS = {
     "rollouts": "Staged rollouts of a version, the outcomes of their arms, and the guard",
     "claims": "Work coordination: claims with leases, heartbeats and finishes",
     "schedules": "Timed changes of a directive, each run once",
+    "variables": "Template variables' values: agents' profiles and the realm's defaults",
     "events": "The realm's change feed, by cursor or as server-sent events",
     "webhooks": "Signed deliveries of the realm's events to URLs, and their delivery log",
     "keys": "API keys (admin)",

@@ -45,13 +45,23 @@ _STATUS_BY_CODE = {
     "idempotency-key-reused": 422,
     "invalid-hierarchy": 422,
     "target-refused": 422,
+    "undefined-variable": 422,
     "precondition-required": 428,
     "rate-limited": 429,
     "unavailable": 503,
 }
 
 # What a domain error may add to its problem: ids, numbers and times, never request content.
-_EXTRA_FIELDS = ("current_revision", "etag", "holder", "expires_at", "not_before")
+_EXTRA_FIELDS = (
+    "current_revision",
+    "etag",
+    "holder",
+    "expires_at",
+    "not_before",
+    "variable",
+    "agents",
+    "count",
+)
 
 _CODE_BY_HTTP_STATUS = {
     400: "invalid-request",
@@ -83,6 +93,9 @@ def problem(
 ) -> Response[Problem]:
     body = problem_document(status, code, detail, **extra)
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+# The errors' extra fields a problem document shows: none of them ever holds directive text.
 
 
 def charter_error(_: Request[Any, Any, Any], exc: CharterError) -> Response[Problem]:

@@ -380,6 +380,10 @@ class Problem(Struct, kw_only=True, omit_defaults=True):
     holder: str | None = None
     expires_at: str | None = None
     not_before: str | None = None
+    # undefined-variable (DESIGN §9): the name, the first 20 agents and how many in all.
+    variable: str | None = None
+    agents: list[str] | None = None
+    count: int | None = None
 
 
 class ClaimOut(Struct, kw_only=True):

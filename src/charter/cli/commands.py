@@ -9,7 +9,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from charter.cli import _views, declarative, edit, exits, rollouts, webhooks, work
+from charter.cli import _views, declarative, edit, exits, rollouts, variables, webhooks, work
 from charter.cli._context import Context, UsageError, connection_options, resolve
 from charter.cli._context import json_option as _json_option
 from charter.cli._context import realm_option as _realm_option
@@ -147,6 +147,7 @@ def add(
     key_create.set_defaults(color="never")
 
     rollouts.add(commands, conn, realm, as_json)
+    variables.add(commands, conn, realm, as_json)
     declarative.add(commands, conn, realm)
     edit.add(commands, conn, realm)
     webhooks.add(commands, conn, realm, as_json)

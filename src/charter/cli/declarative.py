@@ -118,7 +118,8 @@ def export(ctx: Context, args: argparse.Namespace) -> int:
         )
 
     roots = sorted((node(r) for r in forest.roots), key=_by_key)
-    tree = treefile.TreeFile(realm=realm, directives=roots)
+    defaults = ctx.charter.variables(realm=realm).variables
+    tree = treefile.TreeFile(realm=realm, variables=defaults or None, directives=roots)
     text = f"# charter export {realm} (realm revision {forest.revision})\n" + treefile.dump(tree)
     if args.output:
         write_atomically(Path(args.output), text)
@@ -184,15 +185,42 @@ def apply(ctx: Context, args: argparse.Namespace) -> int:
         )
     state = fetch_state(ctx.charter, realm)
     plan = make_plan(desired, state, prune=args.prune)
-    print_plan(plan, ctx.style)
+    defaults = ctx.charter.variables(realm=realm)
+    wanted = desired.variables
+    vars_change = wanted is not None and wanted != defaults.variables
+    if vars_change:
+        assert wanted is not None
+        print_variables(defaults.variables, wanted, ctx.style)
+    print_plan(plan, ctx.style, variables_too=vars_change)
     too_many = _prune_too_large(plan, args.max_prune)
     if too_many and not args.yes:
         print(f"charter: {too_many}; check the file, then pass --yes to go ahead", file=sys.stderr)
         if not args.dry_run:
             return exits.USAGE
-    if args.dry_run or not plan.steps:
+    if args.dry_run or (not plan.steps and not vars_change):
         return exits.OK
-    return execute(ctx.charter, plan, state, ctx.style, progress=args.progress)
+    if not vars_change or wanted is None:
+        return execute(ctx.charter, plan, state, ctx.style, progress=args.progress)
+    # Defaults a directive will use must exist before it is written, and a default may go only
+    # once no directive uses it (the server refuses a hole): add first, remove last.
+    added = ctx.charter.set_variables(
+        {**defaults.variables, **wanted}, expected_revision=defaults.revision, realm=realm
+    )
+    code = exits.OK
+    if plan.steps:
+        code = execute(ctx.charter, plan, state, ctx.style, progress=args.progress)
+    if code == exits.OK and added.variables != wanted:
+        ctx.charter.set_variables(wanted, expected_revision=added.revision, realm=realm)
+    print(f"Set the default template variables of {realm}.")
+    return code
+
+
+def print_variables(current: dict[str, str], wanted: dict[str, str], style: Style) -> None:
+    """The plan for the realm's default template variables: names only, never values."""
+    changes = [f"+{n}" for n in sorted(wanted.keys() - current.keys())]
+    changes += [f"~{n}" for n in sorted(current.keys() & wanted.keys()) if current[n] != wanted[n]]
+    changes += [f"-{n}" for n in sorted(current.keys() - wanted.keys())]
+    print(f"{style('~', 'yellow', 'bold')} variables {', '.join(changes)}", file=sys.stdout)
 
 
 def _prune_too_large(plan: Plan, max_share: float) -> str | None:
@@ -212,9 +240,9 @@ def _prune_too_large(plan: Plan, max_share: float) -> str | None:
 _MARK = {"create": ("+", "green"), "update": ("~", "yellow"), "status": ("!", "cyan")}
 
 
-def print_plan(plan: Plan, style: Style) -> None:
+def print_plan(plan: Plan, style: Style, *, variables_too: bool = False) -> None:
     out = sys.stdout
-    if not plan.steps:
+    if not plan.steps and not variables_too:
         print(f"No changes: realm {plan.realm} matches the file.", file=out)
     for step in plan.steps:
         mark, colour = _MARK.get(step.kind, ("-", "red"))

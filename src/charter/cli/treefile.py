@@ -35,6 +35,8 @@ class FileNode(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class TreeFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     realm: str | None = None
+    # The realm's default template variables (DESIGN §9); None: the file leaves them alone.
+    variables: dict[str, str] | None = None
     directives: list[FileNode] = []
 
 
@@ -184,7 +186,10 @@ _Dumper.add_representer(str, _str)
 
 
 def dump(tree: TreeFile) -> str:
-    document = {"realm": tree.realm, "directives": [_plain(n) for n in tree.directives]}
+    document: dict[str, Any] = {"realm": tree.realm}
+    if tree.variables:
+        document["variables"] = dict(sorted(tree.variables.items()))
+    document["directives"] = [_plain(n) for n in tree.directives]
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 

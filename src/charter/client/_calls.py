@@ -189,6 +189,33 @@ class Endpoints:
             "PUT", path, _directive, body=_encoder.encode(fields), headers=headers, write=True
         )
 
+    # template variables
+
+    def _variables_path(self, agent_id: str | None, realm: str | None) -> str:
+        if agent_id is None:
+            return f"{self._r(realm)}/variables"
+        return f"{self._r(realm)}/agents/{_seg(agent_id)}/profile"
+
+    def variables(self, agent_id: str | None, realm: str | None) -> Call[m.Variables]:
+        return Call("GET", self._variables_path(agent_id, realm), _decoder(m.Variables))
+
+    def put_variables(
+        self,
+        agent_id: str | None,
+        variables: Mapping[str, str],
+        expected_revision: int,
+        realm: str | None,
+    ) -> Call[m.Variables]:
+        body = _encoder.encode({"variables": dict(variables)})
+        return Call(
+            "PUT",
+            self._variables_path(agent_id, realm),
+            _decoder(m.Variables),
+            body=body,
+            headers=if_match(expected_revision),
+            write=True,
+        )
+
     def rollout(self, directive_id: str, realm: str | None) -> Call[m.RolloutReport]:
         path = f"{self._d(directive_id, realm)}/rollout"
         return Call("GET", path, _decoder(m.RolloutReport))

@@ -54,6 +54,13 @@ class TargetRefused(InvalidInput):
     code = "target-refused"
 
 
+class UndefinedVariable(InvalidInput):
+    """The write would leave an affected agent's prompt with an undefined placeholder:
+    `problem.variable`, `problem.agents` (the first 20) and `problem.count`."""
+
+    code = "undefined-variable"
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency-key-reused"
 
@@ -154,6 +161,7 @@ _BY_CODE: dict[str, type[ProblemError]] = {
         PayloadTooLarge,
         InvalidHierarchy,
         TargetRefused,
+        UndefinedVariable,
         IdempotencyKeyReused,
         PreconditionRequired,
         MethodNotAllowed,

@@ -496,3 +496,19 @@ class Problem(Struct, kw_only=True):
     holder: str | None = None
     expires_at: str | None = None
     not_before: str | None = None
+    # undefined-variable: the name, the first 20 agents and how many in all.
+    variable: str | None = None
+    agents: list[str] | None = None
+    count: int | None = None
+
+
+class Variables(Struct, kw_only=True):
+    """An agent's profile (`agent_id` set) or a realm's defaults: template variables' values
+    under their own revision (0: never set)."""
+
+    realm_id: str
+    agent_id: str | None = None
+    revision: int
+    variables: dict[str, str]
+    updated_at: datetime | None = None
+    changed: bool = True

@@ -238,6 +238,35 @@ class Charter:
         )
         return self._send(call)
 
+    # template variables
+
+    def profile(self, agent_id: str, *, realm: str | None = None) -> m.Variables:
+        """The agent's profile: its own values for template variables."""
+        return self._send(self._api.variables(agent_id, realm))
+
+    def set_profile(
+        self,
+        agent_id: str,
+        variables: Mapping[str, str],
+        *,
+        expected_revision: int,
+        realm: str | None = None,
+    ) -> m.Variables:
+        """Replace the agent's profile: compare-and-swap (0 for the first)."""
+        call = self._api.put_variables(agent_id, variables, expected_revision, realm)
+        return self._send(call)
+
+    def variables(self, *, realm: str | None = None) -> m.Variables:
+        """The realm's default values for template variables."""
+        return self._send(self._api.variables(None, realm))
+
+    def set_variables(
+        self, variables: Mapping[str, str], *, expected_revision: int, realm: str | None = None
+    ) -> m.Variables:
+        """Replace the realm's defaults: compare-and-swap (0 for the first)."""
+        call = self._api.put_variables(None, variables, expected_revision, realm)
+        return self._send(call)
+
     def rollout(self, directive_id: str, *, realm: str | None = None) -> m.RolloutReport:
         """The running rollout, and per metric each arm's outcomes with the Welch interval."""
         return self._send(self._api.rollout(directive_id, realm))

@@ -72,6 +72,9 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT, DELETE ON webhooks TO {role}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON webhook_cursors TO {role}",
     "GRANT SELECT, INSERT, DELETE ON webhook_deliveries TO {role}",
+    # Template variables: a profile or the defaults are replaced whole (0015).
+    "GRANT SELECT, INSERT, UPDATE ON agent_profiles TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON realm_variables TO {role}",
     # Keys are made and revoked, never changed: no UPDATE of role, realms or secret, no DELETE.
     "GRANT SELECT, INSERT (id, secret_hash, role, realms, agent_id, name, created_at), "
     "UPDATE (revoked_at) ON api_keys TO {role}",

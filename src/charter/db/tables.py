@@ -131,6 +131,8 @@ compositions = Table(
     Column("injection_mode", String(16), nullable=False),
     Column("layers", Json, nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    # The values a template's placeholders took (migration 0015); null: no template.
+    Column("variables", Json),
     PrimaryKeyConstraint("realm_id", "id"),
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
 )
@@ -347,4 +349,29 @@ timers = Table(
     PrimaryKeyConstraint("realm_id", "id"),
     ForeignKeyConstraint(["realm_id"], ["realms.id"]),
     Index("ix_timers_realm_id_due_at", "realm_id", "due_at"),
+)
+
+# Template variables (DESIGN §9, migration 0015): an agent's profile and a realm's defaults,
+# each a name -> value map under its own revision (compare-and-swap).
+agent_profiles = Table(
+    "agent_profiles",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("variables", Json, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id", "agent_id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
+)
+
+realm_variables = Table(
+    "realm_variables",
+    metadata,
+    Column("realm_id", String(63), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("variables", Json, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("realm_id"),
+    ForeignKeyConstraint(["realm_id"], ["realms.id"]),
 )

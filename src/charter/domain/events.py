@@ -30,3 +30,6 @@ class EventType(enum.StrEnum):
     SCHEDULE_CREATED = "schedule.created"
     SCHEDULE_CANCELLED = "schedule.cancelled"
     SCHEDULE_FAILED = "schedule.failed"
+    # Template variables' values (DESIGN §9): no directive, so `directive_id` is "".
+    PROFILE_UPDATED = "agent.profile_updated"
+    VARIABLES_UPDATED = "realm.variables_updated"

@@ -20,6 +20,7 @@ from charter.domain.composition import (
     RENDERER_VERSION,
     Composition,
     Layer,
+    Values,
     compose,
     render,
 )
@@ -100,17 +101,35 @@ def entry_of(
         layers=_layer_documents(composition.layers),
         realm_revision=stamp,
     )
-    spans = tuple(
-        segment_length(layer.depth, layer.title or "", bodies[layer.directive_id])
-        for layer in composition.layers
-        if layer.contributes
+    return Entry(
+        stamp, composition.composition_id, _encoder.encode(document), spans_of(composition, bodies)
     )
-    return Entry(stamp, composition.composition_id, _encoder.encode(document), spans)
+
+
+def spans_of(composition: Composition, bodies: Mapping[str, str]) -> tuple[int, ...] | None:
+    """Each contributing layer's length in the text, if a text change can be spliced in; None
+    when the text is not the active bodies as written: a candidate's text shows (a rollout),
+    or a body holds template syntax (its values are filled in, and they are in the id)."""
+    contributing = [layer for layer in composition.layers if layer.contributes]
+    if any(layer.arm is Arm.CANDIDATE for layer in contributing):
+        return None
+    if any("{{" in bodies[layer.directive_id] for layer in contributing):
+        return None
+    return tuple(
+        segment_length(layer.depth, layer.title or "", bodies[layer.directive_id])
+        for layer in contributing
+    )
 
 
 def segment_length(depth: int, title: str, body: str) -> int:
     """The length of one layer's part of the text, as `render` writes it."""
     return min(depth, 6) + 1 + len(title) + 2 + len(body)
+
+
+def compose_snapshot(realm: str, agent: str, snap: compositions.Snapshot) -> Composition:
+    """The agent's composition from its snapshot, placeholders filled (DESIGN §9)."""
+    values = Values(snap.profile, snap.defaults, realm)
+    return compose(agent, snap.nodes, snap.bodies, values)
 
 
 def decode(entry: Entry) -> PromptDocument:
@@ -189,7 +208,7 @@ class Prompts:
         """Bypass the cache: one query, then the composition record if it is new."""
         async with self.db.one_statement(realm) as conn:
             snap = await compositions.snapshot(conn, realm, agent)
-        composition = compose(agent, snap.nodes, snap.bodies)
+        composition = compose_snapshot(realm, agent, snap)
         await self.record(realm, [(agent, composition)])
         return entry_of(realm, agent, composition, snap.realm_revision, snap.bodies)
 
@@ -209,7 +228,7 @@ class Prompts:
             if isinstance(snap, NotFound):
                 out[agent] = snap
                 continue
-            composition = compose(agent, snap.nodes, snap.bodies)
+            composition = compose_snapshot(realm, agent, snap)
             made.append((agent, composition))
             out[agent] = entry_of(realm, agent, composition, snap.realm_revision, snap.bodies)
         await self.record(realm, made)
@@ -231,6 +250,7 @@ class Prompts:
                     injection_mode=composition.injection_mode,
                     layers=[msgspec.to_builtins(d) for d in _layer_documents(composition.layers)],
                     created_at=utcnow(),
+                    variables=composition.values if composition.values else None,
                 )
         if not new:
             return
@@ -283,7 +303,7 @@ class Prompts:
             agent_id=agent or record.agent_id,
             renderer_version=record.renderer_version,
             injection_mode=record.injection_mode,
-            text=render(domain_layers, bodies),
+            text=render(domain_layers, bodies, record.variables or {}),
             layers=_layer_documents(domain_layers),
             created_at=record.created_at,
         )

@@ -75,9 +75,10 @@ def recompose(
         if not layer.contributes:
             continue
         if layer.directive_id == change.directive_id:
-            if layer.arm is not None:
-                # A rollout of this node runs: the agent's arm decides its version (a
-                # candidate keeps the candidate's text), which only the query knows.
+            if layer.arm is not None or "{{" in change.body:
+                # A rollout of this node runs (the agent's arm decides its version: a
+                # candidate keeps the candidate's text), or the new body is a template
+                # (values to fill in, and in the id): only the query knows.
                 return None
             heading = f"{'#' * min(layer.depth, 6)} {layer.title}\n\n"
             if part >= len(spans) or not text.startswith(heading, start):

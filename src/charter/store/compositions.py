@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,10 +12,12 @@ from sqlalchemy import Row, and_, column, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.clock import aware
+from charter.db.tables import agent_profiles as ap
 from charter.db.tables import composition_agents as ca
 from charter.db.tables import compositions as c
 from charter.db.tables import directive_versions as v
 from charter.db.tables import directives as d
+from charter.db.tables import realm_variables as rv
 from charter.db.tables import realms
 from charter.domain.composition import TreeNode
 from charter.domain.tree import InjectionMode, Level, Priority, Status
@@ -30,6 +33,9 @@ class Snapshot:
     realm_revision: int
     nodes: list[TreeNode]
     bodies: dict[str, str]
+    # Template variables' values (DESIGN §9): the agent's profile and the realm's defaults.
+    profile: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
 
 
 def _owned_and_ancestors(realm_id: str, agent_id: str) -> Any:
@@ -46,7 +52,15 @@ def _owned_and_ancestors(realm_id: str, agent_id: str) -> Any:
     return base.union(up)
 
 
-_ROWS_FUNCTION = text("SELECT * FROM charter_composition_rows(:realm, :agent)").columns(
+# The profile and the defaults ride along each row, in the same statement. The subqueries run
+# once the function has returned its rows, so after it has set the realm (row-level security).
+_ROWS_FUNCTION = text(
+    "SELECT r.*,"
+    " (SELECT p.variables FROM agent_profiles p"
+    "  WHERE p.realm_id = :realm AND p.agent_id = :agent) AS profile,"
+    " (SELECT d.variables FROM realm_variables d WHERE d.realm_id = :realm) AS defaults"
+    " FROM charter_composition_rows(:realm, :agent) AS r"
+).columns(
     column("id"),
     column("parent_id"),
     column("level"),
@@ -63,6 +77,8 @@ _ROWS_FUNCTION = text("SELECT * FROM charter_composition_rows(:realm, :agent)").
     column("rollout"),
     column("candidate_title"),
     column("candidate_body"),
+    column("profile"),
+    column("defaults"),
 )
 
 
@@ -81,8 +97,12 @@ async def snapshot(conn: AsyncConnection, realm_id: str, agent_id: str) -> Snaps
 # The same function for each of many agents, in one statement: each call sets the realm and
 # reads its rows and the realm revision in one snapshot, so each agent's stamp matches its rows.
 _ROWS_FOR_AGENTS = text(
-    "SELECT a.agent, r.* FROM unnest(CAST(:agents AS text[])) AS a(agent), "
-    "LATERAL charter_composition_rows(:realm, a.agent) AS r"
+    "SELECT a.agent, r.*,"
+    " (SELECT p.variables FROM agent_profiles p"
+    "  WHERE p.realm_id = :realm AND p.agent_id = a.agent) AS profile,"
+    " (SELECT d.variables FROM realm_variables d WHERE d.realm_id = :realm) AS defaults"
+    " FROM unnest(CAST(:agents AS text[])) AS a(agent),"
+    " LATERAL charter_composition_rows(:realm, a.agent) AS r"
 ).columns(column("agent"), *(column(c.key) for c in _ROWS_FUNCTION.selected_columns))
 
 
@@ -118,6 +138,12 @@ def _snapshot_query(realm_id: str, agent_id: str) -> Any:
     chain = _owned_and_ancestors(realm_id, agent_id)
     cv = v.alias("cv")
     realm_revision = select(realms.c.revision).where(realms.c.id == realm_id).scalar_subquery()
+    profile = (
+        select(ap.c.variables)
+        .where(ap.c.realm_id == realm_id, ap.c.agent_id == agent_id)
+        .scalar_subquery()
+    )
+    defaults = select(rv.c.variables).where(rv.c.realm_id == realm_id).scalar_subquery()
     query = (
         select(
             d.c.id,
@@ -136,6 +162,8 @@ def _snapshot_query(realm_id: str, agent_id: str) -> Any:
             d.c.rollout,
             cv.c.title.label("candidate_title"),
             cv.c.body.label("candidate_body"),
+            profile.label("profile"),
+            defaults.label("defaults"),
         )
         .select_from(d)
         .outerjoin(
@@ -183,7 +211,18 @@ def _snapshot(agent_id: str, rows: list[Row[Any]]) -> Snapshot:
         for row in rows
     ]
     bodies = {row.id: row.body for row in rows if row.body is not None}
-    return Snapshot(int(rows[0].realm_revision), nodes, bodies)
+    first = rows[0]
+    return Snapshot(
+        int(first.realm_revision), nodes, bodies, _map(first.profile), _map(first.defaults)
+    )
+
+
+def _map(raw: object) -> dict[str, str]:
+    """A variables column as read: JSON text through a raw statement, a dict otherwise."""
+    if raw is None:
+        return {}
+    value: Any = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    return {str(k): str(val) for k, val in dict(value).items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +233,8 @@ class Record:
     injection_mode: InjectionMode
     layers: list[dict[str, Any]]
     created_at: datetime
+    # The values a template's placeholders took; None when the text is no template.
+    variables: dict[str, str] | None = None
 
 
 async def record(conn: AsyncConnection, realm_id: str, rec: Record) -> None:
@@ -215,6 +256,7 @@ async def record_many(conn: AsyncConnection, realm_id: str, recs: Sequence[Recor
             "injection_mode": rec.injection_mode.value,
             "layers": rec.layers,
             "created_at": rec.created_at,
+            "variables": rec.variables,
         }
         for rec in recs
     ]
@@ -247,6 +289,7 @@ async def get(conn: AsyncConnection, realm_id: str, composition_id: str) -> Reco
         injection_mode=InjectionMode(row.injection_mode),
         layers=list(row.layers),
         created_at=aware(row.created_at),
+        variables=None if row.variables is None else dict(row.variables),
     )
 
 

@@ -36,6 +36,10 @@ class Committed:
     realm: str
     stamp: int
     agents: frozenset[str]
+    # False when the change cannot leave a template variable undefined (a text swap to a body
+    # without `{{`): the check before commit skips it (services/variables.py).
+    # Not part of what changes for caches, so not compared.
+    may_leave_holes: bool = field(default=True, compare=False)
 
 
 # The transaction's connection collects what it wrote; the runtime reads it after commit.

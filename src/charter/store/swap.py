@@ -68,5 +68,8 @@ async def swap_content(
     if row.outcome != "ok":
         return Swapped(None, row.revision)
     agents = frozenset(row.agents)
-    conn.info.setdefault(COMMITTED_KEY, []).append(Committed(current.realm_id, row.seq, agents))
+    # New text without `{{` only removes placeholders: it cannot leave a variable undefined.
+    holes = "{{" in content.body
+    change = Committed(current.realm_id, row.seq, agents, may_leave_holes=holes)
+    conn.info.setdefault(COMMITTED_KEY, []).append(change)
     return Swapped(with_content(row, content.title, content.body), row.revision)
