@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from charter.domain.injection import InjectFormat
+from charter.domain.rollouts import MAX_OUTCOME_VALUE
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.domain.work import (
     ERROR_CODE_MAX,
@@ -184,7 +185,7 @@ class OutcomeIn(_In):
     composition_id: Annotated[str, Meta(pattern=r"^cmp_[0-9a-f]{64}" + _END)]
     agent_id: AgentId
     metric: Metric
-    value: float
+    value: Annotated[float, Meta(ge=-MAX_OUTCOME_VALUE, le=MAX_OUTCOME_VALUE)]
 
 
 class Attribution(Struct, kw_only=True):
