@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support.api import ADMIN_KEY, Api
-from tests.support.checks import assert_problem
+from tests.support.checks import assert_problem, assert_unchanged, snapshot
 from tests.support.streams import held_stream
 
 
@@ -200,6 +200,30 @@ async def test_an_agent_key_claims_only_as_itself(api: Api) -> None:
         f"/v1/realms/{api.realm}/claims", params={"agent_id": "a1"}, headers=other
     )
     assert_problem(theirs, 403, "forbidden")
+
+
+async def test_an_agent_key_claims_only_its_own_agents_directives(api: Api) -> None:
+    """Else an agent key, which may write nothing, could close the realm's root and every
+    directive under it (claim it, finish succeeded with cascade), or reopen any with rerun."""
+    root = await api.create()
+    theirs = await api.child(root, level="agent", owner_agent_id="a2")
+    done = await api.patch(
+        await api.child(root, level="agent", owner_agent_id="a2"), status="completed"
+    )
+    key = {"Authorization": f"Bearer {await _agent_key(api.client, api.realm, 'a1')}"}
+    before = await snapshot(api, root["id"])
+    for node, extra in ((root, {}), (theirs, {}), (done, {"rerun": True})):
+        body = {"agent_id": "a1", "lease_seconds": 30, **extra}
+        refused = await api.client.post(_claims(api, node), json=body, headers=key)
+        assert_problem(refused, 403, "forbidden")
+    await assert_unchanged(api, before)
+    assert (await api.get(done["id"]))["status"] == "completed"
+    mine = await api.child(root, level="agent", owner_agent_id="a1")
+    made = await api.client.post(
+        _claims(api, mine), json={"agent_id": "a1", "lease_seconds": 30}, headers=key
+    )
+    assert made.status_code == 201, made.text
+    assert (await _claim(api, theirs)).status_code == 201  # an operator's claim for a1 stands
 
 
 async def test_the_agents_list_shows_live_claims_and_the_prompt_does_not(api: Api) -> None:
