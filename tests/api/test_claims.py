@@ -8,11 +8,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support.api import ADMIN_KEY, Api
-from tests.support.checks import assert_problem, assert_unchanged, snapshot
+from tests.support.checks import assert_problem, assert_unchanged, if_match, snapshot
 from tests.support.streams import held_stream
 
 
@@ -61,6 +62,18 @@ async def test_paused_and_not_yet_due_directives_are_not_due(api: Api) -> None:
     assert node["not_before"] is None
     assert (await _claim(api, node)).status_code == 201
     assert "directive.claimed" in await _types(api)
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+async def test_a_not_before_outside_utc_is_refused(api: Api, instant: str) -> None:
+    body = {"level": "realm", "title": "t", "body": "b", "not_before": instant}
+    assert_problem(await api.client.post(api.base, json=body), 400, "invalid-request")
+    node = await api.create()
+    patched = await api.client.patch(
+        f"{api.base}/{node['id']}", json={"not_before": instant}, headers=if_match(1)
+    )
+    assert_problem(patched, 400, "invalid-request")
+    assert (await api.get(node["id"]))["revision"] == 1
 
 
 async def test_a_terminal_directive_is_claimed_only_with_rerun(api: Api) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType, field
@@ -38,6 +38,16 @@ VersionNumber = Annotated[int, Meta(ge=1)]
 Instant = Annotated[datetime, Meta(tz=True, description="RFC 3339, with a UTC offset")]
 
 
+def _in_utc(name: str, value: object) -> None:
+    """An Instant must be one in UTC too: `9999-12-31T23:59:59-23:59` parses, but converting
+    it (to store it, to compare it) overflows. Call it from the Struct's __post_init__."""
+    if isinstance(value, datetime):
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{name} is outside the years 1 to 9999 in UTC") from None
+
+
 class _In(Struct, forbid_unknown_fields=True, kw_only=True):
     """Requests refuse unknown fields: a typo must not be silently ignored."""
 
@@ -68,6 +78,9 @@ class DirectiveCreate(_In):
     message: Message | None = None
     not_before: Instant | None = None
 
+    def __post_init__(self) -> None:
+        _in_utc("not_before", self.not_before)
+
 
 class DirectivePatch(_In):
     title: Title | UnsetType = UNSET
@@ -85,6 +98,9 @@ class DirectivePatch(_In):
     cascade: bool = False
     activate: bool = True
     expected_revision: Revision | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        _in_utc("not_before", self.not_before)
 
 
 class RollbackIn(_In):
@@ -530,6 +546,9 @@ class ScheduleIn(_In):
     action: dict[str, Any]
     # Stored, so bounded by its column (a bigint).
     expected_revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None
+
+    def __post_init__(self) -> None:
+        _in_utc("at", self.at)
 
 
 class ScheduleOut(Struct, kw_only=True):
