@@ -475,7 +475,9 @@ async def test_the_release_and_work_routes_log_no_text(
     claim = await d.call("POST", work, 201, {"agent_id": "worker", "lease_seconds": 60})
     claim_url = f"{work}/{claim.json()['id']}"
     await d.call("POST", work, 409, {"agent_id": "worker", "lease_seconds": 60})
-    await d.call("POST", f"{claim_url}/finish", 400, {"outcome": "failed", "error_code": marked("code")})
+    await d.call(
+        "POST", f"{claim_url}/finish", 400, {"outcome": "failed", "error_code": marked("code")}
+    )
     await d.ok("POST", f"{claim_url}/heartbeat")
     await d.ok("POST", f"{claim_url}/finish", {"outcome": "failed", "error_code": "flaky"})
     await d.ok("GET", f"{d.root}/claims?agent_id=worker")
