@@ -488,13 +488,14 @@ async def test_the_release_and_work_routes_log_no_text(
     assert MARKER in json.dumps(injected)
     said = [{"role": "user", "content": marked("hello")}]
     await d.ok("POST", inject, {"format": "anthropic", "system": marked("sys"), "messages": said})
-    for refused in (
+    refused_injects: list[dict[str, Any]] = [
         {"format": "anthropic", "input": marked("wrong field"), "messages": said},
         {"format": "openai-responses", "input": 5, "instructions": marked("instr")},
         {"format": "anthropic", "system": [MARKER], "messages": said},
         {"format": MARKER, "messages": said},
-    ):
-        await d.call("POST", inject, 400, refused)
+    ]
+    for refused_inject in refused_injects:
+        await d.call("POST", inject, 400, refused_inject)
 
     feed = await d.ok("GET", f"{d.root}/events?limit=500")
     assert promoted["revision"] > started["revision"]

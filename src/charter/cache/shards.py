@@ -37,7 +37,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
 
 from charter.cache import names
-from charter.cache.bus import Invalidation
+from charter.cache.bus import Announcement, Invalidation
 from charter.cache.hub import Hub
 from charter.cache.topology import Succession, Topology, read_nodes
 from charter.settings import REDIS_CLUSTER_SCHEME as SCHEME
@@ -145,6 +145,13 @@ class ShardedBus:
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
         await self.cluster.spublish(names.invalidation_channel(realm, self.prefix), message)
+
+    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement | None:
+        """None: an SPUBLISH goes to the realm's shard on its own, never in the tier's
+        pipeline (its tombstones' keys live on other slots). Without this the relay's fast
+        path and its loop both failed on the missing method, and no other process heard of
+        any change."""
+        return None
 
     async def revoke_key(self, key_id: str) -> None:
         self.hub.revoke_key(key_id)
