@@ -273,7 +273,8 @@ class RedisTier:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     if keys:
-                        await self._invalidate(keys=keys, args=args, client=pipe)
+                        # A pipeline runs scripts too; redis-py types `client` narrowly.
+                        await self._invalidate(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
                     pipe.publish(*announce)
                     await pipe.execute()
             except (RedisError, OSError) as exc:

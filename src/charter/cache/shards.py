@@ -142,16 +142,14 @@ class ShardedBus:
         """Subscription connections: one per master serving a subscribed channel."""
         return len(self._links)
 
+    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement | None:
+        """None: on a cluster the tombstones (a script on the realm's master) and the SPUBLISH
+        are sent apart, not in one pipeline (`publish`)."""
+        return None
+
     async def publish(self, realm: str, agents: Sequence[str], stamp: int) -> None:
         message = msgspec.json.encode(Invalidation(realm, stamp, list(agents)))
         await self.cluster.spublish(names.invalidation_channel(realm, self.prefix), message)
-
-    def announcement(self, realm: str, agents: Sequence[str], stamp: int) -> Announcement | None:
-        """None: an SPUBLISH goes to the realm's shard on its own, never in the tier's
-        pipeline (its tombstones' keys live on other slots). Without this the relay's fast
-        path and its loop both failed on the missing method, and no other process heard of
-        any change."""
-        return None
 
     async def revoke_key(self, key_id: str) -> None:
         self.hub.revoke_key(key_id)
