@@ -6,6 +6,9 @@ bytes would go out as they are. `install()` puts a record factory in front of ev
 the process, so every message, whoever logs it, is formatted once and escaped: each character
 that is not printable (control and format characters, line and paragraph separators) becomes
 `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`. Tracebacks are not messages and keep their lines.
+
+It also drops the records of libraries that log what they send: sse-starlette logs every SSE
+chunk at DEBUG, and over MCP a chunk is a tool's or a prompt's answer, directive text.
 """
 
 from __future__ import annotations
@@ -14,6 +17,13 @@ import logging
 from typing import Any
 
 _installed = False
+# Logger name -> the message prefix of the records it must never emit, whatever its level.
+_CONTENT_RECORDS = {"sse_starlette.sse": ("chunk:", "ping:")}
+
+
+def _drop_content(record: logging.LogRecord) -> bool:
+    prefixes = _CONTENT_RECORDS.get(record.name, ())
+    return not (isinstance(record.msg, str) and record.msg.startswith(prefixes))
 
 
 def escaped(text: str) -> str:
@@ -48,3 +58,5 @@ def install() -> None:
         return made
 
     logging.setLogRecordFactory(record)
+    for name in _CONTENT_RECORDS:
+        logging.getLogger(name).addFilter(_drop_content)

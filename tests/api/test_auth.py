@@ -347,7 +347,8 @@ async def _retry(w: World) -> Call:
 
 
 async def _claim(w: World) -> Call:
-    node = await _fresh(w)
+    # agent-own's: an agent key claims only its own agent's directives.
+    node = await _create(w.client, w.base, title="Fresh", body="Fresh", owner_agent_id="agent-own")
     return Call(
         "POST", f"{w.base}/{node['id']}/claims", {"agent_id": "agent-own", "lease_seconds": 60}
     )

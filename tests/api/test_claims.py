@@ -8,11 +8,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support.api import ADMIN_KEY, Api
-from tests.support.checks import assert_problem
+from tests.support.checks import assert_problem, assert_unchanged, if_match, snapshot
 from tests.support.streams import held_stream
 
 
@@ -61,6 +62,18 @@ async def test_paused_and_not_yet_due_directives_are_not_due(api: Api) -> None:
     assert node["not_before"] is None
     assert (await _claim(api, node)).status_code == 201
     assert "directive.claimed" in await _types(api)
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+async def test_a_not_before_outside_utc_is_refused(api: Api, instant: str) -> None:
+    body = {"level": "realm", "title": "t", "body": "b", "not_before": instant}
+    assert_problem(await api.client.post(api.base, json=body), 400, "invalid-request")
+    node = await api.create()
+    patched = await api.client.patch(
+        f"{api.base}/{node['id']}", json={"not_before": instant}, headers=if_match(1)
+    )
+    assert_problem(patched, 400, "invalid-request")
+    assert (await api.get(node["id"]))["revision"] == 1
 
 
 async def test_a_terminal_directive_is_claimed_only_with_rerun(api: Api) -> None:
@@ -200,6 +213,30 @@ async def test_an_agent_key_claims_only_as_itself(api: Api) -> None:
         f"/v1/realms/{api.realm}/claims", params={"agent_id": "a1"}, headers=other
     )
     assert_problem(theirs, 403, "forbidden")
+
+
+async def test_an_agent_key_claims_only_its_own_agents_directives(api: Api) -> None:
+    """Else an agent key, which may write nothing, could close the realm's root and every
+    directive under it (claim it, finish succeeded with cascade), or reopen any with rerun."""
+    root = await api.create()
+    theirs = await api.child(root, level="agent", owner_agent_id="a2")
+    done = await api.patch(
+        await api.child(root, level="agent", owner_agent_id="a2"), status="completed"
+    )
+    key = {"Authorization": f"Bearer {await _agent_key(api.client, api.realm, 'a1')}"}
+    before = await snapshot(api, root["id"])
+    for node, extra in ((root, {}), (theirs, {}), (done, {"rerun": True})):
+        body = {"agent_id": "a1", "lease_seconds": 30, **extra}
+        refused = await api.client.post(_claims(api, node), json=body, headers=key)
+        assert_problem(refused, 403, "forbidden")
+    await assert_unchanged(api, before)
+    assert (await api.get(done["id"]))["status"] == "completed"
+    mine = await api.child(root, level="agent", owner_agent_id="a1")
+    made = await api.client.post(
+        _claims(api, mine), json={"agent_id": "a1", "lease_seconds": 30}, headers=key
+    )
+    assert made.status_code == 201, made.text
+    assert (await _claim(api, theirs)).status_code == 201  # an operator's claim for a1 stands
 
 
 async def test_the_agents_list_shows_live_claims_and_the_prompt_does_not(api: Api) -> None:

@@ -423,3 +423,137 @@ async def test_an_unexpected_error_logs_no_text(
     feed = await d.ok("GET", f"{d.root}/events?limit=500")
     assert MARKER not in json.dumps(feed)
     logs.assert_clean()
+
+
+async def test_the_release_and_work_routes_log_no_text(
+    client: AsyncTestClient[Litestar], logs: Logs
+) -> None:
+    """Drafts, rollouts, outcomes, schedules, claims and the other inject formats: the marker
+    in every text field and message, on the paths that take it and the paths that refuse it."""
+    realm_id = new_realm_id()
+    d = Driver(client, realm_id)
+    await d.call("POST", "/v1/realms", 201, {"id": realm_id})
+    nodes = await _tree(d)
+    team = nodes["team"]
+    draft = await d.patch(team, body=marked("draft"), activate=False, message=marked("why"))
+    rollout = d.node(draft, "/rollout")
+    cas = {"If-Match": f'"{draft["revision"]}"'}
+    for refused, status in (
+        ({"version": 9, "percent": 10, "message": marked("m")}, 404),
+        ({"version": 2, "percent": 10.001, "message": marked("m")}, 400),
+        ({"version": 2, "percent": 10, "message": [MARKER]}, 400),
+        ({"version": 2, "percent": 10, "agents": [marked("not an agent")]}, 400),
+        ({"version": 2, "percent": 10, "guard": {"metric": MARKER}}, 400),
+    ):
+        await d.call("PUT", rollout, status, refused, headers=cas)
+    body = {"version": 2, "percent": 50, "agents": ["worker"], "message": marked("why roll")}
+    started = await d.ok("PUT", rollout, body, headers=cas)
+    await d.call("PUT", rollout, 412, body, headers=cas)
+    prompt = await d.ok("GET", f"{d.root}/agents/worker/prompt")
+    assert MARKER in prompt["text"]
+    outcome = {"composition_id": prompt["composition_id"], "agent_id": "worker", "metric": "m"}
+    await d.call("POST", f"{d.root}/outcomes", 202, {**outcome, "value": 1})
+    await d.call("POST", f"{d.root}/outcomes", 400, {**outcome, "value": MARKER})
+    await d.ok("GET", rollout)
+
+    schedules = d.node(started, "/schedules")
+    for action in ({"status": MARKER}, {MARKER: 1}, {"activate": MARKER}, {"rollout": MARKER}):
+        await d.call("POST", schedules, 400, {"at": "2030-01-01T00:00:00Z", "action": action})
+    pending = await d.call(
+        "POST", schedules, 201, {"at": "2030-01-01T00:00:00Z", "action": {"promote": True}}
+    )
+    await d.ok("GET", schedules)
+    await d.call("DELETE", f"{schedules}/{pending.json()['id']}", 200)
+    started_cas = {"If-Match": f'"{started["revision"]}"'}
+    promoted = await d.ok(
+        "POST", f"{rollout}/promote", {"message": marked("why promote")}, headers=started_cas
+    )
+    promoted_cas = {"If-Match": f'"{promoted["revision"]}"'}
+    await d.call("DELETE", rollout, 404, {"message": marked("why abort")}, headers=promoted_cas)
+
+    work = d.node(nodes["agent"], "/claims")
+    claim = await d.call("POST", work, 201, {"agent_id": "worker", "lease_seconds": 60})
+    claim_url = f"{work}/{claim.json()['id']}"
+    await d.call("POST", work, 409, {"agent_id": "worker", "lease_seconds": 60})
+    await d.call(
+        "POST", f"{claim_url}/finish", 400, {"outcome": "failed", "error_code": marked("code")}
+    )
+    await d.ok("POST", f"{claim_url}/heartbeat")
+    await d.ok("POST", f"{claim_url}/finish", {"outcome": "failed", "error_code": "flaky"})
+    await d.ok("GET", f"{d.root}/claims?agent_id=worker")
+
+    inject = f"{d.root}/agents/worker/inject"
+    responses = {"format": "openai-responses", "input": marked("input")}
+    injected = await d.ok("POST", inject, {**responses, "instructions": marked("instr")})
+    assert MARKER in json.dumps(injected)
+    said = [{"role": "user", "content": marked("hello")}]
+    await d.ok("POST", inject, {"format": "anthropic", "system": marked("sys"), "messages": said})
+    refused_injects: list[dict[str, Any]] = [
+        {"format": "anthropic", "input": marked("wrong field"), "messages": said},
+        {"format": "openai-responses", "input": 5, "instructions": marked("instr")},
+        {"format": "anthropic", "system": [MARKER], "messages": said},
+        {"format": MARKER, "messages": said},
+    ]
+    for refused_inject in refused_injects:
+        await d.call("POST", inject, 400, refused_inject)
+
+    feed = await d.ok("GET", f"{d.root}/events?limit=500")
+    assert promoted["revision"] > started["revision"]
+    assert len(feed["items"]) > 8
+    assert MARKER not in json.dumps(feed)
+    logs.assert_clean()
+
+
+async def _mcp_call(
+    client: AsyncTestClient[Litestar], url: str, headers: dict[str, str], method: str, **kw: Any
+) -> str:
+    message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": kw}
+    response = await client.post(url, json=message, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def test_mcp_logs_no_text(client: AsyncTestClient[Litestar], logs: Logs) -> None:
+    """What MCP answers carries the text (a prompt, a directive); no log line does, at DEBUG
+    either (the SSE library logs every chunk it sends)."""
+    realm_id = new_realm_id()
+    d = Driver(client, realm_id)
+    await d.call("POST", "/v1/realms", 201, {"id": realm_id})
+    nodes = await _tree(d)
+    url = f"/mcp?realm={realm_id}&agent=worker"
+    headers = {**ADMIN, **JSON, "Accept": "application/json, text/event-stream"}
+    hello = {"name": "test", "version": "1"}
+    opened = await client.post(
+        url,
+        json={
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": hello},
+        },
+        headers=headers,
+    )
+    assert opened.status_code == 200, opened.text
+    headers |= {
+        "mcp-session-id": opened.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-11-25",
+    }
+    ready = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await client.post(url, json=ready, headers=headers)).status_code == 202
+    assert MARKER in await _mcp_call(client, url, headers, "prompts/get", name="directives")
+    node = nodes["agent"]
+    got = await _mcp_call(
+        client, url, headers, "tools/call", name="get_directive", arguments={"id": node["id"]}
+    )
+    assert MARKER in got
+    for arguments in (
+        {"id": node["id"], "expected_revision": 9, "body": marked("stale")},
+        {"id": node["id"], "expected_revision": 1, "title": [MARKER]},
+        {"id": node["id"], "expected_revision": 1, "title": marked("two\nlines")},
+    ):
+        refused = await _mcp_call(
+            client, url, headers, "tools/call", name="update_directive", arguments=arguments
+        )
+        assert '"isError":true' in refused
+        assert MARKER not in refused
+    logs.assert_clean()

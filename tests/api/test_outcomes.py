@@ -113,6 +113,9 @@ BAD_OUTCOMES: list[dict[str, Any]] = [
     {"metric": ""},
     {"value": "1"},
     {"value": None},
+    # Past what the report's sums of squares hold: a 500 on GET …/rollout once stored.
+    {"value": 1e200},
+    {"value": -1e200},
     {"composition_id": "cmp_nothex"},
     {"agent_id": "no spaces"},
     {"extra": 1},
@@ -135,6 +138,16 @@ async def test_bad_outcomes_are_refused(api: Api) -> None:
     )
     assert_problem(not_json, 400, "invalid-request")
     assert (await _report(api, node))["metrics"] == []
+
+
+async def test_the_report_holds_the_largest_values_accepted(api: Api) -> None:
+    node, _ = await _rolling(api, 2, 0, agents=["agent-000"])
+    cids = {a: await _composition(api, a) for a in ("agent-000", "agent-001")}
+    for agent, cid in cids.items():
+        for value in (1e15, -1e15, 1e15):
+            await _post(api, composition_id=cid, agent_id=agent, metric="m", value=value)
+    (metric,) = (await _report(api, node))["metrics"]
+    assert metric["candidate"]["n"] == metric["control"]["n"] == 3
 
 
 async def test_an_unknown_composition_is_404(api: Api) -> None:

@@ -158,6 +158,9 @@ async def test_a_pending_schedule_is_cancelled_and_never_runs(api: Api) -> None:
         {"at": "2030-01-01T00:00:00Z", "action": {"rollout": [1]}},
         {"at": "2030-01-01T00:00:00Z", "action": {"promote": True}, "expected_revision": 2**63},
         {"at": "not a time", "action": {"promote": True}},
+        # Past the last instant in UTC, or before the first: a 500 once converted.
+        {"at": "9999-12-31T23:59:59-23:59", "action": {"promote": True}},
+        {"at": "0001-01-01T00:00:00+23:59", "action": {"promote": True}},
         {"at": "2030-01-01T00:00:00Z", "action": [1]},
         {"at": "2030-01-01T00:00:00Z", "action": {"status": "paused"}, "expected_revision": 0},
     ],

@@ -162,6 +162,9 @@ async def guarded(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]
         "http://100.64.0.1/hook",
         "http://localhost:8080/hook",  # resolves to loopback
         "http://charter-no-such-host.invalid/hook",  # resolves to nothing
+        # Names no resolver takes (an empty label, a bad punycode one): were a 500.
+        "http://a..b/hook",
+        "http://xn--/hook",
     ],
 )
 async def test_private_targets_are_refused_at_creation(

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
 from redis.crc import key_slot
@@ -23,8 +24,11 @@ from charter.cache.entries import Entry
 from charter.cache.hub import Hub
 from charter.cache.local import LocalTier
 from charter.cache.redis_tier import RedisTier
+from charter.cache.relay import Relay
 from charter.cache.shards import ShardedBus, connect, seeds
+from charter.db.session import Database
 from charter.settings import Settings
+from charter.store.events import Committed
 from tests.support.api import new_realm_id
 from tests.support.redis_cluster import OwnRedisCluster, command, missing_tools
 
@@ -296,3 +300,19 @@ async def test_an_entry_read_before_a_failure_is_not_stored_after_it(
         assert await tier.get(realm, "fresh") == _entry(1)
     finally:
         await client.aclose()
+
+
+async def test_the_relay_tells_another_process_over_the_cluster(
+    cluster: OwnRedisCluster,
+) -> None:
+    """A write's fast path (the relay, with the cluster's Redis tier) reaches the process
+    that holds the realm's entry: sharded pub/sub is not sent in the tier's pipeline."""
+    prefix = _prefix()
+    realm = new_realm_id()
+    async with process(cluster, prefix) as reader, process(cluster, prefix) as writer:
+        await reader.hears(realm)
+        assert reader.local.put((realm, "bot"), _entry(5))
+        tier = RedisTier(writer.bus.cluster, prefix=prefix)
+        relay = Relay(cast(Database, None), writer.hub, writer.bus, tier)  # no loop: no db
+        await relay.committed([Committed(realm, 6, frozenset({"bot"}))])
+        await _until(lambda: reader.local.get((realm, "bot")) is None, "the entry invalidated")

@@ -16,7 +16,7 @@ from charter.api.deps import ActorDep, CallerDep, RuntimeDep
 from charter.api.idempotent import write_once
 from charter.cache.watch import Ending
 from charter.clock import utcnow
-from charter.domain.access import Access, Caller
+from charter.domain.access import Access, Caller, Role
 from charter.domain.work import ClaimState
 from charter.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from charter.ids import SUFFIX
@@ -99,7 +99,8 @@ class ClaimController(Controller):
     ) -> Response[wire.ClaimOut]:
         _ids(realm_id, directive_id)
         _acting_for(caller, data.agent_id)
-        asked = ClaimRequest(data.agent_id, data.lease_seconds, data.rerun)
+        own = caller.role is Role.AGENT
+        asked = ClaimRequest(data.agent_id, data.lease_seconds, data.rerun, owned_only=own)
         depth = runtime.settings.max_depth
 
         async def run(conn: AsyncConnection) -> Response[wire.ClaimOut]:

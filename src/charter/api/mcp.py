@@ -47,16 +47,19 @@ class McpEndpoint:
 
     def __init__(self) -> None:
         self.server = build(self._link)
-        self.manager = StreamableHTTPSessionManager(app=self.server, session_idle_timeout=600)
+        self.manager = self._new_manager()
         self._owners: dict[str, str] = {}  # session id -> key id
         self._apps: dict[str, Any] = {}  # the Litestar app, once it serves (for the links)
         self._clients: dict[str, AsyncCharter] = {}  # key id -> the in-process client
 
+    def _new_manager(self) -> StreamableHTTPSessionManager:
+        return StreamableHTTPSessionManager(app=self.server, session_idle_timeout=600)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        # A session manager runs once: each lifespan of the app (tests start one app's
-        # lifespan more than once) gets its own, and no session outlives it.
-        self.manager = StreamableHTTPSessionManager(app=self.server, session_idle_timeout=600)
+        # A manager runs once: an app whose lifespan starts again (tests, an embedding host)
+        # gets a new one, and no session of the last run is anyone's now.
+        self.manager = self._new_manager()
         self._owners.clear()
         async with self.manager.run():
             try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from charter.domain.injection import InjectFormat
+from charter.domain.rollouts import MAX_OUTCOME_VALUE
 from charter.domain.tree import InjectionMode, Level, Priority, Status
 from charter.domain.work import (
     ERROR_CODE_MAX,
@@ -35,6 +36,16 @@ Name = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
 Revision = Annotated[int, Meta(ge=1)]
 VersionNumber = Annotated[int, Meta(ge=1)]
 Instant = Annotated[datetime, Meta(tz=True, description="RFC 3339, with a UTC offset")]
+
+
+def _in_utc(name: str, value: object) -> None:
+    """An Instant must be one in UTC too: `9999-12-31T23:59:59-23:59` parses, but converting
+    it (to store it, to compare it) overflows. Call it from the Struct's __post_init__."""
+    if isinstance(value, datetime):
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{name} is outside the years 1 to 9999 in UTC") from None
 
 
 class _In(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -67,6 +78,9 @@ class DirectiveCreate(_In):
     message: Message | None = None
     not_before: Instant | None = None
 
+    def __post_init__(self) -> None:
+        _in_utc("not_before", self.not_before)
+
 
 class DirectivePatch(_In):
     title: Title | UnsetType = UNSET
@@ -84,6 +98,9 @@ class DirectivePatch(_In):
     cascade: bool = False
     activate: bool = True
     expected_revision: Revision | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        _in_utc("not_before", self.not_before)
 
 
 class RollbackIn(_In):
@@ -184,7 +201,7 @@ class OutcomeIn(_In):
     composition_id: Annotated[str, Meta(pattern=r"^cmp_[0-9a-f]{64}" + _END)]
     agent_id: AgentId
     metric: Metric
-    value: float
+    value: Annotated[float, Meta(ge=-MAX_OUTCOME_VALUE, le=MAX_OUTCOME_VALUE)]
 
 
 class Attribution(Struct, kw_only=True):
@@ -533,6 +550,9 @@ class ScheduleIn(_In):
     action: dict[str, Any]
     # Stored, so bounded by its column (a bigint).
     expected_revision: Annotated[int, Meta(ge=1, le=2**63 - 1)] | None = None
+
+    def __post_init__(self) -> None:
+        _in_utc("at", self.at)
 
 
 class ScheduleOut(Struct, kw_only=True):

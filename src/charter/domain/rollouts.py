@@ -46,6 +46,18 @@ def basis_points(percent: float) -> int:
     return points
 
 
+# An outcome's value, either way: the report squares differences of values and sums them, and
+# past this a sum of squares could overflow (a 500 on every report of the rollout).
+MAX_OUTCOME_VALUE = 1e15
+
+
+def check_value(value: float) -> None:
+    if not -MAX_OUTCOME_VALUE <= value <= MAX_OUTCOME_VALUE:  # NaN fails both
+        raise InvalidRequest(
+            f"value must be a number from {-MAX_OUTCOME_VALUE:g} to {MAX_OUTCOME_VALUE:g}"
+        )
+
+
 def check_metric(metric: str) -> None:
     if _METRIC.fullmatch(metric) is None:
         raise InvalidRequest(f"metric must match {METRIC_PATTERN}")

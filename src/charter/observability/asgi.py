@@ -33,6 +33,19 @@ UNMATCHED: Final = "unmatched"  # the route label of a path no route has
 Handler = Callable[[Send], Awaitable[str | None]]
 
 
+def _template(scope: HTTPScope) -> str | None:
+    """The route template of the request: Litestar's, or for a mount (/mcp) the mount's path,
+    which Litestar leaves empty."""
+    template = scope.get("path_template")
+    if template:
+        return template
+    handler = scope.get("route_handler")
+    if handler is not None and getattr(handler, "is_mount", False):
+        paths = sorted(getattr(handler, "paths", ()))
+        return paths[0] if paths else None
+    return None
+
+
 async def observe(
     metrics: Metrics,
     tracer: Tracer | None,
@@ -67,7 +80,7 @@ async def observe(
     finally:
         seconds = time.perf_counter() - started
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        template: str = route or scope.get("path_template") or UNMATCHED
+        template: str = route or _template(scope) or UNMATCHED
         metrics.request(method, template, status, seconds)
         if access_log.isEnabledFor(logging.INFO):
             fields = {"method": method, "route": template, "status": status}
@@ -94,7 +107,7 @@ async def _traced(
         method, context=extract(carrier), kind=SpanKind.SERVER, attributes=attributes
     ) as span:
         route = await handle(send)
-        template = route or scope.get("path_template")
+        template = route or _template(scope)
         if template:
             span.update_name(f"{method} {template}")
             span.set_attribute("http.route", template)

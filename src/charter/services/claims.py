@@ -17,7 +17,7 @@ from charter.domain.events import EventType
 from charter.domain.tree import Status
 from charter.domain.versions import Content
 from charter.domain.work import LEASE_ACTOR, ClaimState, Outcome, check_result
-from charter.errors import AlreadyClaimed, InvalidTransition, NotDue, NotFound
+from charter.errors import AlreadyClaimed, Forbidden, InvalidTransition, NotDue, NotFound
 from charter.ids import new_id
 from charter.services import writes
 from charter.services.writes import Actor, Expected, Patch
@@ -33,6 +33,9 @@ class ClaimRequest:
     agent_id: str
     lease_seconds: int
     rerun: bool = False
+    # An agent key's claim: only of a directive its agent owns. It may write nothing else,
+    # and a claim's finish closes the node (with cascade, its subtree) and rerun reopens it.
+    owned_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ async def claim(
 ) -> Claim:
     now = await realms.lock(conn, realm_id)
     current = await directives.get(conn, realm_id, directive_id)
+    if request.owned_only and current.owner_agent_id != request.agent_id:
+        raise Forbidden("an agent key claims only its own agent's directives")
     # A lease that ran out a moment ago, before the due-work loop came by, ends here: the
     # same statement, so it still ends once.
     held = await claims.live_for(conn, realm_id, directive_id)

@@ -3,7 +3,6 @@ showed of every rollout running on one of its layers; and the per-arm report (DE
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import msgspec
@@ -11,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.clock import utcnow
 from charter.domain.experiments import Difference, Summary, summarise, welch
-from charter.domain.rollouts import Arm, check_metric
-from charter.errors import InvalidRequest, NotFound
+from charter.domain.rollouts import Arm, check_metric, check_value
+from charter.errors import NotFound
 from charter.ids import new_id
 from charter.services.prompts import LayerDocument
 from charter.store import compositions, rollouts
@@ -47,8 +46,7 @@ async def record(
     version moved) counts to neither.
     """
     check_metric(metric)
-    if not math.isfinite(value):
-        raise InvalidRequest("value must be a finite number")
+    check_value(value)
     if not await compositions.belongs(conn, realm_id, composition_id, agent_id):
         raise NotFound(f"composition {composition_id!r} is not agent {agent_id!r}'s")
     record = await compositions.get(conn, realm_id, composition_id)

@@ -42,7 +42,7 @@ async def resolve(host: str, port: int) -> list[rules.Address]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode (a..b)
         raise TargetRefused(f"the webhook host does not resolve ({type(exc).__name__})") from exc
     found: list[rules.Address] = []
     for info in infos:
