@@ -149,6 +149,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent with the transaction's first statement, in the same trip (sqlite_driver.py).
+        conn.connection.dbapi_connection.begin_immediate()
 
     return engine
