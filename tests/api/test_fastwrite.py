@@ -123,7 +123,10 @@ async def test_a_write_answers_as_the_routed_one_does(fast_api: Api, answered: l
     routed_node = await fast_api.create(title="T", body="before")
     fast_node = await fast_api.create(title="T", body="before")
     url = f"/v1/realms/{fast_api.realm}/directives/"
-    patch = {"json": {"body": "after", "message": "m"}, "headers": {"If-Match": '"1"'}}
+    patch: dict[str, Any] = {
+        "json": {"body": "after", "message": "m"},
+        "headers": {"If-Match": '"1"'},
+    }
     routed = await fast_api.client.patch(url + routed_node["id"], params=ROUTED, **patch)
     before = len(answered)
     fast = await fast_api.client.patch(url + fast_node["id"], **patch)
