@@ -149,3 +149,21 @@ async def test_a_write_answers_as_the_routed_one_does(fast_api: Api, answered: l
     assert shown["revision"] == 2
     events = [e for e in await fast_api.events() if e["directive_id"] == fast_node["id"]]
     assert [e["type"] for e in events][-1] == "directive.version_created"
+
+
+async def test_fast_and_routed_patches_are_counted_under_one_route(
+    fast_api: Api, answered: list[int]
+) -> None:
+    node = await fast_api.create(title="T", body="b")
+    metrics = fast_api.client.app.state.runtime.metrics
+    labels = {"method": "PATCH", "route": fastwrite.ROUTE, "status": "412"}
+
+    def counted() -> float:
+        value = metrics.registry.get_sample_value("charter_http_requests_total", labels)
+        return value or 0.0
+
+    before = counted()
+    stale = {"json": {"body": "x"}, "headers": {"If-Match": '"99"'}}
+    _, _, was_fast = await _both(fast_api, node["id"], answered, **stale)
+    assert was_fast
+    assert counted() == before + 2  # the routed handler's template is fastwrite.ROUTE
