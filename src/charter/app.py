@@ -11,7 +11,7 @@ from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
-from charter.api import console, cors, edges, fastpath
+from charter.api import console, cors, edges, fastpath, fastwrite
 from charter.api.agents import AgentController
 from charter.api.auth import AuthorizeMiddleware
 from charter.api.claims import ClaimController
@@ -37,8 +37,9 @@ from charter.signals import on_stop
 
 
 class CharterApp(Litestar):
-    """Litestar behind the HTTP edge (api/edges.py), with the cached prompt read answered
-    before routing (api/fastpath.py): the edge holds for both."""
+    """Litestar behind the HTTP edge (api/edges.py), with the cached prompt read
+    (api/fastpath.py) and the directive PATCH (api/fastwrite.py) answered before routing:
+    the edge holds for all of them."""
 
     body_timeout_seconds = 30.0
     headers = cors.Headers(())
@@ -66,8 +67,13 @@ class CharterApp(Litestar):
                     await guard.refuse(*refused)
                     return None
                 inbound, send = guard.receive, guard.send
-            if runtime is not None and await fastpath.answer(runtime, http, send):
-                return fastpath.ROUTE
+            if runtime is not None:
+                if await fastpath.answer(runtime, http, send):
+                    return fastpath.ROUTE
+                routed = await fastwrite.answer(runtime, http, inbound, send)
+                if routed is None:
+                    return fastwrite.ROUTE
+                inbound = routed
             await super(CharterApp, self).__call__(http, inbound, send)
             return None
 

@@ -23,7 +23,7 @@ from charter.store.directives import Directive, ListFilters
 T = TypeVar("T")
 
 
-def _fill(kind: type[T], data: object) -> T:
+def fill(kind: type[T], data: object) -> T:
     """A service's input from the request body: every field of `kind`, by name, so a field
     the wire type lacks fails every request at once instead of being dropped."""
     assert is_dataclass(kind)
@@ -58,7 +58,7 @@ class DirectiveController(Controller):
         request: Request[Any, Any, Any],
     ) -> Response[wire.DirectiveOut]:
         params.realm_id(realm_id)
-        new = _fill(NewDirective, data)
+        new = fill(NewDirective, data)
 
         async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
             created = await writes.create(conn, realm_id, actor, new, runtime.settings.max_depth)
@@ -146,7 +146,7 @@ class DirectiveController(Controller):
         _ids(realm_id, directive_id)
         data = params.strict_body(await request.json(), wire.DirectivePatch)
         expected = params.expected_revision(if_match, data.expected_revision)
-        change = _fill(Patch, data)
+        change = fill(Patch, data)
 
         async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
             outcome = await writes.update(

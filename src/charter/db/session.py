@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from charter.db.sqlite_driver import driver
 from charter.errors import NotFound
 from charter.metrics import Metrics
 from charter.observability.metrics import REPLICA_OUTCOMES
@@ -219,7 +220,10 @@ def _keep_text_out_of_logs() -> None:
 def _sqlite_engine(url: str) -> AsyncEngine:
     # One connection: the embedded mode serialises every transaction through it, so SQLite
     # never has to upgrade a reader to a writer (the source of SQLITE_BUSY deadlocks).
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
+    # Statements one trip each to aiosqlite's thread (sqlite_driver.py).
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, hide_parameters=True, module=driver()
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -232,6 +236,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent with the transaction's first statement, in the same trip (sqlite_driver.py).
+        conn.connection.dbapi_connection.begin_immediate()
 
     return engine
