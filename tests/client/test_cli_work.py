@@ -80,3 +80,20 @@ def test_schedule_add_list_and_cancel_from_the_terminal(
     )
     assert code == exits.USAGE
     assert "UTC offset" in err
+
+
+def test_an_agent_key_claims_and_finishes_by_id_from_the_terminal(
+    env: str, charter: Charter, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An agent key may not read directives, so the CLI must not look one up before claiming.
+    node = charter.create(
+        NewDirective(level="realm", title="T", body="B", owner_agent_id="w"), realm=env
+    )
+    made = charter.create_key("agent", [env], agent_id="w")
+    monkeypatch.setenv("CHARTER_KEY", made.key)
+    code, out, _ = run(capsys, "claim", node.id, "--agent", "w", "--lease", "30", "--json")
+    assert code == exits.OK, out
+    claim_id = json.loads(out)["id"]
+    code, out, _ = run(capsys, "finish", node.id, claim_id, "succeeded")
+    assert code == exits.OK
+    assert f"{node.id} is completed" in out

@@ -84,25 +84,32 @@ def claims(ctx: Context, args: argparse.Namespace) -> int:
     return exits.OK
 
 
+def _directive_id(ctx: Context, ref: str) -> str:
+    """A `dir_…` id as given (an agent key may claim what it may not read), or a key's
+    directive, looked up."""
+    return ref if ref.startswith("dir_") else resolve(ctx, ref).id
+
+
 def claim(ctx: Context, args: argparse.Namespace) -> int:
-    node = resolve(ctx, args.ref)
+    directive_id = _directive_id(ctx, args.ref)
     made = ctx.charter.claim(
-        node.id, args.agent, lease_seconds=args.lease, rerun=args.rerun, realm=ctx.realm()
+        directive_id, args.agent, lease_seconds=args.lease, rerun=args.rerun, realm=ctx.realm()
     )
     if ctx.json:
         ctx.dump(made)
         return exits.OK
     print(
-        f"claimed {node.id}: {made.id} (attempt {made.attempt}) until {made.expires_at.isoformat()}"
+        f"claimed {directive_id}: {made.id} (attempt {made.attempt}) "
+        f"until {made.expires_at.isoformat()}"
     )
     return exits.OK
 
 
 def finish(ctx: Context, args: argparse.Namespace) -> int:
-    node = resolve(ctx, args.ref)
+    directive_id = _directive_id(ctx, args.ref)
     result = None if args.result is None else _json(args.result, "--result")
     done = ctx.charter.finish(
-        node.id,
+        directive_id,
         args.claim_id,
         args.outcome,
         result=result,
@@ -114,7 +121,7 @@ def finish(ctx: Context, args: argparse.Namespace) -> int:
         ctx.dump(done)
         return exits.OK
     note = "" if done.changed else " (already finished so: nothing changed)"
-    print(f"finished {args.claim_id} {args.outcome}: {node.id} is {done.status}{note}")
+    print(f"finished {args.claim_id} {args.outcome}: {directive_id} is {done.status}{note}")
     return exits.OK
 
 
