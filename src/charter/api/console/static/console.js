@@ -163,6 +163,7 @@
           cell(row, layer.title || layer.directive_id,
             "/console/realms/" + realm + "/directives/" + encodeURIComponent(layer.directive_id));
           cell(row, layer.version === null ? "none" : String(layer.version));
+          cell(row, layer.arm || "\u2014");  // candidate, control, or none (no rollout)
           cell(row, String(layer.revision));
           body.appendChild(row);
         });
