@@ -104,15 +104,33 @@ async def _next(events: AsyncIterator[Event], seconds: float = 5.0) -> Event | N
 
 
 async def _write(rig: Rig, number: int) -> None:
-    node = await get_json(
-        rig.clients["a"], f"{rig.tree.base}/directives/{rig.tree.directives['leaf']}"
-    )
-    response = await rig.clients["a"].patch(
-        f"{rig.tree.base}/directives/{node['id']}",
-        json={"body": f"<<resume {number}>>"},
-        headers={"If-Match": f'"{node["revision"]}"'},
-    )
-    assert response.status_code == 200, response.text
+    """One text write through the balancer, as a client would make it: right after a kill, a
+    pooled connection may still lead to the dead process, so a transport error or a 502-504 is
+    tried again (a write that did commit is seen on the re-read, and not made twice)."""
+    url = f"{rig.tree.base}/directives/{rig.tree.directives['leaf']}"
+    body = f"<<resume {number}>>"
+    for _ in range(20):
+        try:
+            read = await rig.clients["a"].get(url)
+            if read.status_code in (502, 503, 504):
+                await asyncio.sleep(0.2)
+                continue
+            assert read.status_code == 200, read.text
+            node = read.json()
+            if node["body"] == body:
+                return  # the last attempt committed before its answer was lost
+            response = await rig.clients["a"].patch(
+                url, json={"body": body}, headers={"If-Match": f'"{node["revision"]}"'}
+            )
+        except httpx.TransportError:
+            await asyncio.sleep(0.2)
+            continue
+        if response.status_code in (502, 503, 504):
+            await asyncio.sleep(0.2)
+            continue
+        assert response.status_code == 200, response.text
+        return
+    raise AssertionError(f"no write through the balancer: {body}")
 
 
 async def test_an_event_stream_resumes_on_a_live_process_by_last_event_id(
