@@ -72,7 +72,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(PromptDocument)
 
 
-def _layer_documents(layers: tuple[Layer, ...]) -> list[LayerDocument]:
+def layer_documents(layers: tuple[Layer, ...]) -> list[LayerDocument]:
     return [
         LayerDocument(
             directive_id=layer.directive_id,
@@ -98,7 +98,7 @@ def entry_of(
         agent_id=agent,
         injection_mode=composition.injection_mode,
         text=composition.text,
-        layers=_layer_documents(composition.layers),
+        layers=layer_documents(composition.layers),
         realm_revision=stamp,
     )
     return Entry(
@@ -248,7 +248,7 @@ class Prompts:
                     agent_id=agent,
                     renderer_version=RENDERER_VERSION,
                     injection_mode=composition.injection_mode,
-                    layers=[msgspec.to_builtins(d) for d in _layer_documents(composition.layers)],
+                    layers=[msgspec.to_builtins(d) for d in layer_documents(composition.layers)],
                     created_at=utcnow(),
                     variables=composition.values if composition.values else None,
                 )
@@ -304,7 +304,7 @@ class Prompts:
             renderer_version=record.renderer_version,
             injection_mode=record.injection_mode,
             text=render(domain_layers, bodies, record.variables or {}),
-            layers=_layer_documents(domain_layers),
+            layers=layer_documents(domain_layers),
             created_at=record.created_at,
         )
 

@@ -36,6 +36,7 @@ from charter.services.prompts import (
     PromptDocument,
     Prompts,
     decode,
+    layer_documents,
     segment_length,
 )
 from charter.store import compositions, events
@@ -110,7 +111,7 @@ def recompose(
         agent_id=agent,
         injection_mode=mode,
         text=text,
-        layers=[_document(layer) for layer in layers],
+        layers=layer_documents(tuple(layers)),
         realm_revision=change.stamp,
     )
     fresh = Entry(change.stamp, composition.composition_id, _encoder.encode(out), tuple(spans))
@@ -126,18 +127,6 @@ def _layer(doc: LayerDocument) -> Layer:
         version=doc.version,
         revision=doc.revision,
         arm=doc.arm,
-    )
-
-
-def _document(layer: Layer) -> LayerDocument:
-    return LayerDocument(
-        directive_id=layer.directive_id,
-        level=layer.level,
-        depth=layer.depth,
-        title=layer.title,
-        version=layer.version,
-        revision=layer.revision,
-        arm=layer.arm,
     )
 
 
