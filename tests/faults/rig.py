@@ -114,6 +114,17 @@ class Fleet:
         for server in self.servers.values():
             server.stop()
 
+    def unexpected(self) -> list[str]:
+        """The servers' log lines about an unexpected error (a 500 names its exception's type
+        there), so a failed run says what went wrong inside."""
+        lines: list[str] = []
+        for name in self.servers:
+            log = self.logs / f"{name}.log"
+            if log.exists():
+                text = log.read_text(errors="replace")
+                lines += [f"{name}: {line}" for line in text.splitlines() if "unexpected" in line]
+        return lines
+
 
 class _Redis(Protocol):
     @property

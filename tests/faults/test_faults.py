@@ -30,16 +30,17 @@ def _between(operations: list[Operation], start: float, end: float) -> list[Oper
     return [op for op in operations if start <= op.start and op.end <= end]
 
 
-def _assert_clean(verdict: Verdict) -> None:
+def _assert_clean(verdict: Verdict, rig: Rig) -> None:
     shown = "\n".join(str(anomaly) for anomaly in verdict.anomalies[:20])
-    assert not verdict.anomalies, f"{len(verdict.anomalies)} anomalies:\n{shown}"
+    inside = "\n".join(rig.fleet.unexpected()[:20])
+    assert not verdict.anomalies, f"{len(verdict.anomalies)} anomalies:\n{shown}\n{inside}"
 
 
 async def _judge(rig: Rig, load: Load, fault: str, recovered: float) -> Verdict:
     drain = await rig.drained()
     verdict = await rig.verdict(load)
     rig.report(fault, verdict, load, drain)
-    _assert_clean(verdict)
+    _assert_clean(verdict, rig)
     assert verdict.operations >= MIN_OPERATIONS
     server_errors = [op for op in load.operations if (op.status or 0) >= 500 and op.status != 503]
     assert not server_errors
@@ -120,7 +121,7 @@ async def _judge_every_prompt(rig: Rig, load: Load, fault: str) -> None:
     drain = await rig.drained()
     verdict = await rig.verdict(load)
     rig.report(fault, verdict, load, drain)
-    _assert_clean(verdict)
+    _assert_clean(verdict, rig)
 
 
 async def test_a_quiet_redis_kill_brings_back_nothing_stale(rig: Rig) -> None:

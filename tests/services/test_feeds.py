@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.cache.hub import Hub, Watch
 from charter.cache.local import LocalTier
@@ -23,6 +26,34 @@ EVERY = Filter()
 
 def _seq_frame(event: Event) -> bytes:
     return f"{event.seq}".encode()
+
+
+class Counted:
+    """The database as the feeds see it, counting their transactions: the test client blocks
+    this loop for a whole request, so on SQLite a feed read still open at a request would hold
+    the database's one write lock while that request waits on it (and fails after the busy
+    timeout). `quiet` returns once no feed read is open or about to open."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.busy = 0
+
+    @asynccontextmanager
+    async def transaction(self, realm_id: str | None = None) -> AsyncIterator[AsyncConnection]:
+        self.busy += 1
+        try:
+            async with self.db.transaction(realm_id) as conn:
+                yield conn
+        finally:
+            self.busy -= 1
+
+    async def quiet(self, seconds: float = 10.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            await asyncio.sleep(0.01)  # a task just made or just rung reaches its read
+            if not self.busy:
+                return
+            assert time.monotonic() < deadline, "a feed read stayed open"
 
 
 class Reader:
@@ -55,17 +86,14 @@ class Reader:
 
 
 async def _change(
-    api: Api, hub: Hub, node: dict[str, Any], n: int, witness: Reader
+    api: Api, hub: Hub, db: Counted, node: dict[str, Any], n: int, witness: Reader
 ) -> dict[str, Any]:
     """Odd n: new text (a version); even n: a new priority (an attribute change). Returns once
-    `witness` (a stream that always reads) has the event: the window's read is over.
-
-    On SQLite a read left open here would hold the database's one lock while the test client
-    (which blocks this loop for the whole request) waits on it for the next write.
-    """
+    `witness` (a stream that always reads) has the event: the window's read is over."""
     fields: dict[str, Any] = (
         {"body": f"v{n}"} if n % 2 else {"priority": ["high", "low"][n % 4 // 2]}
     )
+    await db.quiet()
     node = await api.patch(node, **fields)
     revision = await realm_revision(api)
     hub.deliver(api.realm, [], revision)  # what the bus does, after commit
@@ -78,7 +106,8 @@ async def test_slow_and_late_streams_miss_nothing_and_repeat_nothing(
 ) -> None:
     node = await api.create(title="Root", body="v0")  # seq 1
     hub = Hub(LocalTier())
-    feeds = Feeds(db, hub, keep=2)
+    counted = Counted(db)
+    feeds = Feeds(counted, hub, keep=2)  # type: ignore[arg-type]
     realm = api.realm
 
     def follow(cursor: int, head: int, only: Filter = EVERY) -> Reader:
@@ -92,8 +121,9 @@ async def test_slow_and_late_streams_miss_nothing_and_repeat_nothing(
         slow.gate.clear()  # it takes seq 1, then its client stops reading
         await slow.until(1)
         for n in range(1, 11):  # seqs 2 … 11
-            node = await _change(api, hub, node, n, fast)
+            node = await _change(api, hub, counted, node, n, fast)
         assert feeds.readers == 1  # one window, one reader, for the realm's streams
+        await counted.quiet()
         late = follow(3, await realm_revision(api))  # behind the window: reads its gap itself
         updates = follow(0, 11, Filter(frozenset({"directive.updated"})))
         readers += [late, updates]
@@ -102,7 +132,7 @@ async def test_slow_and_late_streams_miss_nothing_and_repeat_nothing(
         slow.gate.set()
         await slow.until(11)
         for n in range(11, 13):  # seqs 12, 13
-            node = await _change(api, hub, node, n, fast)
+            node = await _change(api, hub, counted, node, n, fast)
         for reader in (slow, late, updates):
             await reader.until(13)
         await asyncio.sleep(3 * HEARTBEAT)
@@ -131,7 +161,8 @@ async def test_an_ended_watch_ends_the_stream_before_any_later_event(
     the window already holds for it."""
     node = await api.create(title="Root", body="v0")  # seq 1
     hub = Hub(LocalTier())
-    feeds = Feeds(db, hub)
+    counted = Counted(db)
+    feeds = Feeds(counted, hub)  # type: ignore[arg-type]
     watch = Watch()
     ended = Reader(feeds.follow(api.realm, 0, 1, EVERY, watch, _seq_frame, HEARTBEAT))
     witness = Reader(feeds.follow(api.realm, 1, 1, EVERY, Watch(), _seq_frame, HEARTBEAT))
@@ -139,7 +170,7 @@ async def test_an_ended_watch_ends_the_stream_before_any_later_event(
         ended.gate.clear()
         await ended.until(1)
         for n in range(1, 4):  # seqs 2, 3, 4: in the window, waiting for the slow stream
-            node = await _change(api, hub, node, n, witness)
+            node = await _change(api, hub, counted, node, n, witness)
         watch.end(Ending.REVOKED)
         ended.gate.set()
         await asyncio.wait_for(ended.task, 5)
