@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import JSONBody
@@ -15,14 +15,49 @@ from charter.api.idempotent import write_once
 from charter.domain.access import Access, Role
 from charter.domain.rollouts import Guard
 from charter.errors import Forbidden, NotFound
+from charter.runtime import Runtime
 from charter.services import outcomes
 from charter.services import rollouts as service
-from charter.services.writes import Outcome
+from charter.services.writes import Actor, Expected, Outcome
 from charter.store import directives
 
 
 def _headers(outcome: Outcome) -> dict[str, str]:
     return {"ETag": f'"{outcome.directive.revision}"'}
+
+
+class _Ending(Protocol):
+    """`service.promote` or `service.abort`: both end the running rollout."""
+
+    async def __call__(
+        self,
+        conn: AsyncConnection,
+        realm_id: str,
+        actor: Actor,
+        directive_id: str,
+        expected: Expected,
+        message: str | None = None,
+    ) -> Outcome: ...
+
+
+async def _end(
+    runtime: Runtime,
+    actor: Actor,
+    realm_id: str,
+    directive_id: str,
+    request: Request[Any, Any, Any],
+    if_match: str | None,
+    ending: _Ending,
+) -> Response[wire.DirectiveOut]:
+    _ids(realm_id, directive_id)
+    data = params.decode_body(await request.body(), wire.RolloutEndIn)
+    expected = params.expected_revision(if_match, data.expected_revision)
+
+    async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
+        outcome = await ending(conn, realm_id, actor, directive_id, expected, data.message)
+        return Response(render.directive(outcome.directive), headers=_headers(outcome))
+
+    return await write_once(runtime, request, realm_id, run)
 
 
 class RolloutController(Controller):
@@ -108,17 +143,7 @@ class RolloutController(Controller):
         request: Request[Any, Any, Any],
         if_match: params.IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
-        _ids(realm_id, directive_id)
-        data = params.decode_body(await request.body(), wire.RolloutEndIn)
-        expected = params.expected_revision(if_match, data.expected_revision)
-
-        async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
-            outcome = await service.abort(
-                conn, realm_id, actor, directive_id, expected, data.message
-            )
-            return Response(render.directive(outcome.directive), headers=_headers(outcome))
-
-        return await write_once(runtime, request, realm_id, run)
+        return await _end(runtime, actor, realm_id, directive_id, request, if_match, service.abort)
 
     @post(
         "/promote",
@@ -140,17 +165,9 @@ class RolloutController(Controller):
         request: Request[Any, Any, Any],
         if_match: params.IfMatch = None,
     ) -> Response[wire.DirectiveOut]:
-        _ids(realm_id, directive_id)
-        data = params.decode_body(await request.body(), wire.RolloutEndIn)
-        expected = params.expected_revision(if_match, data.expected_revision)
-
-        async def run(conn: AsyncConnection) -> Response[wire.DirectiveOut]:
-            outcome = await service.promote(
-                conn, realm_id, actor, directive_id, expected, data.message
-            )
-            return Response(render.directive(outcome.directive), headers=_headers(outcome))
-
-        return await write_once(runtime, request, realm_id, run)
+        return await _end(
+            runtime, actor, realm_id, directive_id, request, if_match, service.promote
+        )
 
 
 class OutcomeController(Controller):
