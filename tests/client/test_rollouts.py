@@ -97,15 +97,28 @@ def test_the_cli_rollout_commands(
     assert "guarded on ok" in out
     code, out, err = run(capsys, "rollout", "status", "team")
     assert code == exits.OK, err
+    assert "v2 to 50 % + 1 pinned (control v1)" in out
+    assert "\npinned: a1\n" in out
     assert "no outcomes yet" in out
     assert "guard: ok (higher is better)" in out
+    code, out, err = run(capsys, "prompt", "a1")
+    assert code == exits.OK, err
+    assert "team: T (v2, candidate)" in out
+    code, out, err = run(capsys, "history", "team", "--limit", "2")
+    assert code == exits.OK, err
+    changed, started = out.splitlines()
+    assert " rollout_changed v2 to 50 % + 1 pinned (was 10 %) by " in changed
+    assert " rollout_started v2 to 10 % + 1 pinned by " in started
     code, out, err = run(capsys, "rollback", "team", "1")
     assert code == exits.CONFLICT
     assert "rollout-in-progress" in err
-    code, out, err = run(capsys, "rollout", "abort", "team")
+    code, out, err = run(capsys, "rollout", "abort", "team", "-m", "not yet")
     assert code == exits.OK, err
     assert "aborted" in out
     assert "v1 active for every agent" in out
+    code, out, err = run(capsys, "history", "team", "--limit", "1")
+    assert " rollout_aborted v2 (operator) by " in out
+    assert out.rstrip().endswith("— not yet")
     code, out, err = run(capsys, "rollout", "set", "team", "--percent", "5")
     assert code == exits.USAGE
     assert "no running rollout" in err
@@ -117,3 +130,21 @@ def test_the_cli_rollout_commands(
     assert code == exits.OK, err
     assert "promoted" in out
     assert "v2 active for every agent" in out
+
+
+def test_rollout_status_names_ten_pinned_agents_then_counts(
+    env: str, charter: Charter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _team(charter, env, 12)
+    body = tmp_path / "v2.md"
+    body.write_text("Team v2")
+    assert run(capsys, "set", "team", "--body-file", str(body), "--draft")[0] == exits.OK
+    pins = [arg for i in range(12) for arg in ("--pin", f"a{i}")]
+    code, out, err = run(capsys, "rollout", "start", "team", "2", "--percent", "0", *pins)
+    assert code == exits.OK, err
+    assert "v2 to 0 % + 12 pinned" in out
+    code, out, err = run(capsys, "rollout", "status", "team")
+    assert code == exits.OK, err
+    pinned = next(line for line in out.splitlines() if line.startswith("pinned: "))
+    assert pinned.endswith(" and 2 more")
+    assert len(pinned.removeprefix("pinned: ").split(", ")) == 10

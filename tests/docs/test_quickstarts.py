@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs._runbook import blocks, missing_lines, script
+from tests.docs._runbook import blocks, missing_lines, run_page, script
 from tests.support.sqlite_server import SqliteServer, clean_env, sqlite_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,6 @@ def test_every_page_has_something_to_run() -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs_as_written(page: str, server: SqliteServer, home: Path) -> None:
-    run = blocks(ROOT / page)
     env = clean_env() | {
         "HOME": str(home),
         "CHARTER_URL": server.url,
@@ -64,32 +63,8 @@ def test_page_runs_as_written(page: str, server: SqliteServer, home: Path) -> No
         "GIT_COMMITTER_NAME": "Quick Start",
         "GIT_COMMITTER_EMAIL": "quickstart@example.invalid",
     }
-    done = subprocess.run(
-        ["bash", "-c", script(run, END)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=PAGE_SECONDS,
-        check=False,
-    )
-    output = done.stdout.decode(errors="replace")
-    pieces = output.split(f"\n{END} ")
-    finished = len(pieces) - 1
-    if done.returncode != 0 or finished != len(run):
-        failed = run[min(finished, len(run) - 1)]
-        pytest.fail(
-            f"{page}:{failed.line}: the block exited {done.returncode}:\n{failed.code}\n"
-            f"--- its output ---\n{pieces[-1]}"
-        )
-    for number, block in enumerate(run):
-        printed = pieces[number].partition("\n")[2] if number else pieces[0]
-        for shown in block.outputs:
-            missing = missing_lines(shown, printed)
-            assert not missing, (
-                f"{page}:{block.line}: output the page shows was not printed: {missing}\n"
-                f"--- printed ---\n{printed}"
-            )
+    failure = run_page(ROOT / page, cwd=ROOT, env=env, timeout=PAGE_SECONDS)
+    assert failure is None, failure
 
 
 def test_pages_use_realms_of_their_own() -> None:

@@ -62,11 +62,32 @@ def directive_lines(d: m.Directive, style: Style) -> Iterable[str]:
 def history_lines(page: m.HistoryPage, style: Style) -> Iterable[str]:
     for e in page.items:
         who = e.actor_name or e.actor
-        version = f" v{e.version}" if e.version is not None else ""
+        version = _rollout_detail(e) or (f" v{e.version}" if e.version is not None else "")
         when = e.occurred_at.isoformat(timespec="seconds")
         why = f" — {e.message}" if e.message else ""
         kind = e.type.removeprefix("directive.")
         yield f"{style(f'#{e.seq}', 'dim')} {when} {style(kind, 'cyan')}{version} by {who}{why}"
+
+
+def _rollout_detail(e: m.HistoryEntry) -> str | None:
+    """A rollout event names its candidate (the entry's `version` is the active one)."""
+    p = e.payload
+    candidate = p.get("version")
+    if not e.type.startswith("directive.rollout_") or not isinstance(candidate, int):
+        return None
+    if e.type == "directive.rollout_aborted":
+        return f" v{candidate} ({p.get('reason', 'operator')})"
+    percent = p.get("percent")
+    if not isinstance(percent, (int, float)):
+        return f" v{candidate}"
+    detail = f" v{candidate} to {percent:g} %"
+    pinned = p.get("pinned")
+    if isinstance(pinned, int) and pinned:
+        detail += f" + {pinned} pinned"
+    was = p.get("from_percent")
+    if isinstance(was, (int, float)) and was != percent:
+        detail += f" (was {was:g} %)"
+    return detail
 
 
 def event_line(e: m.Event, style: Style) -> str:
@@ -84,6 +105,8 @@ def prompt_lines(p: m.Prompt, style: Style) -> Iterable[str]:
     yield style(f"{p.agent_id} · {p.composition_id} · {p.injection_mode}", "dim") + stale
     for layer in p.layers:
         version = f"v{layer.version}" if layer.version is not None else "no text"
+        if layer.arm is not None:
+            version += f", {layer.arm}"
         yield style(f"  {'  ' * (layer.depth - 1)}{layer.level}: {layer.title} ({version})", "dim")
     yield ""
     yield p.text

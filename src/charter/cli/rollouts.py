@@ -11,6 +11,8 @@ from charter.client import models as m
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+SHOW_PINNED = 10  # `rollout status` names this many pinned agents, then counts the rest
+
 
 def add(
     commands: Subparsers,
@@ -144,13 +146,18 @@ def _said(ctx: Context, d: m.Directive, verb: str) -> int:
         print(f"{verb} {d.id}: v{d.active_version} active for every agent, revision {d.revision}")
         return exits.OK
     r = d.rollout
-    pinned = f" + {len(r.agents)} pinned" if r.agents else ""
     guard = f", guarded on {r.guard.metric}" if r.guard else ""
-    print(
-        f"{verb} rollout {r.id} of {d.id}: v{r.version} to {r.percent:g} %{pinned}"
-        f" (control v{d.active_version}){guard}, revision {d.revision}"
-    )
+    print(f"{verb} {_headline(r, d.id, d.active_version)}{guard}, revision {d.revision}")
     return exits.OK
+
+
+def _headline(r: m.Rollout, directive_id: str, active_version: int | None) -> str:
+    """`rollout rol_… of dir_…: v2 to 10 % + 1 pinned (control v1)`."""
+    pinned = f" + {len(r.agents)} pinned" if r.agents else ""
+    return (
+        f"rollout {r.id} of {directive_id}: v{r.version} to {r.percent:g} %{pinned}"
+        f" (control v{active_version})"
+    )
 
 
 def status(ctx: Context, args: argparse.Namespace) -> int:
@@ -160,10 +167,11 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
         ctx.dump(report)
         return exits.OK
     r = report.rollout
-    print(
-        f"rollout {r.id} of {report.directive_id}: v{r.version} to {r.percent:g} %"
-        f" (control v{report.active_version}), since {r.started_at.isoformat(timespec='seconds')}"
-    )
+    since = r.started_at.isoformat(timespec="seconds")
+    print(f"{_headline(r, report.directive_id, report.active_version)}, since {since}")
+    if r.agents:
+        more = f" and {len(r.agents) - SHOW_PINNED} more" if len(r.agents) > SHOW_PINNED else ""
+        print(f"pinned: {', '.join(r.agents[:SHOW_PINNED])}{more}")
     if r.guard:
         better = "higher" if r.guard.higher_is_better else "lower"
         print(
