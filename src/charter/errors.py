@@ -122,7 +122,7 @@ class AlreadyClaimed(CharterError):
 
 
 class NotDue(CharterError):
-    """The directive may not be claimed yet: paused, or before its `not_before`."""
+    """The directive may not be claimed now: paused, deactivated, or before its `not_before`."""
 
     code = "not-due"
 

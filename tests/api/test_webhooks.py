@@ -21,6 +21,7 @@ from litestar.testing import AsyncTestClient
 from charter.app import create_app
 from charter.settings import Settings
 from tests.support.api import ADMIN_KEY, Api
+from tests.support.checks import if_match
 from tests.support.receiver import Receiver
 from tests.support.refusals import MARKER, assert_problem
 from tests.support.webhooks import PUBLIC_URL, deliver
@@ -222,6 +223,64 @@ async def test_only_wanted_events_are_sent(api: Api, receiver: Receiver) -> None
     await deliver(api.client)  # nothing more is due
     assert [r.event["type"] for r in receiver.got] == ["directive.version_created"]
     assert receiver.got[0].event["directive_id"] == mine["id"]
+    shown = (await api.client.get(f"{hooks(api)}/{created['id']}")).json()
+    assert shown["delivered_seq"] == (await api.events())[-1]["seq"]
+
+
+WORK_EVENTS = [
+    "directive.claimed",
+    "directive.claim_expired",
+    "directive.succeeded",
+    "directive.failed",
+]
+
+
+async def _claim(api: Api, node: dict[str, Any], agent: str) -> str:
+    made = await api.client.post(
+        f"{api.base}/{node['id']}/claims", json={"agent_id": agent, "lease_seconds": 60}
+    )
+    assert made.status_code == 201, made.text
+    claim_id: str = made.json()["id"]
+    return claim_id
+
+
+async def _finish(api: Api, node: dict[str, Any], claim_id: str, outcome: str) -> None:
+    done = await api.client.post(
+        f"{api.base}/{node['id']}/claims/{claim_id}/finish", json={"outcome": outcome}
+    )
+    assert done.status_code == 200, done.text
+
+
+async def test_an_agents_filter_gets_the_work_its_agents_hold_or_own(
+    api: Api, receiver: Receiver
+) -> None:
+    # Work events affect no agent's prompt: the filter matches their holder and owner.
+    created = await add(api, receiver.url, WORK_EVENTS, agents=["coder-3"])
+    receiver.secret = created["secret"]
+    owned = await api.create(owner_agent_id="coder-3")
+    held = await api.create(owner_agent_id="coder-8")
+    neither = await api.create(owner_agent_id="coder-8")
+    by_runner = await _claim(api, owned, "runner-1")
+    await _claim(api, held, "coder-3")
+    elsewhere = await _claim(api, neither, "runner-2")
+    await _finish(api, owned, by_runner, "succeeded")
+    await _finish(api, neither, elsewhere, "failed")
+    current = await api.get(held["id"])
+    gone = await api.client.delete(
+        f"{api.base}/{held['id']}", headers=if_match(current["revision"])
+    )
+    assert gone.status_code == 204, gone.text  # releases coder-3's claim: claim_expired
+    await deliver(api.client)
+    await receiver.wait_for(4)
+    await deliver(api.client)  # nothing more is due
+    assert [(r.event["type"], r.event["directive_id"]) for r in receiver.got] == [
+        ("directive.claimed", owned["id"]),
+        ("directive.claimed", held["id"]),
+        ("directive.succeeded", owned["id"]),
+        ("directive.claim_expired", held["id"]),
+    ]
+    assert all(r.event["affected_agents"] == [] for r in receiver.got)
+    assert receiver.forged == []
     shown = (await api.client.get(f"{hooks(api)}/{created['id']}")).json()
     assert shown["delivered_seq"] == (await api.events())[-1]["seq"]
 

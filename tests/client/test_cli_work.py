@@ -40,10 +40,14 @@ def test_claim_list_and_finish_from_the_terminal(
     assert f"claimable: {node.id}" in out
     code, out, _ = run(capsys, "claim", "job", "--agent", "w", "--lease", "30", "--json")
     assert code == exits.OK
-    claim_id = json.loads(out)["id"]
-    code, _, err = run(capsys, "claim", "job", "--agent", "x")
-    assert code != exits.OK
-    assert "already-claimed" in err
+    made = json.loads(out)
+    claim_id = made["id"]
+    # Refused, it says who holds the claim and until when (and never the directive's text).
+    code, out, err = run(capsys, "claim", "job", "--agent", "x")
+    assert code == exits.CONFLICT
+    until = datetime.fromisoformat(made["expires_at"]).isoformat()
+    assert err == f"charter: already-claimed: {node.id} is claimed by w until {until}\n"
+    assert out == ""
     code, out, _ = run(capsys, "finish", "job", claim_id, "failed", "--error-code", "oops")
     assert code == exits.OK
     assert "is active" in out

@@ -98,6 +98,29 @@ def test_filters() -> None:
     assert not rules.wants(["*"], ["a"], "webhook.disabled", [])
 
 
+def test_work_events_concern_their_holder_and_owner() -> None:
+    claimed = {"claim_id": "clm_x", "agent_id": "w1", "owner_agent_id": "o1", "attempt": 1}
+    for kind in (
+        "directive.claimed",
+        "directive.claim_expired",
+        "directive.succeeded",
+        "directive.failed",
+    ):
+        about = rules.concerned(kind, [], claimed)
+        assert sorted(about) == ["o1", "w1"]
+        assert rules.wants(["*"], ["o1"], kind, about)
+        assert rules.wants(["*"], ["w1"], kind, about)
+        assert not rules.wants(["*"], ["x"], kind, about)
+    # No owner, or an event written before the owner was recorded: the holder alone.
+    assert rules.concerned("directive.claimed", [], {"agent_id": "w1", "owner_agent_id": None}) == [
+        "w1"
+    ]
+    assert rules.concerned("directive.failed", [], {"agent_id": "w1"}) == ["w1"]
+    # Other events keep to their affected agents, whatever their payload names.
+    assert rules.concerned("directive.updated", ["a"], {"agent_id": "w1"}) == ["a"]
+    assert rules.concerned("webhook.disabled", [], {"webhook_id": "whk_x"}) == []
+
+
 @pytest.mark.parametrize(
     "url",
     [

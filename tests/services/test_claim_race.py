@@ -2,7 +2,8 @@
 
 The race runs the claim service itself, 32 transactions at once, 50 rounds, on both backends;
 a second race drops the realm lock and leaves only the partial unique index between 32
-concurrent inserts (PostgreSQL, where transactions really overlap).
+concurrent inserts (PostgreSQL, where transactions really overlap); a third races claims
+against the directive's deactivation, which must leave no live claim behind.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from sqlalchemy import func, select
 from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.tables import claims as claims_table
+from charter.db.tables import timers
+from charter.domain.events import EventType
 from charter.domain.tree import Level
 from charter.domain.work import Outcome
-from charter.errors import AlreadyClaimed
+from charter.errors import AlreadyClaimed, NotDue
 from charter.ids import new_id
-from charter.services import claims, writes
+from charter.services import activation, claims, writes
 from charter.services.claims import ClaimRequest, Finish
-from charter.services.writes import Actor, NewDirective
+from charter.services.writes import Actor, Expected, NewDirective
 from charter.store import claims as claim_rows
-from charter.store import realms
+from charter.store import directives, events, realms
 from tests.support.api import new_realm_id
 
 AGENTS = 32
@@ -94,3 +97,55 @@ async def test_the_partial_unique_index_alone_admits_one_live_claim(pg_db: Datab
     start.set()
     results = await asyncio.gather(*tasks)
     assert results.count(True) == 1
+
+
+async def _claim_or_refused(db: Database, realm: str, node: str, agent: str) -> str | None:
+    try:
+        async with db.transaction(realm) as conn:
+            made = await claims.claim(conn, realm, ACTOR, node, ClaimRequest(agent, 60), 16)
+    except (AlreadyClaimed, NotDue):
+        return None
+    return made.id
+
+
+async def test_no_claim_outlives_a_deactivation_it_races(db: Database, realm: str) -> None:
+    """Claims and the deactivation start together: whichever commits first, the directive
+    ends deactivated with no live claim, and a claim that won was released, with its event
+    and without its timer."""
+    node = await _node(db, realm)
+    for round_ in range(ROUNDS // 2):
+        async with db.transaction(realm) as conn:
+            revision = (await directives.get(conn, realm, node)).revision
+
+        async def deactivate(revision: int = revision) -> None:
+            async with db.transaction(realm) as conn:
+                expected = Expected(revision, via_header=False)
+                await activation.deactivate(conn, realm, ACTOR, node, expected)
+
+        racing = [_claim_or_refused(db, realm, node, f"agent-{n}") for n in range(AGENTS // 4)]
+        # The deactivation starts at another place among the claims each round, so that it
+        # commits first in some rounds and after a claim in others.
+        at = round_ % (len(racing) + 1)
+        results = await asyncio.gather(*racing[:at], deactivate(), *racing[at:])
+        winners = [claim for claim in results if claim is not None]  # deactivate() is None
+        assert len(winners) <= 1, (round_, results)
+        async with db.transaction(realm) as conn:
+            assert (await directives.get(conn, realm, node)).active_version is None
+            assert await claim_rows.live_for(conn, realm, node) is None
+            feed = await events.feed(conn, realm, 0, 10_000)
+            released = {
+                e.payload["claim_id"]: e.payload["reason"]
+                for e in feed
+                if e.type == EventType.CLAIM_EXPIRED
+            }
+            for claim_id in winners:
+                assert (await claim_rows.get(conn, realm, claim_id)).state == "expired"
+                assert released[claim_id] == "deactivated"
+                left = select(timers.c.id).where(
+                    timers.c.realm_id == realm, timers.c.id == claim_id
+                )
+                assert (await conn.execute(left)).first() is None
+            current = await directives.get(conn, realm, node)
+            await activation.rollback(
+                conn, realm, ACTOR, node, Expected(current.revision, via_header=False), 1, None
+            )

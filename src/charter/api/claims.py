@@ -82,8 +82,8 @@ class ClaimController(Controller):
         operation_id="claimDirective",
         description=(
             "Takes the directive's one live claim for an agent until the lease runs out. 409 "
-            "already-claimed while another is live; not-due when paused or before not_before; "
-            "invalid-transition when terminal, unless rerun reopens it."
+            "already-claimed while another is live; not-due when paused, deactivated or before "
+            "not_before; invalid-transition when terminal, unless rerun reopens it."
         ),
         opt={ACCESS: Access.WORK},
     )

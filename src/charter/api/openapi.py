@@ -52,7 +52,9 @@ _PROBLEMS = {
     404: "not-found: no such realm or object, or one outside the key's realms",
     408: "request-timeout: the request body did not arrive in time",
     409: "a conflict: stale-revision (expected revision in the body), cycle-detected, "
-    "invalid-transition, has-open-children, already-exists, or idempotency-key-in-use",
+    "invalid-transition, has-open-children, already-exists, rollout-in-progress, "
+    "already-claimed (with holder and expires_at), not-due (paused, deactivated, or before "
+    "not_before), or idempotency-key-in-use",
     412: "stale-revision: the If-Match revision is not the current one",
     413: "payload-too-large: the request body is over the server's limit",
     415: "unsupported-media-type: the request body is not application/json",

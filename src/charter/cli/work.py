@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import datetime
 from typing import Any
 
 from charter.cli import exits
 from charter.cli._context import Context, UsageError, resolve
+from charter.client import errors
 from charter.client import models as m
 from charter.client.vocabulary import CLAIM_STATES, OUTCOMES, STATUSES
 
@@ -92,9 +94,18 @@ def _directive_id(ctx: Context, ref: str) -> str:
 
 def claim(ctx: Context, args: argparse.Namespace) -> int:
     directive_id = _directive_id(ctx, args.ref)
-    made = ctx.charter.claim(
-        directive_id, args.agent, lease_seconds=args.lease, rerun=args.rerun, realm=ctx.realm()
-    )
+    try:
+        made = ctx.charter.claim(
+            directive_id, args.agent, lease_seconds=args.lease, rerun=args.rerun, realm=ctx.realm()
+        )
+    except errors.AlreadyClaimed as exc:
+        # Who holds it and until when: whether to wait, or to see why it is still held.
+        held = exc.problem
+        holder = f" by {held.holder}" if held.holder else ""
+        until = f" until {held.expires_at}" if held.expires_at else ""
+        said = f"charter: already-claimed: {directive_id} is claimed{holder}{until}"
+        print(said, file=sys.stderr)
+        return exits.for_error(exc)
     if ctx.json:
         ctx.dump(made)
         return exits.OK

@@ -134,7 +134,8 @@ class AlreadyClaimed(Conflict):
 
 
 class NotDue(Conflict):
-    """The directive is paused, or before its `not_before` (`problem.not_before`)."""
+    """The directive is paused or deactivated, or before its `not_before`
+    (`problem.not_before`)."""
 
     code = "not-due"
 

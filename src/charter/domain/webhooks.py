@@ -8,8 +8,11 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
+
+from charter.domain.events import EventType
 
 EVERY = "*"  # `events: ["*"]`: every event type
 SECRET_PREFIX = "whsec_"
@@ -45,12 +48,33 @@ def wants(
     event_types: Sequence[str],
     agents: Sequence[str] | None,
     event_type: str,
-    affected: Sequence[str],
+    about: Sequence[str],
 ) -> bool:
-    """Whether a webhook with these filters is sent an event (no `agents`: any agent or none)."""
+    """Whether a webhook with these filters is sent an event about these agents (`concerned`);
+    no `agents`: any agent or none."""
     if EVERY not in event_types and event_type not in event_types:
         return False
-    return agents is None or not set(agents).isdisjoint(affected)
+    return agents is None or not set(agents).isdisjoint(about)
+
+
+# Work events: they change no prompt, so they affect no agent, but they concern the claim's
+# holder and the directive's owner (both in the payload; events written before the owner was
+# there name the holder alone).
+_CLAIM_EVENTS = frozenset(
+    {EventType.CLAIMED, EventType.CLAIM_EXPIRED, EventType.SUCCEEDED, EventType.FAILED}
+)
+_CLAIM_AGENTS = ("agent_id", "owner_agent_id")
+
+
+def concerned(
+    event_type: str, affected: Sequence[str], payload: Mapping[str, Any]
+) -> Sequence[str]:
+    """The agents an event is about, for an `agents` filter: its affected agents, and for a
+    claim's events the holder and the directive's owner."""
+    if event_type not in _CLAIM_EVENTS:
+        return affected
+    named = [payload.get(field) for field in _CLAIM_AGENTS]
+    return [*affected, *(agent for agent in named if isinstance(agent, str))]
 
 
 def target(url: str) -> tuple[str, str, int]:

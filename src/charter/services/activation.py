@@ -1,6 +1,7 @@
 """Moving the active-version pointer: rollback to an existing version, and deactivation.
 
-Neither makes a version; both raise the node's revision and write one event.
+Neither makes a version; both raise the node's revision and write one event (a deactivation
+also ends the node's running rollout and its live claim, each with its own event).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.domain.events import EventType
 from charter.errors import RolloutInProgress
+from charter.services.claims import release_for_deactivation
 from charter.services.rollouts import aborted_by_deactivation
 from charter.services.writes import Actor, Expected, Outcome, read_for_write, swap_revision
 from charter.store import directives, events, versions
@@ -70,7 +72,11 @@ async def deactivate(
     values = {"active_version": None, "updated_at": now, "rollout": null()}
     written = await swap_revision(conn, current, expected, values, latest.content)
     revision = written.revision
-    await events.append(conn, realm_id, aborted_by_deactivation(current, revision, actor, now))
+    # The rollout's abort and a live claim's release (no text is left to work on) are events
+    # of this transaction too.
+    ended = aborted_by_deactivation(current, revision, actor, now)
+    ended += await release_for_deactivation(conn, realm_id, written, actor.key_id, now)
+    await events.append(conn, realm_id, ended)
     await _record(
         conn,
         realm_id,

@@ -27,6 +27,11 @@ from charter.store.directives import Directive
 from charter.store.events import NewEvent
 from charter.store.timers import Timer
 
+# Why a `directive.claim_expired` ended the claim: its lease ran out, or its directive was
+# deactivated.
+RAN_OUT = "lease"
+RELEASED_BY_DEACTIVATION = "deactivated"
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
@@ -74,6 +79,12 @@ async def claim(
     elif held is not None:
         # Refused early, without the queries below; the insert's index is still the rule.
         raise _already_claimed(held)
+    if current.active_version is None:
+        # Before a rerun could reopen it: a deactivated directive's text is in no prompt, so
+        # there is no work to do until a rollback brings a version back. Its deactivation
+        # holds the realm's share lock, which this step's lock excludes: it either committed
+        # before this read, or it runs after this claim commits and releases it.
+        raise NotDue("the directive is deactivated: it has no active version")
     if current.status.terminal:
         if not request.rerun:
             raise InvalidTransition(
@@ -190,8 +201,26 @@ async def expire(
         return current.expires_at if current.state == ClaimState.LIVE else None
     await timers.remove(conn, realm_id, claim_id)
     node = await directives.get(conn, realm_id, ended.directive_id)
-    await _record(conn, realm_id, EventType.CLAIM_EXPIRED, node, LEASE_ACTOR, ended)
+    await _record(conn, realm_id, EventType.CLAIM_EXPIRED, node, LEASE_ACTOR, ended, RAN_OUT)
     return None
+
+
+async def release_for_deactivation(
+    conn: AsyncConnection, realm_id: str, node: Directive, actor: str, now: datetime
+) -> list[NewEvent]:
+    """End the directive's live claim as part of its deactivation; the event to append.
+
+    The claim ends `expired`, its timer goes, and the holder's next heartbeat or finish is
+    409: the work it held no longer exists in any prompt. Under the deactivation's share lock
+    (no claim step runs meanwhile), with the deactivation's time and the node as written.
+    """
+    held = await claims.live_for(conn, realm_id, node.id)
+    if held is None:
+        return []
+    ended = await claims.end(conn, realm_id, held.id, ClaimState.EXPIRED, now)
+    assert ended is not None  # live under the share lock, which every claim step excludes
+    await timers.remove(conn, realm_id, held.id)
+    return [_event(EventType.CLAIM_EXPIRED, node, actor, now, ended, RELEASED_BY_DEACTIVATION)]
 
 
 async def get(conn: AsyncConnection, realm_id: str, directive_id: str, claim_id: str) -> Claim:
@@ -223,20 +252,36 @@ async def _record(
     node: Directive,
     actor: str,
     held: Claim,
+    reason: str | None = None,
 ) -> None:
     # The event's time under the lock, after any write this step made (a reopen, a
     # completion): along the feed, time never goes back.
     now = await realms.lock(conn, realm_id)
-    # Claims are not part of any prompt: the event affects no agent's composition.
+    await events.append(conn, realm_id, [_event(kind, node, actor, now, held, reason)])
+
+
+def _event(
+    kind: EventType,
+    node: Directive,
+    actor: str,
+    now: datetime,
+    held: Claim,
+    reason: str | None = None,
+) -> NewEvent:
+    # Claims are not part of any prompt: the event affects no agent's composition. It names
+    # the holder and the directive's owner, whom a webhook's `agents` filter matches.
     payload: dict[str, Any] = {
         "claim_id": held.id,
         "agent_id": held.agent_id,
+        "owner_agent_id": node.owner_agent_id,
         "attempt": held.attempt,
         "expires_at": held.expires_at.isoformat(),
     }
     if kind is EventType.FAILED:
         payload["error_code"] = held.error_code
-    event = NewEvent(
+    if reason is not None:
+        payload["reason"] = reason
+    return NewEvent(
         type=kind,
         directive_id=node.id,
         revision=node.revision,
@@ -245,4 +290,3 @@ async def _record(
         occurred_at=now,
         payload=payload,
     )
-    await events.append(conn, realm_id, [event])

@@ -168,7 +168,8 @@ class Deliverer:
             if not page:
                 return
             for event in page:
-                if not rules.wants(hook.events, hook.agents, event.type, event.affected_agents):
+                about = rules.concerned(event.type, event.affected_agents, event.payload)
+                if not rules.wants(hook.events, hook.agents, event.type, about):
                     continue
                 outcome = await self.sender.send(
                     hook.url, hook.secret, rules.message_id(hook.id, event.seq), self.encode(event)

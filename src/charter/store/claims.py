@@ -191,6 +191,8 @@ def _claimable_by(realm_id: str, agent_id: str) -> Any:
         d.c.realm_id == realm_id,
         d.c.owner_agent_id == agent_id,
         d.c.status == Status.ACTIVE.value,
+        # A deactivated directive has no work to offer (services/claims.py refuses it).
+        d.c.active_version.is_not(None),
         ~live,
     )
 
@@ -198,7 +200,8 @@ def _claimable_by(realm_id: str, agent_id: str) -> Any:
 async def claimable(
     conn: AsyncConnection, realm_id: str, agent_id: str, now: datetime, limit: int
 ) -> list[str]:
-    """The agent's directives it may claim now: owned, active, due and without a live claim."""
+    """The agent's directives it may claim now: owned, active (and not deactivated), due and
+    without a live claim."""
     query = (
         select(d.c.id)
         .where(
