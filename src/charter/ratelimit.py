@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 
 class RateLimiter:
@@ -38,10 +39,17 @@ class FailureLimit:
     remembered (the one that failed longest ago is forgotten first).
     """
 
-    def __init__(self, limit: int = 5, window: float = 60.0, clients: int = 10_000) -> None:
+    def __init__(
+        self,
+        limit: int = 5,
+        window: float = 60.0,
+        clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
         self.clients = clients
+        self.clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def wait(self, client: str) -> float:
@@ -49,14 +57,11 @@ class FailureLimit:
         failures = self._failures.get(client)
         if failures is None or len(failures) < self.limit:
             return 0.0
-        left = failures[0] + self.window - time.monotonic()
-        if left <= 0:
-            return 0.0
-        return left
+        return max(0.0, failures[0] + self.window - self.clock())
 
     def failed(self, client: str) -> None:
         failures = self._failures.pop(client, None) or deque(maxlen=self.limit)
-        failures.append(time.monotonic())
+        failures.append(self.clock())
         self._failures[client] = failures  # the most recent failure last
         while len(self._failures) > self.clients:
             self._failures.popitem(last=False)
