@@ -6,8 +6,10 @@ moved by the test, so that no test sleeps for a minute."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -55,6 +57,14 @@ async def _key(api: Api, role: str) -> str:
     return secret
 
 
+_REFUSALS = re.compile(r'^charter_rejections_total\{reason="sign_in_limit"\} (\S+)$', re.M)
+
+
+def _refusals(metrics: httpx.Response) -> float:
+    found = _REFUSALS.search(metrics.text)
+    return 0.0 if found is None else float(found.group(1))
+
+
 def _assert_sign_in_page(text: str) -> None:
     """The sign-in form again, its field still named `API key`."""
     assert '<label for="key">API key</label>' in text
@@ -65,6 +75,7 @@ async def test_wrong_keys_are_throttled_and_then_a_right_key_too(
     browser: Browser, api: Api, clock: Clock
 ) -> None:
     right = await _key(api, "operator")
+    counted = _refusals(await api.client.get("/metrics"))
     for attempt in range(LIMIT):
         answer = await browser.post("/console/sign-in", data={"key": f"chk_wrong_{attempt}"})
         assert answer.status_code == 401, attempt
@@ -85,6 +96,7 @@ async def test_wrong_keys_are_throttled_and_then_a_right_key_too(
         assert "charter_session" not in refused.headers.get("set-cookie", "")
         assert browser.cookie is None
     assert (await browser.get("/console/realms")).status_code == 303  # not signed in
+    assert _refusals(await api.client.get("/metrics")) == counted + 2
     clock.now += 54.5
     assert (await browser.post("/console/sign-in", data={"key": right})).status_code == 429
     clock.now += 0.5  # the first failure leaves the window: one more try

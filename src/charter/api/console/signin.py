@@ -65,6 +65,7 @@ class SignInController(Controller):
         if wait:
             # Checked before the key: past the limit a right key is refused too, so that
             # guessing gains nothing until the window passes.
+            runtime.metrics.rejected("sign_in_limit")
             return _too_many(wait)
         if not secret:
             return page("signin.html", None, 400, error="Enter an API key.", title="Sign in")
