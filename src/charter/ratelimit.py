@@ -1,8 +1,11 @@
-"""Per-key token buckets, per process (N processes allow N times the rate; see docs)."""
+"""Per-key token buckets, and the sign-in's failure limit, per process (N processes allow N
+times the rate; see docs)."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 
 
 class RateLimiter:
@@ -27,3 +30,38 @@ class RateLimiter:
             return (1 - tokens) / self.per_second
         self._buckets[key] = (tokens - 1, now)
         return 0.0
+
+
+class FailureLimit:
+    """At most `limit` failures per `window` seconds per client, per process: the console's
+    sign-in (docs/console.md). Past them, the client is refused, whatever it sends, until
+    its oldest failure in the window is `window` seconds old. At most `clients` clients are
+    remembered (the one that failed longest ago is forgotten first).
+    """
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window: float = 60.0,
+        clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clients = clients
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def wait(self, client: str) -> float:
+        """0 if the client may try now, else the seconds until it may."""
+        failures = self._failures.get(client)
+        if failures is None or len(failures) < self.limit:
+            return 0.0
+        return max(0.0, failures[0] + self.window - self.clock())
+
+    def failed(self, client: str) -> None:
+        failures = self._failures.pop(client, None) or deque(maxlen=self.limit)
+        failures.append(self.clock())
+        self._failures[client] = failures  # the most recent failure last
+        while len(self._failures) > self.clients:
+            self._failures.popitem(last=False)

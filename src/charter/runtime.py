@@ -27,7 +27,7 @@ from charter.cache.shards import ShardedBus, connect
 from charter.db.session import Database
 from charter.metrics import Metrics
 from charter.observability import tracing
-from charter.ratelimit import RateLimiter
+from charter.ratelimit import FailureLimit, RateLimiter
 from charter.services import claims, schedules
 from charter.services.deliveries import Deliverer, Encode
 from charter.services.due_work import DueWork
@@ -68,6 +68,8 @@ class Runtime:
     tracer: Any = None
     guard: RolloutGuard | None = None
     deliverer: Deliverer | None = None  # webhooks: started by the app (`deliver_webhooks`)
+    # Failed console sign-ins per client address (api/console/signin.py), in this process.
+    sign_ins: FailureLimit = field(default_factory=FailureLimit)
 
     def deliver_webhooks(self, encode: Encode, *, loop: bool = True) -> Deliverer:
         """This process's webhook deliverer; `encode` renders an event as the feed does. With

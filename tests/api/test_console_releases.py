@@ -84,14 +84,14 @@ async def test_a_rollout_started_changed_promoted_and_aborted(browser: Browser, 
     for control in (">Promote<", ">Abort rollout<", ">Change percent<"):
         assert control in shown
     assert ">Start rollout<" not in shown
-    arms = re.search(r"<code>ok</code></td>\s*<td>(\d+)</td><td>([^<]+)</td>", shown)
+    arms = re.search(r"<code>ok</code></td>\s*<td[^>]*>(\d+)</td><td[^>]*>([^<]+)</td>", shown)
     assert arms is not None
     assert (arms.group(1), arms.group(2)) == ("2", "2 (1.414)")  # n, mean (sd)
     tree = (await browser.get(base)).text
     assert "rollout v2 at 100 %" in tree
     # At 100 % the owner sees the candidate: its prompt's layer says so, with the version.
     agent = (await browser.get(f"/console/realms/{api.realm}/agents/pilot")).text
-    assert re.search(r"<td>2</td><td>candidate</td>", agent), agent
+    assert re.search(r'<td data-label="Version">2</td><td data-label="Arm">candidate</td>', agent)
 
     changed = await browser.post(f"{url}/rollout/percent", data=_cas(token, node, percent="12.5"))
     assert "done=percent-changed" in changed.headers["location"]

@@ -721,3 +721,68 @@ async def test_the_release_pages_pass_axe_at_both_widths(
             await page.context.close()
     assert {page: v for page, v in found.items() if v} == {}
     assert world.offline.blocked == []
+
+
+# The data cells of the page's tables that reach past the window's right edge: each named by
+# its column's header, with how far past.
+_CELLS_PAST_THE_EDGE = """() => Array.from(document.querySelectorAll("main table td"))
+  .map((cell) => {
+    const table = cell.closest("table");
+    const header = table.querySelectorAll("thead th")[cell.cellIndex];
+    return [header ? header.textContent.trim() : "", cell.getBoundingClientRect().right];
+  })
+  .filter(([, right]) => right > window.innerWidth + 0.5)
+  .map(([name, right]) => `${name}: ${Math.round(right - window.innerWidth)} px`)"""
+
+
+async def test_the_tables_fit_a_390_px_screen(
+    browser: Browser, world: World, releases: Releases
+) -> None:
+    """At 390 px every cell of the webhooks, deliveries, claims, rollout, layers and event
+    tables is on the screen (no column cut off, nothing to scroll sideways), the webhooks'
+    Events column included, and so are the rows the page's script adds to the live feed."""
+    operator = await world.key("operator", realms=[releases.realm])
+    realm = f"/console/realms/{releases.realm}"
+    events = ["directive.created", "directive.rollout_started", "directive.claim_expired"]
+    async with world.server.http() as http:
+        body = {"url": releases.receiver.url + "/narrow", "events": events, "agents": ["pilot"]}
+        made = await http.post(f"/v1/realms/{releases.realm}/webhooks", json=body)
+    assert made.status_code == 201, made.text
+    page = await _signed_in(browser, world, operator["key"], 390)
+    try:
+        await page.goto(world.url(f"{realm}/webhooks"))
+        row = page.get_by_role("row").filter(has_text="/narrow")
+        cell = row.get_by_role("cell").filter(has_text="directive.rollout_started")
+        await screenshot(page, "webhooks-narrow", 390)
+        box = await cell.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 390
+        past: dict[str, list[str]] = {}
+        for name, path in (
+            ("webhooks", f"{realm}/webhooks"),
+            ("webhook", f"{realm}/webhooks/{releases.hook['id']}"),
+            ("claims", f"{realm}/claims"),
+            ("rollout", f"{realm}/directives/{releases.canary['id']}"),
+            ("agent", f"{realm}/agents/pilot"),
+            ("events", f"{realm}/events"),
+        ):
+            await page.goto(world.url(path))
+            past[name] = await page.evaluate(_CELLS_PAST_THE_EDGE)
+        rows = page.locator("#events tr")
+        before = await rows.count()
+        await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        async with world.server.http() as http:
+            await LiveApi(http, releases.realm).create(title="Arrives live", body="Narrow.")
+        await expect(rows).to_have_count(before + 1)
+        labels = await rows.first.locator("td").evaluate_all(
+            "(cells) => cells.map((cell) => cell.getAttribute('data-label'))"
+        )
+        assert labels == ["Seq", "Type", "Directive", "Revision", "Version", "Actor", "When"]
+        past["live feed"] = await page.evaluate(_CELLS_PAST_THE_EDGE)
+        assert past == {name: [] for name in past}
+        assert len(past) == 7
+    finally:
+        await page.context.close()
+        async with world.server.http() as http:
+            await http.delete(f"/v1/realms/{releases.realm}/webhooks/{made.json()['id']}")

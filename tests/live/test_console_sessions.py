@@ -1,6 +1,6 @@
 """Console sessions across two real server processes (one PostgreSQL, one Redis): a sign-out
 or a key's revocation on A ends the session on B at the next request, and ends B's stream
-that the session's cookie opened (DESIGN §11, issue 16)."""
+and long poll that the session's cookie opened, at once (DESIGN §11, issue 16)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,16 @@ async def test_an_ending_on_one_process_ends_the_session_and_stream_on_another(
         url = f"/v1/realms/{realm_id}/agents/pilot/prompt/stream"
         stream = asyncio.create_task(_stream_ends(on_b, url, opened))
         await asyncio.wait_for(opened.wait(), END_SECONDS)
+        first = await on_b.get(url.removesuffix("/stream"))
+        assert first.status_code == 200
+        poll = asyncio.create_task(
+            on_b.get(
+                url.removesuffix("/stream") + "?wait=30",
+                headers={"If-None-Match": first.headers["etag"]},
+            )
+        )
+        await asyncio.sleep(0.3)  # the long poll is waiting on B
+        assert not poll.done()
         started = time.monotonic()
         if ending == "sign-out":
             answer = await on_a.post("/console/sign-out", data={"csrf": token})
@@ -87,8 +97,14 @@ async def test_an_ending_on_one_process_ends_the_session_and_stream_on_another(
             async with a.http() as http:
                 assert (await http.delete(f"/v1/keys/{key['id']}")).status_code == 204
         seen = await asyncio.wait_for(stream, END_SECONDS)
+        polled = await asyncio.wait_for(poll, END_SECONDS)
         assert time.monotonic() - started < END_SECONDS
-        assert ": key revoked" in seen
+        # Each says why: the session ended, or the key it stood for was revoked.
+        assert (": session ended" if ending == "sign-out" else ": key revoked") in seen
+        assert polled.status_code == 401
+        assert polled.json()["code"] == "unauthenticated"
+        why = "session ended" if ending == "sign-out" else "key was revoked"
+        assert why in polled.json()["detail"]
         page = await on_b.get("/console/realms")
         assert page.status_code == 303
         assert page.headers["location"] == "/console"

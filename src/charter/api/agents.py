@@ -15,14 +15,13 @@ from litestar.params import FromQuery, HeaderParameter
 from litestar.response import Stream
 
 from charter.api import params, sse, wire
-from charter.api.auth import ACCESS, HELD
+from charter.api.auth import ACCESS, HELD, refuse_ended, session_of
 from charter.api.claims import claim_out
 from charter.api.deps import CallerDep, HoldDep, RuntimeDep, caller_of
 from charter.api.openapi import PromptEvent, event_stream
 from charter.cache.entries import Entry
-from charter.cache.watch import Ending
 from charter.domain.access import Access, Role
-from charter.errors import InvalidRequest, NotFound, Unauthenticated
+from charter.errors import InvalidRequest, NotFound
 from charter.runtime import Runtime
 from charter.services import prompts
 from charter.store import claims, compositions, realms
@@ -72,23 +71,24 @@ async def changed(
     agent_id: str,
     tags: AbstractSet[str],
     seconds: float,
+    session: str | None = None,
 ) -> Entry:
     """The long poll: the agent's entry once it no longer matches `tags`, or after `seconds`
     (or once the process is stopping) the current one, which still does.
 
-    Held under `key_id`: RateLimited past the key's cap, Unauthenticated once it is revoked.
+    Held under `key_id` (and the console `session` whose cookie opened it): RateLimited past
+    the key's cap, Unauthenticated once the key is revoked or the session ends.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     # Watch first, then read: a change landing in between still rings the bell.
     with (
-        runtime.hub.holds.hold(key_id) as watch,
+        runtime.hub.holds.hold(key_id, session) as watch,
         runtime.hub.watch_agent(realm_id, agent_id, watch),
     ):
         while True:
             entry = await runtime.prompts.current(realm_id, agent_id)
-            if watch.ended is Ending.REVOKED:
-                raise Unauthenticated("the key was revoked")
+            refuse_ended(watch)
             if not matches(entry, tags) or watch.ended is not None:
                 return entry
             remaining = deadline - loop.time()
@@ -103,8 +103,9 @@ async def _wait_for_change(
     agent_id: str,
     tags: AbstractSet[str],
     seconds: float,
+    session: str | None,
 ) -> Response[bytes]:
-    entry = await changed(runtime, key_id, realm_id, agent_id, tags, seconds)
+    entry = await changed(runtime, key_id, realm_id, agent_id, tags, seconds, session)
     return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 
 
@@ -177,8 +178,10 @@ class AgentController(Controller):
         seconds = 0 if wait is None else params.number(wait, "wait", 0, MAX_WAIT_SECONDS)
         tags = entity_tags(if_none_match)
         if seconds and tags:
-            key_id = caller_of(request).key_id
-            return await _wait_for_change(runtime, key_id, realm_id, agent_id, tags, seconds)
+            key_id, session = caller_of(request).key_id, session_of(request.state)
+            return await _wait_for_change(
+                runtime, key_id, realm_id, agent_id, tags, seconds, session
+            )
         entry = await runtime.prompts.current(realm_id, agent_id)
         return _not_modified(entry) if matches(entry, tags) else _prompt(entry)
 

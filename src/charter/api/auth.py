@@ -11,11 +11,15 @@ token; the console's own forms carry one (ADR 0011).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from litestar.enums import HttpMethod, ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from charter.cache.watch import Ending, Watch
 from charter.domain.access import Access, Caller
 from charter.errors import Forbidden, NotFound, RateLimited, Unauthenticated
 from charter.runtime import Runtime
@@ -84,6 +88,21 @@ async def authorize(scope: Scope, handler: BaseRouteHandler) -> None:
     scope.setdefault("state", {})["caller"] = caller
 
 
+def session_of(state: Mapping[str, Any]) -> str | None:
+    """The console session whose cookie authorised the request, if one did: a stream or long
+    poll is held under it as well as under its key, so that the session's end ends it."""
+    session: str | None = state.get("session")
+    return session
+
+
+def refuse_ended(watch: Watch) -> None:
+    """A held request whose credential ended while it waited: 401, as its next request is."""
+    if watch.ended is Ending.REVOKED:
+        raise Unauthenticated("the key was revoked")
+    if watch.ended is Ending.SESSION_ENDED:
+        raise Unauthenticated("the console session ended: sign in again")
+
+
 async def _authenticate(runtime: Runtime, header: str | None) -> Caller:
     if not header:
         raise Unauthenticated("send Authorization: Bearer <key>")
@@ -135,7 +154,7 @@ class AuthorizeMiddleware:
                 # The whole response is sent inside this block, so the hold lasts as long as
                 # the stream, and ends however the stream does.
                 key_id, session_id = state["caller"].key_id, state.get("session")
-                with runtime.hub.holds.hold(key_id, also=session_id) as watch:
+                with runtime.hub.holds.hold(key_id, session_id) as watch:
                     state["hold"] = watch
                     await self.app(scope, receive, send)
                 return

@@ -11,14 +11,13 @@ from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, wire
-from charter.api.auth import ACCESS
+from charter.api.auth import ACCESS, refuse_ended, session_of
 from charter.api.deps import ActorDep, CallerDep, RuntimeDep
 from charter.api.idempotent import write_once
-from charter.cache.watch import Ending
 from charter.clock import utcnow
 from charter.domain.access import Access, Caller, Role
 from charter.domain.work import ClaimState
-from charter.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from charter.errors import Forbidden, InvalidRequest, NotFound
 from charter.ids import SUFFIX
 from charter.runtime import Runtime
 from charter.services import claims as work
@@ -192,6 +191,7 @@ class ClaimController(Controller):
     )
     async def list_claims(
         self,
+        request: Request[Any, Any, Any],
         runtime: RuntimeDep,
         caller: CallerDep,
         realm_id: params.RealmPath,
@@ -216,7 +216,10 @@ class ClaimController(Controller):
         chosen = None if claim_state is None else claim_state.value
         claimable = None
         if agent_id is not None and seconds:
-            claimable = await _wait_for_work(runtime, caller.key_id, realm_id, agent_id, seconds)
+            session = session_of(request.state)
+            claimable = await _wait_for_work(
+                runtime, caller.key_id, session, realm_id, agent_id, seconds
+            )
         async with runtime.db.transaction(realm_id) as conn:
             await realms.get(conn, realm_id)
             page = await claims.page(conn, realm_id, size + 1, after, agent_id, chosen)
@@ -230,17 +233,23 @@ class ClaimController(Controller):
 
 
 async def _wait_for_work(
-    runtime: Runtime, key_id: str, realm_id: str, agent_id: str, seconds: float
+    runtime: Runtime,
+    key_id: str,
+    session: str | None,
+    realm_id: str,
+    agent_id: str,
+    seconds: float,
 ) -> list[str]:
     """The agent's claimable directives once there are some, or after `seconds` (none).
 
     Woken by every change in the realm (claims end, owners and statuses change), and at the
-    moment a not-yet-due directive becomes due. Held under the caller's key, like any wait.
+    moment a not-yet-due directive becomes due. Held under the caller's key (and the console
+    session whose cookie opened it), like any wait.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     with (
-        runtime.hub.holds.hold(key_id) as watch,
+        runtime.hub.holds.hold(key_id, session) as watch,
         runtime.hub.watch_realm(realm_id, watch),
     ):
         while True:
@@ -249,8 +258,7 @@ async def _wait_for_work(
                 await realms.get(conn, realm_id)
                 found = await claims.claimable(conn, realm_id, agent_id, now, 100)
                 due = None if found else await claims.next_due(conn, realm_id, agent_id, now)
-            if watch.ended is Ending.REVOKED:
-                raise Unauthenticated("the key was revoked")
+            refuse_ended(watch)
             remaining = deadline - loop.time()
             if found or watch.ended is not None or remaining <= 0:
                 return found

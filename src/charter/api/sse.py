@@ -39,6 +39,8 @@ def ending(why: Ending) -> bytes:
     """The last frame of a stream ended by the server."""
     if why is Ending.SHUTDOWN:
         return b": server stopping\r\nretry: %d\r\n\r\n" % RETRY_MILLISECONDS
+    if why is Ending.SESSION_ENDED:
+        return b": session ended\r\n\r\n"
     return b": key revoked\r\n\r\n"
 
 

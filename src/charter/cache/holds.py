@@ -2,7 +2,8 @@
 
 Each is a `Watch` registered here under its key id, so that a key's revocation ends every one
 of them (`revoke`), a stopping process ends them all (`close`), and one key cannot hold more
-than `cap` at once (the next is refused with 429).
+than `cap` at once (the next is refused with 429). One opened with a console session's cookie
+is also registered under the session's id, so that the session's end ends it too.
 """
 
 from __future__ import annotations
@@ -17,20 +18,29 @@ from charter.errors import RateLimited
 RETRY_AFTER_SECONDS = 5.0
 
 
+def _drop(by_name: dict[str, set[Watch]], name: str, watch: Watch) -> None:
+    watches = by_name.get(name)
+    if watches is not None:
+        watches.discard(watch)
+        if not watches:
+            del by_name[name]
+
+
 class Holds:
     def __init__(self, cap: int = 0) -> None:
         self.cap = cap  # streams and long polls per key at once; 0: no cap
         self.closing = False
         self.on_refused: Callable[[], None] | None = None  # counts refusals (the metrics)
         self._by_key: dict[str, set[Watch]] = {}
+        self._by_session: dict[str, set[Watch]] = {}
         self._count = 0
 
     @contextmanager
-    def hold(self, key_id: str, also: str | None = None) -> Iterator[Watch]:
+    def hold(self, key_id: str, session: str | None = None) -> Iterator[Watch]:
         """A watch held for `key_id` until the block ends; RateLimited past the cap.
 
-        `also`: a second name it is held under (a console session's id), not counted
-        against the cap, so that revoking that name ends it too."""
+        `session`: the console session whose cookie opened it, a second name it is held
+        under, not counted against the cap, so that the session's end ends it too."""
         held = self._by_key.setdefault(key_id, set())
         if self.cap and len(held) >= self.cap:
             if not held:
@@ -46,27 +56,26 @@ class Holds:
             watch.end(Ending.SHUTDOWN)
         held.add(watch)
         self._count += 1
-        if also is not None:
-            self._by_key.setdefault(also, set()).add(watch)
+        if session is not None:
+            self._by_session.setdefault(session, set()).add(watch)
         try:
             yield watch
         finally:
             self._count -= 1
-            for name in (key_id, also):
-                if name is None:
-                    continue
-                watches = self._by_key.get(name)
-                if watches is not None:
-                    watches.discard(watch)
-                    if not watches:
-                        del self._by_key[name]
+            _drop(self._by_key, key_id, watch)
+            if session is not None:
+                _drop(self._by_session, session, watch)
 
-    def revoke(self, key_id: str) -> int:
-        """End every stream and long poll of a revoked key; returns how many."""
-        held = self._by_key.get(key_id, ())
+    def revoke(self, name: str) -> int:
+        """End every stream and long poll of a revoked key, or of an ended console session
+        (key ids and session ids never collide); returns how many."""
+        held = self._by_key.get(name, ())
         for watch in held:
             watch.end(Ending.REVOKED)
-        return len(held)
+        opened = self._by_session.get(name, ())
+        for watch in opened:
+            watch.end(Ending.SESSION_ENDED)
+        return len(held) + len(opened)
 
     def close(self) -> None:
         """The process is stopping: end everything held, and whatever is opened from now."""
@@ -76,7 +85,9 @@ class Holds:
                 watch.end(Ending.SHUTDOWN)
 
     def key_ids(self) -> list[str]:
-        return list(self._by_key)
+        """The keys and console sessions that hold something here (the re-check asks after
+        them: services/keys.py)."""
+        return [*self._by_key, *self._by_session]
 
     def __len__(self) -> int:
-        return self._count  # a watch held under a second name counts once
+        return self._count  # a watch held under a session too counts once

@@ -10,6 +10,7 @@ class Ending(enum.Enum):
     """Why a held stream or long poll must end now."""
 
     REVOKED = "revoked"  # its key was revoked
+    SESSION_ENDED = "session_ended"  # the console session it was opened under ended
     SHUTDOWN = "shutdown"  # the process is stopping
 
 

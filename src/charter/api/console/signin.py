@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -31,6 +32,17 @@ async def _end_streams(runtime: Runtime, session_id: str) -> None:
         return
 
 
+def _too_many(wait: float) -> Template:
+    seconds = math.ceil(wait)
+    error = (
+        f"Too many failed sign-ins from this address. Wait {seconds} s and try again: "
+        "until then no key is accepted here, even a right one."
+    )
+    answer = page("signin.html", None, 429, error=error, title="Sign in")
+    answer.set_header("Retry-After", str(seconds))
+    return answer
+
+
 class SignInController(Controller):
     path = "/console"
     include_in_schema = False
@@ -48,16 +60,23 @@ class SignInController(Controller):
         form = await request.form()
         secret = str(form.get("key") or "").strip()
         runtime = runtime_of(request)
+        client = request.client.host if request.client is not None else ""
+        wait = runtime.sign_ins.wait(client)
+        if wait:
+            # Checked before the key: past the limit a right key is refused too, so that
+            # guessing gains nothing until the window passes.
+            runtime.metrics.rejected("sign_in_limit")
+            return _too_many(wait)
         if not secret:
             return page("signin.html", None, 400, error="Enter an API key.", title="Sign in")
         try:
             cookie, _ = await sessions.sign_in(runtime.db, runtime.keyring, secret)
         except (Forbidden, Unauthenticated) as exc:
-            error = (
-                "An agent key cannot sign in to the console."
-                if isinstance(exc, Forbidden)
-                else "That key is unknown or revoked."
-            )
+            if isinstance(exc, Forbidden):
+                error = "An agent key cannot sign in to the console."
+            else:
+                runtime.sign_ins.failed(client)  # a guess; an agent key is not one
+                error = "That key is unknown or revoked."
             # The key is never put back into the page.
             return page("signin.html", None, 401, error=error, title="Sign in")
         redirect = Redirect("/console/realms", status_code=303)

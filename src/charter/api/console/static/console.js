@@ -146,6 +146,16 @@
     row.appendChild(td);
   }
 
+  // A row made here names its cells after their columns, as the server's rows do: a `stacked`
+  // table shows each cell beside its column's name on a narrow screen (console.css).
+  function labelled(table, row) {
+    var heads = table.querySelectorAll("thead th");
+    Array.prototype.forEach.call(row.cells, function (td, index) {
+      if (heads[index]) td.setAttribute("data-label", heads[index].textContent);
+    });
+    return row;
+  }
+
   function initPrompt(region) {
     var realm = region.getAttribute("data-realm");
     follow(region.getAttribute("data-prompt-stream"), {
@@ -165,7 +175,7 @@
           cell(row, layer.version === null ? "none" : String(layer.version));
           cell(row, layer.arm || "\u2014");  // candidate, control, or none (no rollout)
           cell(row, String(layer.revision));
-          body.appendChild(row);
+          body.appendChild(labelled(body.closest("table"), row));
         });
       }
     });
@@ -185,7 +195,7 @@
         cell(row, e.version === null ? "" : String(e.version));
         cell(row, e.actor_name || e.actor);
         cell(row, e.occurred_at.replace("T", " ").slice(0, 19));
-        body.insertBefore(row, body.firstChild);
+        body.insertBefore(labelled(body.closest("table"), row), body.firstChild);
       };
     });
     follow(region.getAttribute("data-event-stream"), listeners);
