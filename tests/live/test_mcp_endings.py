@@ -5,6 +5,7 @@ are MCP errors, never tracebacks in a log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -12,8 +13,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -22,12 +25,13 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 from charter.mcp.server import PROMPT_NAME
-from charter.mcp.stdio import POLL_SECONDS, REVOKED_EXIT
 from tests.support.servers import CharterServer, charter_env
 
 # Revocation reaches the process within a second (the prompt stream ends, or the next poll);
 # the bound leaves room for a loaded machine, and still fails a process that waits for stdin.
 EXIT_SECONDS = 3.0
+REVOKED_EXIT = 3  # docs/mcp.md promises it
+POLL_SECONDS = 1.0  # charter.mcp.stdio's, while the prompt cannot be followed
 BODY = "Ship it, and say the secret word plover."
 
 
@@ -296,3 +300,77 @@ async def test_the_prompt_of_a_session_with_neither_default(pair: Pair, realm: R
         arguments = {"realm": realm.id, "agent": realm.agent}
         assert BODY in (await client.get_prompt(PROMPT_NAME, arguments)).model_dump_json()
     assert "Traceback" not in pair.serving.output[logged:]
+
+
+async def test_revocation_elsewhere_ends_the_http_session(pair: Pair, realm: Realm) -> None:
+    key = await _key(pair.revoking, realm.id, "agent", realm.agent)
+    url = f"{pair.serving.url}/mcp?realm={realm.id}&agent={realm.agent}"
+    headers = {
+        "Authorization": f"Bearer {key['key']}",
+        "Accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+    }
+    hello = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    }
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+    async with httpx.AsyncClient(timeout=10) as http:
+        opened = await http.post(url, json=initialize, headers=headers)
+        assert opened.status_code == 200, opened.text
+        headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+        ready = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert (await http.post(url, json=ready, headers=headers)).status_code == 202
+        listening = {**headers, "Accept": "text/event-stream"}
+        async with http.stream("GET", url, headers=listening) as stream:
+            assert stream.status_code == 200
+            await _revoke(pair.revoking, key["id"])
+            revoked = time.monotonic()
+            with contextlib.suppress(httpx.RemoteProtocolError):  # cut off mid-answer
+                async with asyncio.timeout(5):
+                    async for _ in stream.aiter_raw():
+                        pass
+            assert time.monotonic() - revoked < 1.5
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        again = await http.post(url, json=ping, headers=headers)
+        assert again.status_code == 401
+        assert again.json()["code"] == "unauthenticated"
+
+
+async def test_charter_mcp_reads_stdin_from_a_file(
+    pair: Pair, realm: Realm, tmp_path: Path
+) -> None:
+    # A regular file cannot be polled: it is read in a worker thread, to its end; then the
+    # process exits 0.
+    key = await _key(pair.revoking, realm.id, "agent", realm.agent)
+    hello = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    }
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "prompts/get", "params": {"name": PROMPT_NAME}},
+    ]
+    given = tmp_path / "stdin.jsonl"
+    given.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with given.open("rb") as stdin:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "charter", "mcp", "--realm", realm.id, "--agent", realm.agent),
+            env=charter_env(url=pair.serving.url, key=key["key"]),
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(20):
+            out, err = await process.communicate()
+    assert process.returncode == 0, err
+    answers = {m["id"]: m for m in map(json.loads, out.splitlines())}
+    assert answers[1]["result"]["serverInfo"]["name"] == "charter"
+    # The file's end closes the session, as a client closing stdin does: what is in flight
+    # then is answered "Connection closed" (the SDK's loop), or answered first.
+    assert "result" in answers[2] or answers[2]["error"]["message"] == "Connection closed"
+    assert b"Traceback" not in err

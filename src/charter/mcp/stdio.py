@@ -10,15 +10,14 @@ to any request ends it the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-import anyio.lowlevel
 import mcp_types as types
-import pydantic
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.runner import serve_loop
 from mcp.shared.message import SessionMessage
@@ -119,7 +118,8 @@ async def _wire() -> AsyncIterator[tuple[Incoming, Outgoing]]:
     to_session, incoming = anyio.create_memory_object_stream[SessionMessage | Exception]()
     outgoing, to_stdout = anyio.create_memory_object_stream[SessionMessage]()
     stdout = os.dup(1)
-    os.dup2(2, 1)
+    with contextlib.suppress(OSError):  # without a stderr, fd 1 stays the wire
+        os.dup2(2, 1)
     reading = anyio.CancelScope()
     try:
         async with anyio.create_task_group() as tasks:
@@ -155,13 +155,15 @@ async def _read_stdin(
 
 
 async def _read_chunk(fd: int) -> bytes:
-    """What stdin has now (b"" at its end), waiting for it without a thread."""
+    """What stdin has now (b"" at its end), waited for in the event loop where it can be."""
     while True:
         try:
             await anyio.wait_readable(fd)
         except OSError:
-            # A regular file or /dev/null, which epoll refuses: reading them never blocks.
-            await anyio.lowlevel.checkpoint()
+            # Not pollable: a regular file or /dev/null (epoll refuses them; reading them
+            # never blocks), or a pipe on Windows (select takes sockets only). A worker
+            # thread reads it then, as the SDK does.
+            return await anyio.to_thread.run_sync(os.read, fd, _CHUNK)
         try:
             return os.read(fd, _CHUNK)
         except BlockingIOError:
@@ -171,8 +173,8 @@ async def _read_chunk(fd: int) -> bytes:
 def _message(line: bytes) -> SessionMessage | Exception:
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-    except pydantic.ValidationError as exc:
-        return exc  # the session answers nothing to a line that is not JSON-RPC
+    except ValueError as exc:  # pydantic's ValidationError, for a line that is not JSON-RPC
+        return exc  # the session answers nothing to it, as the SDK's stdio transport does
 
 
 async def _write_stdout(messages: MemoryObjectReceiveStream[SessionMessage], fd: int) -> None:
