@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
@@ -21,6 +21,8 @@ from anyio.abc import TaskGroup
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 from charter.client import AsyncCharter, errors
 from charter.client import models as m
@@ -45,6 +47,9 @@ def prompt_uri(realm: str, agent: str) -> str:
 
 
 Follow = Callable[[str, str], AsyncIterator[str]]  # (realm, agent) -> composition ids
+P = TypeVar("P")
+R = TypeVar("R")
+Handler = Callable[["ServerRequestContext[Subscriptions]", P], Awaitable[R]]
 
 
 @dataclass
@@ -60,10 +65,14 @@ class Link:
     role: str | None = None
 
     def home(self, realm: str | None, agent: str | None) -> tuple[str, str]:
-        chosen_realm, chosen_agent = realm or self.realm, agent or self.agent
-        if not chosen_realm or not chosen_agent:
-            raise ValueError("name the realm and the agent (arguments realm, agent)")
-        return chosen_realm, chosen_agent
+        realm, agent = realm or self.realm, agent or self.agent
+        if realm and agent:
+            return realm, agent
+        missing = " and the ".join(n for n, v in (("realm", realm), ("agent", agent)) if not v)
+        raise invalid(
+            f"name the {missing}: this session has none by default, so pass the prompt's "
+            "arguments realm and agent (or connect to /mcp?realm=R&agent=A)"
+        )
 
 
 @dataclass
@@ -208,8 +217,48 @@ def _problem(exc: errors.CharterError) -> str:
     return str(exc)
 
 
-def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Link]]) -> Server[Any]:
-    """The MCP server; `link_of` gives each request its Link (the transport's part)."""
+def invalid(message: str) -> MCPError:
+    """Bad arguments: a missing realm or agent, an unknown prompt or resource."""
+    return MCPError(INVALID_PARAMS, message)
+
+
+def refusal(exc: errors.CharterError) -> MCPError:
+    """The API's refusal as an MCP error (the SDK logs a traceback for any other exception).
+
+    What the request names wrongly (400, 404, 409, 422) is invalid params; anything else
+    (401, 403, 429, 5xx, no connection) an internal error. `data` says the problem's status
+    and code; no directive text is in either (problem details carry none)."""
+    if isinstance(exc, errors.ProblemError):
+        code = INVALID_PARAMS if isinstance(exc, _NAMED_WRONG) else INTERNAL_ERROR
+        data = {"status": exc.status, "code": exc.problem.code}
+        return MCPError(code, f"{exc.problem.code}: {exc}", data)
+    return MCPError(INTERNAL_ERROR, f"the Charter server cannot be reached: {exc}")
+
+
+_NAMED_WRONG = (errors.InvalidInput, errors.NotFound, errors.Conflict)
+Refused = Callable[[errors.Unauthenticated], None]
+
+
+def build(
+    link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Link]],
+    refused: Refused | None = None,
+) -> Server[Any]:
+    """The MCP server; `link_of` gives each request its Link (the transport's part).
+
+    Every handler answers what it cannot do as an MCP error (`invalid`, `refusal`), which the
+    SDK sends without logging a traceback; `refused` hears each 401 the API answers (the
+    stdio session ends on it)."""
+
+    def answered(handler: Handler[P, R]) -> Handler[P, R]:
+        async def answer(ctx: ServerRequestContext[Subscriptions], params: P) -> R:
+            try:
+                return await handler(ctx, params)
+            except errors.CharterError as exc:
+                if refused is not None and isinstance(exc, errors.Unauthenticated):
+                    refused(exc)
+                raise refusal(exc) from None
+
+        return answer
 
     @asynccontextmanager
     async def lifespan(_: Server[Subscriptions]) -> AsyncGenerator[Subscriptions, None]:
@@ -231,7 +280,7 @@ def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Lin
         ctx: ServerRequestContext[Subscriptions], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
         if params.name != PROMPT_NAME:
-            raise ValueError(f"no prompt {params.name!r}; there is {PROMPT_NAME!r}")
+            raise invalid(f"no prompt {params.name!r}; there is {PROMPT_NAME!r}")
         link = await link_of(ctx)
         given = params.arguments or {}
         realm, agent = link.home(given.get("realm"), given.get("agent"))
@@ -308,7 +357,7 @@ def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Lin
                 uri=uri, mime_type="application/json", text=_json(composition)
             )
         else:
-            raise ValueError(f"no resource {uri!r}")
+            raise invalid(f"no resource {uri!r}")
         return types.ReadResourceResult(contents=[contents])
 
     async def subscribe(
@@ -317,7 +366,7 @@ def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Lin
         uri = str(params.uri)
         found = _PROMPT_URI.fullmatch(uri)
         if found is None:
-            raise ValueError("only an agent's prompt (charter://{realm}/agents/{agent}/prompt)")
+            raise invalid("only an agent's prompt (charter://{realm}/agents/{agent}/prompt)")
         link = await link_of(ctx)
         await link.charter.prompt(found[2], realm=found[1])  # readable by this key, or refused
         ctx.lifespan_context.start(ctx.session, uri, link.follow(found[1], found[2]))
@@ -348,6 +397,8 @@ def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Lin
         try:
             result = await _call_tool(link, params.name, dict(params.arguments or {}))
         except errors.CharterError as exc:
+            if refused is not None and isinstance(exc, errors.Unauthenticated):
+                refused(exc)
             failed = types.TextContent(type="text", text=_problem(exc))
             return types.CallToolResult(content=[failed], is_error=True)
         except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
@@ -361,15 +412,15 @@ def build(link_of: Callable[[ServerRequestContext[Subscriptions]], Awaitable[Lin
         instructions="Charter: the agent's directives. Use the prompt `directives` as the "
         "system prompt; subscribe to its resource to hear when it changes.",
         lifespan=lifespan,
-        on_list_prompts=list_prompts,
-        on_get_prompt=get_prompt,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
-        on_read_resource=read_resource,
-        on_subscribe_resource=subscribe,
-        on_unsubscribe_resource=unsubscribe,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
+        on_list_prompts=answered(list_prompts),
+        on_get_prompt=answered(get_prompt),
+        on_list_resources=answered(list_resources),
+        on_list_resource_templates=answered(list_templates),
+        on_read_resource=answered(read_resource),
+        on_subscribe_resource=answered(subscribe),
+        on_unsubscribe_resource=answered(unsubscribe),
+        on_list_tools=answered(list_tools),
+        on_call_tool=answered(call_tool),
     )
     # The handshake era only (2025-11-25 and before), which MCP clients speak today: without
     # `server/discover`, a client in "auto" mode falls back to `initialize`, and resource
