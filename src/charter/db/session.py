@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import bindparam, event, func, select
+from sqlalchemy import String, bindparam, event, func, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
@@ -29,7 +29,7 @@ REPLICA_REST_SECONDS = 5.0
 
 # Every transaction's first statement, built once: a statement built per call pays for its
 # construction and its cache key on every request (a fifth of a write's SQLAlchemy time).
-_SET_REALM = select(func.set_config("charter.realm", bindparam("realm"), True))
+_SET_REALM = select(func.set_config("charter.realm", bindparam("realm", type_=String()), True))
 
 
 class Database:

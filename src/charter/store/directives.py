@@ -177,6 +177,18 @@ async def insert_row(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
         raise
 
 
+# The CAS statement's fixed part, built once; the values differ from write to write.
+_CAS = (
+    update(d)
+    .where(
+        d.c.realm_id == bindparam("realm"),
+        d.c.id == bindparam("directive"),
+        d.c.revision == bindparam("expected"),
+    )
+    .returning(*d.c)
+)
+
+
 async def compare_and_swap(
     conn: AsyncConnection,
     realm_id: str,
@@ -185,14 +197,10 @@ async def compare_and_swap(
     values: Mapping[str, Any],
 ) -> Row[Any] | None:
     """The CAS write: one statement that checks the revision and raises it. None: stale."""
-    query = (
-        update(d)
-        .where(d.c.realm_id == realm_id, d.c.id == directive_id, d.c.revision == expected_revision)
-        .values(**values, revision=d.c.revision + 1)
-        .returning(*d.c)
-    )
+    query = _CAS.values(**values, revision=d.c.revision + 1)
+    ids = {"realm": realm_id, "directive": directive_id, "expected": expected_revision}
     try:
-        return (await conn.execute(query)).first()
+        return (await conn.execute(query, ids)).first()
     except IntegrityError as exc:
         if "key" in values and (
             "uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig)
