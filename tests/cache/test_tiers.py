@@ -108,6 +108,39 @@ async def test_redis_tier_refuses_writes_older_than_its_tombstone(redis: Redis) 
     await redis.delete(entry_key(realm, "a"))
 
 
+async def test_a_write_s_invalidation_lays_its_tombstones_before_its_announcement(
+    redis: Redis,
+) -> None:
+    # The post-commit call (tombstones and announcement in one pipeline, the script sent as
+    # EVAL): the same stamp rules as `invalidate` alone, and whoever hears the announcement
+    # reads the tombstones already laid.
+    tier = _relayed(RedisTier(redis))
+    realm = "t-" + uuid.uuid4().hex[:12]
+    channel = "charter-test:" + realm
+    assert await tier.put(realm, "a", entry(5))
+    assert await tier.put(realm, "b", entry(9))
+    try:
+        async with redis.pubsub() as listener:
+            await listener.subscribe(channel)
+            subscribed = await listener.get_message(timeout=5)
+            assert subscribed is not None
+            assert subscribed["type"] == "subscribe"
+            await tier.invalidate(realm, ["a", "b", "c"], 7, (channel, b"announced"))
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=5)
+            assert message is not None
+            assert message["data"] == b"announced"
+            assert await redis.get(entry_key(realm, "a")) == tombstone(7)
+            assert await redis.get(entry_key(realm, "c")) == tombstone(7)
+            assert await tier.get(realm, "b") == entry(9)  # newer than the change: kept
+            assert not await tier.put(realm, "a", entry(6))
+            # Twice (the relay's redelivery): an entry that saw the change is kept.
+            assert await tier.put(realm, "a", entry(7))
+            await tier.invalidate(realm, ["a"], 7, (channel, b"again"))
+            assert await tier.get(realm, "a") == entry(7)
+    finally:
+        await redis.delete(*(entry_key(realm, agent) for agent in "abc"))
+
+
 async def test_redis_tier_treats_unreadable_values_as_misses(redis: Redis) -> None:
     tier = _relayed(RedisTier(redis))
     realm = "t-" + uuid.uuid4().hex[:12]

@@ -267,8 +267,10 @@ class RedisTier:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     if keys:
-                        # A pipeline runs scripts too; redis-py types `client` narrowly.
-                        await self._invalidate(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
+                        # EVAL with the script's text, not the registered script: in a
+                        # pipeline that first asks SCRIPT EXISTS, one more round trip on
+                        # every write. Redis keeps the compiled script by its hash either way.
+                        pipe.eval(_INVALIDATE, len(keys), *keys, *args)
                     pipe.publish(*announce)
                     await pipe.execute()
             except _FAILURES as exc:

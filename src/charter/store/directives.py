@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     and_,
+    bindparam,
     case,
     insert,
     literal,
@@ -100,6 +101,14 @@ _WITH_CONTENT = select(d, versions.c.title, versions.c.body).outerjoin(
 )
 
 
+# The hot reads, built once (a write's first statement): building a statement and its cache
+# key per call cost more than the rest of SQLAlchemy's work on it.
+_GET = _WITH_CONTENT.where(d.c.realm_id == bindparam("realm"), d.c.id == bindparam("directive"))
+_REVISION = select(d.c.revision).where(
+    d.c.realm_id == bindparam("realm"), d.c.id == bindparam("directive")
+)
+
+
 def _content(rows: Iterable[Row[Any]]) -> list[Directive]:
     """Directives from `_WITH_CONTENT` rows, as an inner join would have given them."""
     return [_directive(row, row.title, row.body) for row in rows if row.title is not None]
@@ -139,16 +148,15 @@ def _same(value: Any) -> Any:
 
 
 async def get(conn: AsyncConnection, realm_id: str, directive_id: str) -> Directive:
-    query = _WITH_CONTENT.where(d.c.realm_id == realm_id, d.c.id == directive_id)
-    found = _content(await conn.execute(query))
+    found = _content(await conn.execute(_GET, {"realm": realm_id, "directive": directive_id}))
     if not found:
         raise NotFound(f"directive {directive_id!r} not found")
     return found[0]
 
 
 async def revision_of(conn: AsyncConnection, realm_id: str, directive_id: str) -> int | None:
-    query = select(d.c.revision).where(d.c.realm_id == realm_id, d.c.id == directive_id)
-    return (await conn.execute(query)).scalar_one_or_none()
+    found = await conn.execute(_REVISION, {"realm": realm_id, "directive": directive_id})
+    return found.scalar_one_or_none()
 
 
 async def revision_or_404(conn: AsyncConnection, realm_id: str, directive_id: str) -> int:
@@ -169,6 +177,18 @@ async def insert_row(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
         raise
 
 
+# The CAS statement's fixed part, built once; the values differ from write to write.
+_CAS = (
+    update(d)
+    .where(
+        d.c.realm_id == bindparam("realm"),
+        d.c.id == bindparam("directive"),
+        d.c.revision == bindparam("expected"),
+    )
+    .returning(*d.c)
+)
+
+
 async def compare_and_swap(
     conn: AsyncConnection,
     realm_id: str,
@@ -177,14 +197,10 @@ async def compare_and_swap(
     values: Mapping[str, Any],
 ) -> Row[Any] | None:
     """The CAS write: one statement that checks the revision and raises it. None: stale."""
-    query = (
-        update(d)
-        .where(d.c.realm_id == realm_id, d.c.id == directive_id, d.c.revision == expected_revision)
-        .values(**values, revision=d.c.revision + 1)
-        .returning(*d.c)
-    )
+    query = _CAS.values(**values, revision=d.c.revision + 1)
+    ids = {"realm": realm_id, "directive": directive_id, "expected": expected_revision}
     try:
-        return (await conn.execute(query)).first()
+        return (await conn.execute(query, ids)).first()
     except IntegrityError as exc:
         if "key" in values and (
             "uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig)
@@ -244,8 +260,9 @@ async def ancestry(conn: AsyncConnection, realm_id: str, directive_id: str) -> l
     return [by_id[node] for node in walk_up(directive_id, parents, WALK_CAP)]
 
 
-def _below(realm_id: str, directive_id: str) -> Any:
-    """A recursive CTE of the node and its descendants, depth-capped against corrupt cycles."""
+def _below(realm_id: Any, directive_id: Any) -> Any:
+    """A recursive CTE of the node and its descendants, depth-capped against corrupt cycles
+    (the ids as values, or as bound parameters for a statement built once)."""
     columns = (d.c.id, d.c.parent_id, d.c.level, d.c.status, d.c.owner_agent_id)
     base = (
         select(*columns, literal(0).label("depth"))
@@ -260,10 +277,15 @@ def _below(realm_id: str, directive_id: str) -> Any:
     return base.union_all(down)
 
 
+# Every write on the general path walks the subtree once: built once, like `_GET`.
+_SUBTREE = select(_below(bindparam("realm"), bindparam("directive")))
+
+
 async def subtree(conn: AsyncConnection, realm_id: str, directive_id: str) -> list[Node]:
     """The node and its descendants, without text; `depth` counts from the node (0)."""
     nodes: dict[str, Node] = {}
-    for row in await conn.execute(select(_below(realm_id, directive_id))):
+    found = await conn.execute(_SUBTREE, {"realm": realm_id, "directive": directive_id})
+    for row in found:
         # Corrupt data (a cycle) repeats nodes at growing depths: keep each node once.
         if row.id not in nodes:
             nodes[row.id] = Node(

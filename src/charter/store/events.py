@@ -60,6 +60,9 @@ class Event:
     payload: dict[str, Any]
 
 
+_INSERT = insert(e)  # built once; its values are the parameters
+
+
 async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) -> int | None:
     """Give the events the next realm revisions, in order, and write them; the last one.
 
@@ -72,7 +75,7 @@ async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) 
     last, at = await realms.sequence(conn, realm_id, len(new), max(ev.occurred_at for ev in new))
     first = last - len(new) + 1
     await conn.execute(
-        insert(e),
+        _INSERT,
         [
             {
                 "realm_id": realm_id,

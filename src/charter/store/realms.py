@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, literal, or_, select, update
+from sqlalchemy import Row, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,6 +61,28 @@ async def page(
     return [_realm(row) for row in await conn.execute(query)]
 
 
+# The locks and the sequencer every write takes, built once (building a statement and its
+# cache key per call cost more than the rest of SQLAlchemy's work on it).
+_LOCK = select(realms.c.clock).where(realms.c.id == bindparam("realm")).with_for_update()
+_SHARE = (
+    select(realms.c.id)
+    .where(realms.c.id == bindparam("realm"))
+    .with_for_update(read=True, key_share=True)
+)
+_NOW = bindparam("now", type_=realms.c.clock.type)
+_SEQUENCE = (
+    update(realms)
+    .where(realms.c.id == bindparam("realm"))
+    .values(
+        revision=realms.c.revision + bindparam("by", type_=realms.c.revision.type),
+        clock=case(
+            (or_(realms.c.clock.is_(None), realms.c.clock < _NOW), _NOW), else_=realms.c.clock
+        ),
+    )
+    .returning(realms.c.revision, realms.c.clock)
+)
+
+
 async def lock(conn: AsyncConnection, realm_id: str) -> datetime:
     """Take the realm's structure lock, held until commit, and return the write's time.
 
@@ -70,8 +92,7 @@ async def lock(conn: AsyncConnection, realm_id: str) -> datetime:
     cycle. It excludes every node write too (they hold `share`), so the time taken here is
     never before the realm's latest event.
     """
-    query = select(realms.c.clock).where(realms.c.id == realm_id).with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_LOCK, {"realm": realm_id})).first()
     if row is None:
         raise NotFound(f"realm {realm_id!r} not found")
     now = utcnow()
@@ -88,12 +109,7 @@ async def share(conn: AsyncConnection, realm_id: str) -> datetime:
     parallel while the ancestry and the subtree they read stand still. The feed's order and
     time are still decided under a lock, the short one `sequence` takes at the end.
     """
-    query = (
-        select(realms.c.id)
-        .where(realms.c.id == realm_id)
-        .with_for_update(read=True, key_share=True)
-    )
-    if (await conn.execute(query)).first() is None:
+    if (await conn.execute(_SHARE, {"realm": realm_id})).first() is None:
         raise NotFound(f"realm {realm_id!r} not found")
     return utcnow()
 
@@ -115,15 +131,5 @@ async def sequence(
     along the feed. A write calls it last, after its directive rows are locked (the order every
     write takes its locks in: no deadlock), so the lock is held only to the commit.
     """
-    later = case(
-        (or_(realms.c.clock.is_(None), realms.c.clock < now), literal(now, realms.c.clock.type)),
-        else_=realms.c.clock,
-    )
-    query = (
-        update(realms)
-        .where(realms.c.id == realm_id)
-        .values(revision=realms.c.revision + by, clock=later)
-        .returning(realms.c.revision, realms.c.clock)
-    )
-    row = (await conn.execute(query)).one()
+    row = (await conn.execute(_SEQUENCE, {"realm": realm_id, "by": by, "now": now})).one()
     return int(row.revision), aware(row.clock)
