@@ -1,0 +1,99 @@
+"""A whole SQLite transaction as one call on the connection's thread (`Database.whole`)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from charter.clock import utcnow
+from charter.db.session import Database
+from charter.db.sqlite_driver import AwaitedElsewhere
+from charter.db.tables import realms as realms_table
+from charter.store import realms
+
+
+async def _exists(db: Database, realm_id: str) -> bool:
+    async with db.transaction() as conn:
+        query = select(realms_table.c.id).where(realms_table.c.id == realm_id)
+        return (await conn.execute(query)).first() is not None
+
+
+@pytest.fixture
+async def db(sqlite_url: str) -> Database:
+    return Database.connect(sqlite_url)
+
+
+async def test_runs_on_the_database_thread_and_commits(db: Database) -> None:
+    realm_id = f"w-{uuid.uuid4().hex[:12]}"
+    loop_thread = threading.get_ident()
+
+    async def work(conn: AsyncConnection) -> int:
+        await realms.create(conn, realm_id, "Whole", utcnow())
+        revision = (await realms.get(conn, realm_id)).revision
+        return threading.get_ident() if revision == 0 else -1
+
+    try:
+        ran_on = await db.whole(None, work)
+        assert ran_on not in (loop_thread, -1)
+        assert await _exists(db, realm_id)
+        # The connection is back in the pool, usable as ever, outside any transaction.
+        async with db.transaction() as conn:
+            assert (await realms.get(conn, realm_id)).name == "Whole"
+    finally:
+        await db.dispose()
+
+
+async def test_an_error_rolls_the_whole_back(db: Database) -> None:
+    realm_id = f"w-{uuid.uuid4().hex[:12]}"
+
+    class Refused(Exception):
+        pass
+
+    async def work(conn: AsyncConnection) -> None:
+        await realms.create(conn, realm_id, "Refused", utcnow())
+        raise Refused
+
+    try:
+        with pytest.raises(Refused):
+            await db.whole(None, work)
+        assert not await _exists(db, realm_id)
+    finally:
+        await db.dispose()
+
+
+async def test_awaiting_anything_else_is_refused_and_rolled_back(db: Database) -> None:
+    realm_id = f"w-{uuid.uuid4().hex[:12]}"
+
+    async def work(conn: AsyncConnection) -> None:
+        await realms.create(conn, realm_id, "Slept", utcnow())
+        await asyncio.sleep(0)  # needs the event loop, which the database's thread is not
+
+    try:
+        with pytest.raises((AwaitedElsewhere, RuntimeError)):
+            await db.whole(None, work)
+        assert not await _exists(db, realm_id)
+    finally:
+        await db.dispose()
+
+
+async def test_whole_calls_take_turns(db: Database) -> None:
+    """Eight at once on the one connection: each sees the one before it committed."""
+    realm_id = f"w-{uuid.uuid4().hex[:12]}"
+    try:
+        async with db.transaction() as conn:
+            await realms.create(conn, realm_id, "Turns", utcnow())
+
+        async def bump(conn: AsyncConnection) -> int:
+            return await realms.advance(conn, realm_id, 1, utcnow())
+
+        seen = await asyncio.gather(*(db.whole(realm_id, bump) for _ in range(8)))
+        assert sorted(seen) == list(range(1, 9))
+        async with db.transaction() as conn:
+            assert (await realms.get(conn, realm_id)).revision == 8
+    finally:
+        await db.dispose()
