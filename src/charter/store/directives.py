@@ -249,7 +249,7 @@ async def ancestry(conn: AsyncConnection, realm_id: str, directive_id: str) -> l
     return [by_id[node] for node in walk_up(directive_id, parents, WALK_CAP)]
 
 
-def _below(realm_id: str, directive_id: str) -> Any:
+def _below(realm_id: Any, directive_id: Any) -> Any:
     """A recursive CTE of the node and its descendants, depth-capped against corrupt cycles."""
     columns = (d.c.id, d.c.parent_id, d.c.level, d.c.status, d.c.owner_agent_id)
     base = (
@@ -265,10 +265,14 @@ def _below(realm_id: str, directive_id: str) -> Any:
     return base.union_all(down)
 
 
+# Built once, as `_GET` is: every write reads its subtree.
+_SUBTREE = select(_below(bindparam("realm"), bindparam("id")))
+
+
 async def subtree(conn: AsyncConnection, realm_id: str, directive_id: str) -> list[Node]:
     """The node and its descendants, without text; `depth` counts from the node (0)."""
     nodes: dict[str, Node] = {}
-    for row in await conn.execute(select(_below(realm_id, directive_id))):
+    for row in await conn.execute(_SUBTREE, {"realm": realm_id, "id": directive_id}):
         # Corrupt data (a cycle) repeats nodes at growing depths: keep each node once.
         if row.id not in nodes:
             nodes[row.id] = Node(
