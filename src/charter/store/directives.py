@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -182,20 +183,34 @@ async def compare_and_swap(
     values: Mapping[str, Any],
 ) -> Row[Any] | None:
     """The CAS write: one statement that checks the revision and raises it. None: stale."""
-    query = (
-        update(d)
-        .where(d.c.realm_id == realm_id, d.c.id == directive_id, d.c.revision == expected_revision)
-        .values(**values, revision=d.c.revision + 1)
-        .returning(*d.c)
-    )
+    params = {f"new_{name}": value for name, value in values.items()}
+    params.update(at_realm=realm_id, at_id=directive_id, expected=expected_revision)
     try:
-        return (await conn.execute(query)).first()
+        return (await conn.execute(_swap_statement(tuple(values)), params)).first()
     except IntegrityError as exc:
         if "key" in values and (
             "uq_directives_realm_id_key" in str(exc.orig) or "directives.key" in str(exc.orig)
         ):
             raise AlreadyExists(f"key {values['key']!r} is already used in this realm") from exc
         raise
+
+
+@functools.lru_cache(maxsize=256)
+def _swap_statement(names: tuple[str, ...]) -> Any:
+    """The CAS statement for the columns `names`, their values as parameters `new_<name>`:
+    built once for each set of columns a write changes (a text change's is always the same),
+    so SQLAlchemy neither builds it nor walks it for its cache key again."""
+    new = {name: bindparam(f"new_{name}", type_=d.c[name].type) for name in names}
+    return (
+        update(d)
+        .where(
+            d.c.realm_id == bindparam("at_realm"),
+            d.c.id == bindparam("at_id"),
+            d.c.revision == bindparam("expected"),
+        )
+        .values(**new, revision=d.c.revision + 1)
+        .returning(*d.c)
+    )
 
 
 def with_content(row: Row[Any] | Mapping[str, Any], title: str, body: str) -> Directive:

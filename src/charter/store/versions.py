@@ -38,19 +38,24 @@ class Version:
 async def add(conn: AsyncConnection, realm_id: str, version: Version) -> None:
     """Insert a version; the primary key (realm, directive, version) refuses a duplicate."""
     await conn.execute(
-        insert(v).values(
-            realm_id=realm_id,
-            directive_id=version.directive_id,
-            version=version.version,
-            title=version.title,
-            body=version.body,
-            content_hash=version.content_hash,
-            author=version.author,
-            message=version.message,
-            based_on=version.based_on,
-            created_at=version.created_at,
-        )
+        _INSERT,
+        {
+            "realm_id": realm_id,
+            "directive_id": version.directive_id,
+            "version": version.version,
+            "title": version.title,
+            "body": version.body,
+            "content_hash": version.content_hash,
+            "author": version.author,
+            "message": version.message,
+            "based_on": version.based_on,
+            "created_at": version.created_at,
+        },
     )
+
+
+# Built once: the values come as parameters, so every write's insert is the same statement.
+_INSERT = insert(v)
 
 
 def _version(row: object) -> Version:
