@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.clock import utcnow
 from charter.db.session import Database
 from charter.db.sqlite_driver import AwaitedElsewhere
 from charter.db.tables import realms as realms_table
-from charter.store import realms
+from charter.domain.events import EventType
+from charter.runtime import open_runtime
+from charter.settings import Settings
+from charter.store import events, realms
+from charter.store.events import Committed, NewEvent
 
 
 async def _exists(db: Database, realm_id: str) -> bool:
@@ -97,3 +102,47 @@ async def test_whole_calls_take_turns(db: Database) -> None:
             assert (await realms.get(conn, realm_id)).revision == 8
     finally:
         await db.dispose()
+
+
+async def test_a_caller_cancelled_mid_call_still_has_its_commit_delivered(sqlite_url: str) -> None:
+    """The call runs on to its end on the thread once made: what it committed reaches the
+    relay although the caller was cancelled meanwhile."""
+    realm_id = f"w-{uuid.uuid4().hex[:12]}"
+    async with open_runtime(Settings(database_url=sqlite_url)) as runtime:
+        async with runtime.write(realm_id) as conn:
+            await realms.create(conn, realm_id, "Late", utcnow())
+        delivered: list[Committed] = []
+        passed_on = runtime.relay.committed
+
+        async def recording(changes: Sequence[Committed]) -> None:
+            delivered.extend(changes)
+            await passed_on(changes)
+
+        runtime.relay.committed = recording  # type: ignore[method-assign]
+        started = threading.Event()
+
+        async def slow_write(conn: AsyncConnection) -> None:
+            started.set()
+            await conn.execute(text(_SLOW))  # long enough to be cancelled inside
+            event = NewEvent(EventType.UPDATED, "dir_late", 1, None, "test", utcnow())
+            await events.append(conn, realm_id, [event])
+
+        call = asyncio.create_task(runtime.write_whole(realm_id, slow_write))
+        assert await asyncio.to_thread(started.wait, 10)  # the call is running on its thread
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        for _ in range(500):
+            if delivered:
+                break
+            await asyncio.sleep(0.01)
+        assert [(c.realm, c.stamp) for c in delivered] == [(realm_id, 1)]
+        async with runtime.db.transaction(realm_id) as conn:
+            assert [e.seq for e in await events.feed(conn, realm_id, 0, 10)] == [1]
+
+
+# A statement that keeps SQLite busy for a while (a few hundred ms on this machine).
+_SLOW = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000)"
+    " SELECT count(*) FROM c"
+)
