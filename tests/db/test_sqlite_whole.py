@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import uuid
 from collections.abc import Sequence
@@ -94,7 +95,10 @@ async def test_whole_calls_take_turns(db: Database) -> None:
             await realms.create(conn, realm_id, "Turns", utcnow())
 
         async def bump(conn: AsyncConnection) -> int:
-            return await realms.advance(conn, realm_id, 1, utcnow())
+            event = NewEvent(EventType.UPDATED, "dir_turns", 1, None, "test", utcnow())
+            seq = await events.append(conn, realm_id, [event])  # the realm revision, raised
+            assert seq is not None
+            return seq
 
         seen = await asyncio.gather(*(db.whole(realm_id, bump) for _ in range(8)))
         assert sorted(seen) == list(range(1, 9))
@@ -146,3 +150,18 @@ _SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000)"
     " SELECT count(*) FROM c"
 )
+
+
+async def test_the_work_runs_in_the_callers_context(db: Database) -> None:
+    """Log lines keep the request id, statement spans their trace: the caller's context."""
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="none")
+    seen.set("the caller's")
+
+    async def work(conn: AsyncConnection) -> str:
+        await conn.execute(select(1))
+        return seen.get()
+
+    try:
+        assert await db.whole(None, work) == "the caller's"
+    finally:
+        await db.dispose()

@@ -22,6 +22,7 @@ transaction that every other writer queues for (docs/benchmarks.md, "One call").
 
 from __future__ import annotations
 
+import contextvars
 import sqlite3
 import threading
 from collections import deque
@@ -185,13 +186,16 @@ async def at_once(conn: AsyncConnection, work: Callable[[], Coroutine[Any, Any, 
     those run directly on the thread, so the coroutine never waits and is driven there in
     one go. Anything else it awaits (another connection, a sleep, a lock) would need the
     event loop, which this thread is not: the coroutine is closed (its transaction rolls
-    back) and AwaitedElsewhere raised. What `work` raises is raised here.
+    back) and AwaitedElsewhere raised. What `work` raises is raised here. It runs in a copy of
+    the caller's context, as a task would: the request id of its log lines and the trace its
+    statement spans belong to are the caller's.
     """
     raw = await conn.get_raw_connection()
     adapted = raw.dbapi_connection
     assert isinstance(adapted, _Connection), "at_once needs a connection of this driver"
     connection: aiosqlite.Connection = adapted._connection
-    result: T = await connection._execute(_drive, connection, work)
+    context = contextvars.copy_context()
+    result: T = await connection._execute(context.run, _drive, connection, work)
     return result
 
 
