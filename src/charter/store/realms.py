@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, literal, or_, select, update
+from sqlalchemy import Row, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -88,12 +88,7 @@ async def share(conn: AsyncConnection, realm_id: str) -> datetime:
     parallel while the ancestry and the subtree they read stand still. The feed's order and
     time are still decided under a lock, the short one `sequence` takes at the end.
     """
-    query = (
-        select(realms.c.id)
-        .where(realms.c.id == realm_id)
-        .with_for_update(read=True, key_share=True)
-    )
-    if (await conn.execute(query)).first() is None:
+    if (await conn.execute(_SHARE, {"realm": realm_id})).first() is None:
         raise NotFound(f"realm {realm_id!r} not found")
     return utcnow()
 
@@ -115,15 +110,28 @@ async def sequence(
     along the feed. A write calls it last, after its directive rows are locked (the order every
     write takes its locks in: no deadlock), so the lock is held only to the commit.
     """
-    later = case(
-        (or_(realms.c.clock.is_(None), realms.c.clock < now), literal(now, realms.c.clock.type)),
-        else_=realms.c.clock,
-    )
-    query = (
-        update(realms)
-        .where(realms.c.id == realm_id)
-        .values(revision=realms.c.revision + by, clock=later)
-        .returning(realms.c.revision, realms.c.clock)
-    )
-    row = (await conn.execute(query)).one()
+    row = (await conn.execute(_SEQUENCE, {"at_realm": realm_id, "by": by, "now": now})).one()
     return int(row.revision), aware(row.clock)
+
+
+# Built once, their values as parameters: every node write takes `share` and `sequence`, and
+# SQLAlchemy then neither builds them nor walks them for a cache key again. (`at_realm`: in an
+# UPDATE, a parameter may not be named after a column.)
+_SHARE = (
+    select(realms.c.id)
+    .where(realms.c.id == bindparam("realm"))
+    .with_for_update(read=True, key_share=True)
+)
+_NOW = bindparam("now", type_=realms.c.clock.type)
+_SEQUENCE = (
+    update(realms)
+    .where(realms.c.id == bindparam("at_realm"))
+    .values(
+        revision=realms.c.revision + bindparam("by", type_=realms.c.revision.type),
+        clock=case(
+            (or_(realms.c.clock.is_(None), realms.c.clock < _NOW), _NOW),
+            else_=realms.c.clock,
+        ),
+    )
+    .returning(realms.c.revision, realms.c.clock)
+)
