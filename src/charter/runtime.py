@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -45,6 +45,8 @@ from charter.store.events import COMMITTED_KEY, Committed
 
 REDIS_CONNECTIONS = 64
 
+T = TypeVar("T")
+
 
 @dataclass
 class Runtime:
@@ -70,6 +72,8 @@ class Runtime:
     deliverer: Deliverer | None = None  # webhooks: started by the app (`deliver_webhooks`)
     # Failed console sign-ins per client address (api/console/signin.py), in this process.
     sign_ins: FailureLimit = field(default_factory=FailureLimit)
+    # Deliveries of writes whose caller was cancelled while the write ran on (`write_whole`).
+    late: set[asyncio.Task[None]] = field(default_factory=set)
 
     def deliver_webhooks(self, encode: Encode, *, loop: bool = True) -> Deliverer:
         """This process's webhook deliverer; `encode` renders an event as the feed does. With
@@ -93,21 +97,76 @@ class Runtime:
     async def write(self, realm_id: str) -> AsyncIterator[AsyncConnection]:
         """A write transaction; once it commits, its events invalidate caches and wake waiters."""
         async with self.db.transaction(realm_id) as conn:
-            conn.info.pop(COMMITTED_KEY, None)
-            conn.info.pop(timers.WROTE_KEY, None)
+            _start_write(conn)
             yield conn
-            wrote_timer = conn.info.pop(timers.WROTE_KEY, False)
             # Not in a `finally`: after a failure the connection may be invalidated (the
             # database went away), and touching it again would raise PendingRollbackError
             # in place of the error that says the database is unavailable (a 500, not a 503).
             # A failed block rolls back, so it has nothing to deliver anyway.
-            committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
-            # Before commit: a write that leaves a hole in an affected prompt rolls back.
-            await check_defined(conn, committed)
+            done = await _end_write(conn)
+        await self._delivered(done)
+
+    async def write_whole(
+        self, realm_id: str, work: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> T:
+        """`write` for work that awaits nothing but its statements: on SQLite the whole
+        transaction, the check before commit included, is one call on the database's thread
+        (`Database.whole`); elsewhere the same as `write`.
+
+        There, the call runs on to its end once made, so a caller cancelled meanwhile does
+        not stop it: what it commits is delivered all the same.
+        """
+
+        async def whole(conn: AsyncConnection) -> tuple[T, _Done]:
+            _start_write(conn)
+            result = await work(conn)
+            return result, await _end_write(conn)
+
+        if not self.db.dialect.whole_calls:
+            result, done = await self.db.whole(realm_id, whole)
+            await self._delivered(done)
+            return result
+        call = asyncio.ensure_future(self.db.whole(realm_id, whole))
+        try:
+            result, done = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(self._deliver_late)
+            raise
+        await self._delivered(done)
+        return result
+
+    def _deliver_late(self, call: asyncio.Future[tuple[Any, _Done]]) -> None:
+        if call.cancelled() or call.exception() is not None:
+            return  # rolled back: nothing to deliver
+        _, done = call.result()
+        task = asyncio.ensure_future(self._delivered(done))
+        self.late.add(task)
+        task.add_done_callback(self.late.discard)
+
+    async def _delivered(self, done: _Done) -> None:
+        committed, wrote_timer = done
         if committed:
             await self.relay.committed(committed)
         if wrote_timer and self.due_work is not None:
             self.due_work.poke()
+
+
+# What a committed write has to deliver: its changes for caches, and whether it wrote a timer.
+_Done = tuple[list[Committed], bool]
+
+
+def _start_write(conn: AsyncConnection) -> None:
+    conn.info.pop(COMMITTED_KEY, None)
+    conn.info.pop(timers.WROTE_KEY, None)
+
+
+async def _end_write(conn: AsyncConnection) -> _Done:
+    """Before commit: what the write changed, checked (a write that leaves a hole in an
+    affected prompt rolls back)."""
+    wrote_timer: bool = conn.info.pop(timers.WROTE_KEY, False)
+    committed: list[Committed] = conn.info.pop(COMMITTED_KEY, [])
+    await check_defined(conn, committed)
+    return committed, wrote_timer
 
 
 @asynccontextmanager

@@ -155,7 +155,7 @@ class DirectiveController(Controller):
             body = render.directive(outcome.directive, changed=outcome.changed)
             return Response(body, headers=_etag(outcome.directive))
 
-        return await write_once(runtime, request, realm_id, run)
+        return await write_once(runtime, request, realm_id, run, whole=True)
 
     @delete(
         "/{directive_id:str}",

@@ -161,10 +161,12 @@ async def answer(
     try:
         expected = params.expected_revision(if_match, data.expected_revision)
         change = fill(Patch, data)
-        async with runtime.write(realm) as conn:
-            outcome = await writes.update(
+        outcome = await runtime.write_whole(
+            realm,
+            lambda conn: writes.update(
                 conn, realm, actor, directive, expected, change, runtime.settings.max_depth
-            )
+            ),
+        )
     except CharterError as exc:
         await _send(send, charter_error(_no_request, exc))
         return None

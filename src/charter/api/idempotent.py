@@ -35,6 +35,8 @@ async def write_once(
     realm_id: str,
     run: Callable[[AsyncConnection], Awaitable[Response[T]]],
     kept: Callable[[T], object] | None = None,
+    *,
+    whole: bool = False,
 ) -> Response[T]:
     """Run a write in one transaction; with an Idempotency-Key, at most once.
 
@@ -42,8 +44,13 @@ async def write_once(
     Location) with `Idempotent-Replayed: true`, even where the write itself would now be
     refused (a CAS on a revision that has since moved on). Errors are not recorded: the
     transaction that raised them rolled back, record and all.
+
+    `whole`: `run` awaits nothing but its statements, and without a key the transaction runs
+    as `Runtime.write_whole` runs it (on SQLite, one call).
     """
     key = _idempotency_key(request)
+    if key is None and whole:
+        return await runtime.write_whole(realm_id, run)
     if key is None:
         async with runtime.write(realm_id) as conn:
             return await run(conn)

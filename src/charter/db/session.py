@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from charter.db.sqlite_driver import driver
+from charter.db.sqlite_driver import at_once, driver
 from charter.errors import NotFound
 from charter.metrics import Metrics
 from charter.observability.metrics import REPLICA_OUTCOMES
@@ -79,6 +79,34 @@ class Database:
                 if self.dialect.realm_setting:
                     await conn.execute(_SET_REALM, {"realm": realm_id or ""})
                 yield conn
+        finally:
+            if not acquired:
+                waiting.dec()
+
+    async def whole(
+        self, realm_id: str | None, work: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> T:
+        """`work` in one transaction, as `transaction` runs a block; where the dialect allows
+        (SQLite), the whole transaction, BEGIN to COMMIT, as one call on the connection's
+        thread (db/sqlite_driver.py), so nothing else the process does waits inside it.
+
+        `work` must await nothing but statements on the connection it is given.
+        """
+        if not self.dialect.whole_calls:
+            async with self.transaction(realm_id) as conn:
+                return await work(conn)
+        waiting, acquired = self._waiting, False
+        waiting.inc()
+        try:
+            async with self.engine.connect() as conn:
+                waiting.dec()
+                acquired = True
+
+                async def transaction() -> T:
+                    async with conn.begin():
+                        return await work(conn)
+
+                return await at_once(conn, transaction)
         finally:
             if not acquired:
                 waiting.dec()

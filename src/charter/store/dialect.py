@@ -30,6 +30,9 @@ class Dialect:
     advisory_locks: bool
     # Row-level security keyed on a transaction-local `charter.realm` setting.
     realm_setting: bool
+    # One connection with a thread of its own, where a whole transaction can run as one call
+    # (db/sqlite_driver.py's `at_once`).
+    whole_calls: bool = False
 
     def insert_ignore(
         self,
@@ -65,7 +68,9 @@ class Dialect:
 
 
 POSTGRES = Dialect("postgresql", server_functions=True, advisory_locks=True, realm_setting=True)
-SQLITE = Dialect("sqlite", server_functions=False, advisory_locks=False, realm_setting=False)
+SQLITE = Dialect(
+    "sqlite", server_functions=False, advisory_locks=False, realm_setting=False, whole_calls=True
+)
 _KNOWN = {d.name: d for d in (POSTGRES, SQLITE)}
 
 

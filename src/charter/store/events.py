@@ -63,12 +63,19 @@ class Event:
 _INSERT = insert(e)  # built once; its values are the parameters
 
 
-async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) -> int | None:
+async def append(
+    conn: AsyncConnection,
+    realm_id: str,
+    new: Sequence[NewEvent],
+    *,
+    may_leave_holes: bool = True,
+) -> int | None:
     """Give the events the next realm revisions, in order, and write them; the last one.
 
     Call it last in a write, once the directive rows are written: `realms.sequence` is the
     feed's sequencer, and its lock is held until commit. The events take the time it gives
     (the later of theirs and the realm's clock), so the feed's times never go back.
+    `may_leave_holes`: as `Committed` has it (False only where the writer knows).
     """
     if not new:
         return None
@@ -94,7 +101,8 @@ async def append(conn: AsyncConnection, realm_id: str, new: Sequence[NewEvent]) 
         ],
     )
     agents = frozenset(agent for ev in new for agent in ev.affected_agents)
-    conn.info.setdefault(COMMITTED_KEY, []).append(Committed(realm_id, last, agents))
+    change = Committed(realm_id, last, agents, may_leave_holes=may_leave_holes)
+    conn.info.setdefault(COMMITTED_KEY, []).append(change)
     return last
 
 
