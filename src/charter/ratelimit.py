@@ -59,9 +59,21 @@ class FailureLimit:
             return 0.0
         return max(0.0, failures[0] + self.window - self.clock())
 
-    def failed(self, client: str) -> None:
+    def failed(self, client: str) -> float:
+        """Count a failure now; its time, for `forgive`. A caller counts an attempt as
+        failed before it checks it (and forgives it once it turns out not to be a guess), so
+        attempts sent all at once are counted before any is checked: past the limit, the
+        rest wait."""
+        stamp = self.clock()
         failures = self._failures.pop(client, None) or deque(maxlen=self.limit)
-        failures.append(self.clock())
+        failures.append(stamp)
         self._failures[client] = failures  # the most recent failure last
         while len(self._failures) > self.clients:
             self._failures.popitem(last=False)
+        return stamp
+
+    def forgive(self, client: str, stamp: float) -> None:
+        """Take back the failure `failed` counted at `stamp` (the attempt was no guess)."""
+        failures = self._failures.get(client)
+        if failures is not None and stamp in failures:
+            failures.remove(stamp)

@@ -22,6 +22,8 @@ transaction that every other writer queues for (docs/benchmarks.md, "One call").
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import sqlite3
 import threading
@@ -195,8 +197,25 @@ async def at_once(conn: AsyncConnection, work: Callable[[], Coroutine[Any, Any, 
     assert isinstance(adapted, _Connection), "at_once needs a connection of this driver"
     connection: aiosqlite.Connection = adapted._connection
     context = contextvars.copy_context()
-    result: T = await connection._execute(context.run, _drive, connection, work)
-    return result
+    call: asyncio.Future[T] = asyncio.ensure_future(
+        connection._execute(context.run, _drive, connection, work)
+    )
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        # The thread runs the call on regardless: the connection may go back to the pool
+        # (whose reset rolls back, and whose next checkout begins) only once it has ended.
+        await _ended(call)
+        raise
+
+
+async def _ended(call: asyncio.Future[Any]) -> None:
+    """Wait for `call` to end, through any further cancellation (re-raised by the caller)."""
+    while not call.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({call})
+    if not call.cancelled():
+        call.exception()  # retrieved: its outcome went to nobody
 
 
 def _drive(connection: aiosqlite.Connection, work: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -162,8 +162,9 @@ async def _read_chunk(fd: int) -> bytes:
         except OSError:
             # Not pollable: a regular file or /dev/null (epoll refuses them; reading them
             # never blocks), or a pipe on Windows (select takes sockets only). A worker
-            # thread reads it then, as the SDK does.
-            return await anyio.to_thread.run_sync(os.read, fd, _CHUNK)
+            # thread reads it then, as the SDK does; abandoned when the session ends (a
+            # revocation), so a read that blocks never holds the process open.
+            return await anyio.to_thread.run_sync(os.read, fd, _CHUNK, abandon_on_cancel=True)
         try:
             return os.read(fd, _CHUNK)
         except BlockingIOError:

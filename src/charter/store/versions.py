@@ -57,10 +57,6 @@ async def add(conn: AsyncConnection, realm_id: str, version: Version) -> None:
     )
 
 
-# Built once: the values come as parameters, so every write's insert is the same statement.
-_INSERT = insert(v)
-
-
 def _version(row: object) -> Version:
     m = row._mapping  # type: ignore[attr-defined]
     return Version(

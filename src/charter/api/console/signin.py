@@ -69,16 +69,23 @@ class SignInController(Controller):
             return _too_many(wait)
         if not secret:
             return page("signin.html", None, 400, error="Enter an API key.", title="Sign in")
+        # Counted as a guess before the key is checked (an await): guesses sent at once are
+        # all counted, and past the limit refused, before any of them is checked.
+        guess = runtime.sign_ins.failed(client)
         try:
             cookie, _ = await sessions.sign_in(runtime.db, runtime.keyring, secret)
         except (Forbidden, Unauthenticated) as exc:
             if isinstance(exc, Forbidden):
+                runtime.sign_ins.forgive(client, guess)  # an agent key is no guess
                 error = "An agent key cannot sign in to the console."
             else:
-                runtime.sign_ins.failed(client)  # a guess; an agent key is not one
                 error = "That key is unknown or revoked."
             # The key is never put back into the page.
             return page("signin.html", None, 401, error=error, title="Sign in")
+        except BaseException:
+            runtime.sign_ins.forgive(client, guess)  # not checked: the database failed
+            raise
+        runtime.sign_ins.forgive(client, guess)
         redirect = Redirect("/console/realms", status_code=303)
         redirect.set_cookie(session_cookie(request, cookie))
         return redirect
