@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from charter.domain.rollouts import Arm, Guard, Rollout, basis_points, bucket, visible_version
 from charter.errors import InvalidRequest
-from charter.ids import new_directive_id, new_id
+from charter.ids import new_id
 from tests.support.rollouts import expected_bucket
 
 AGENTS = [f"agent-{i:04d}" for i in range(1_000)]
@@ -37,8 +37,10 @@ def test_the_bucket_is_the_designed_hash() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_thousand_agents_at_thirty_percent_and_raised_to_fifty(seed: int) -> None:
-    directive_id = new_directive_id()
-    at_30 = _rollout(30)
+    # Fixed ids per seed: with fresh random ones each run, the ±3 sd bounds below failed about
+    # one run in fifty by chance alone (one did, in CI).
+    directive_id, rollout_id = f"dir_seed{seed}", f"rol_seed{seed}"
+    at_30 = _rollout(30, rid=rollout_id)
     chosen = {a for a in AGENTS if at_30.arm_of(directive_id, a) is Arm.CANDIDATE}
     assert 300 - 45 <= len(chosen) <= 300 + 45
     at_50 = _rollout(50, rid=at_30.id)
