@@ -232,6 +232,15 @@ def keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def migrate(_: argparse.Namespace, settings: Settings) -> int:
+    path = sqlite_path(settings.migration_url)
+    if path is not None:
+        # Opened here first: a file SQLite cannot open fails in this thread, before any
+        # event loop, whose closing aiosqlite's worker thread could race (a traceback).
+        try:
+            sqlite3.connect(path).close()
+        except sqlite3.Error as exc:
+            print(f"charter: migrate: {path}: {exc}", file=sys.stderr)
+            return exits.ERROR
     try:
         role = migrate_schema(settings.migration_url, settings.database_url)
     except Exception as exc:

@@ -182,11 +182,12 @@ async def test_a_cancelled_direct_caller_gives_the_connection_back_only_once_the
         await realms.create(conn, first, "First", utcnow())
         started.set()
         await conn.execute(text(_SLOW))  # long enough to be cancelled inside
-        await realms.sequence(conn, first, 1, utcnow())
+        await events.append(conn, first, [_event()])  # events, not a bare revision: no gap
 
     async def next_one(conn: AsyncConnection) -> int:
         await realms.create(conn, second, "Second", utcnow())
-        revision, _ = await realms.sequence(conn, second, 2, utcnow())
+        revision = await events.append(conn, second, [_event(), _event()])
+        assert revision is not None
         return revision
 
     try:
@@ -202,3 +203,7 @@ async def test_a_cancelled_direct_caller_gives_the_connection_back_only_once_the
             assert (await realms.get(conn, second)).revision == 2
     finally:
         await db.dispose()
+
+
+def _event() -> NewEvent:
+    return NewEvent(EventType.UPDATED, "dir_whole", 1, None, "test", utcnow())
