@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 from charter.cli import dispatch, register
 from charter.client.vocabulary import ROLES
@@ -52,8 +53,17 @@ def _mcp() -> ModuleType:
     return stdio
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options: `--body` must not be taken for `--body-file`. Subcommands'
+    parsers are made of the same class, so the rule holds for every one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="charter", description=__doc__)
+    parser: argparse.ArgumentParser = _Parser(prog="charter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -256,3 +256,19 @@ def test_empty_text_and_unknown_keys_are_refused(
     code, _, err = run(capsys, "edit", "no-such-key", "-m", "x")
     assert code == exits.NOT_FOUND
     assert "no directive has the key" in err
+
+
+def test_no_editor_named_and_no_terminal_is_refused_before_vi(
+    env: Path,
+    ship: m.Directive,
+    client: Charter,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("EDITOR")
+    code, out, err = run(capsys, "edit", "ship", "-m", "sooner")
+    assert code == exits.USAGE
+    assert "set $VISUAL or $EDITOR" in err
+    assert "\x1b" not in out + err  # no screen of a terminal editor's escape codes
+    assert not env.exists()  # no editor ran
+    assert client.get(ship.id).revision == 1

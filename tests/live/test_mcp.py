@@ -343,3 +343,40 @@ async def test_mcp_over_http_needs_a_key(fleet: Fleet) -> None:
             assert response.status_code == 401, response.text
             assert response.json()["code"] == "unauthenticated"
             assert response.headers["x-request-id"]  # through the edge, like every route
+
+
+BAD_ARGUMENTS: list[tuple[str, dict[str, Any]]] = [
+    ("get_directive", {"id": "x" * 100_000}),  # once a URL too long for the client: a trace
+    ("get_directive", {"id": 123}),
+    ("get_directive", {}),
+    ("get_directive", {"id": "dir_00000000000000000000000000\n"}),
+    ("list_directives", {"cursor": "c" * 100_000}),
+    ("list_directives", {"realm": "Not A Realm"}),
+    ("update_directive", {"id": "dir_00000000000000000000000000", "body": "x"}),
+    ("update_directive", {"id": "dir_00000000000000000000000000", "expected_revision": "1"}),
+    ("update_directive", {"id": "dir_00000000000000000000000000", "expected_revision": 1, "x": 1}),
+    ("rollback_directive", {"id": "dir_00000000000000000000000000", "version": 0}),
+]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_arguments_off_a_tools_schema_are_refused_and_change_nothing(
+    fleet: Fleet, transport: str
+) -> None:
+    _, key = await fleet.key("operator")
+    logged = len(fleet.server.output)
+    async with connect(transport, fleet, key) as client:
+        schemas = {tool.name: tool.input_schema for tool in (await client.list_tools()).tools}
+        assert all(s["additionalProperties"] is False for s in schemas.values())
+        assert schemas["update_directive"]["required"] == ["id", "expected_revision"]
+        for name, arguments in BAD_ARGUMENTS:
+            result = await client.call_tool(name, arguments)
+            assert result.is_error, (name, arguments)
+            assert "bad arguments" in result.model_dump_json(), (name, arguments)
+        # An unknown argument beside good ones is refused too: nothing is written.
+        arguments = {"id": fleet.node["id"], "expected_revision": 1, "body": "B", "bogus": 1}
+        assert (await client.call_tool("update_directive", arguments)).is_error
+    async with fleet.server.http() as http:
+        node = await http.get(f"/v1/realms/{fleet.realm}/directives/{fleet.node['id']}")
+    assert node.json()["revision"] == fleet.node["revision"]
+    assert "Traceback" not in fleet.server.output[logged:]

@@ -14,7 +14,7 @@ import random
 import socket
 from pathlib import Path
 
-# Below Linux's default ephemeral range (32768–60999), above the well-known and registered
+# Below Linux's default ephemeral range (32768 to 60999), above the well-known and registered
 # services a test machine usually runs.
 _LOW, _HIGH = 20000, 32767
 _given: set[int] = set()

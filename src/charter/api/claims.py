@@ -96,6 +96,7 @@ class ClaimController(Controller):
         data: JSONBody[wire.ClaimIn],
         request: Request[Any, Any, Any],
     ) -> Response[wire.ClaimOut]:
+        data = params.strict_body(await request.json(), wire.ClaimIn)
         _ids(realm_id, directive_id)
         _acting_for(caller, data.agent_id)
         own = caller.role is Role.AGENT
@@ -158,6 +159,7 @@ class ClaimController(Controller):
         data: JSONBody[wire.FinishIn],
         request: Request[Any, Any, Any],
     ) -> Response[wire.FinishOut]:
+        data = params.strict_body(await request.json(), wire.FinishIn)
         _ids(realm_id, directive_id, claim_id)
         _acting_for(caller, await _holder(runtime, realm_id, directive_id, claim_id))
         done = Finish(data.outcome, data.result, data.error_code, data.cascade)

@@ -57,6 +57,7 @@ class DirectiveController(Controller):
         data: JSONBody[wire.DirectiveCreate],
         request: Request[Any, Any, Any],
     ) -> Response[wire.DirectiveOut]:
+        data = params.strict_body(await request.json(), wire.DirectiveCreate)
         params.realm_id(realm_id)
         new = fill(NewDirective, data)
 

@@ -108,6 +108,7 @@ class InjectController(Controller):
         data: JSONBody[wire.InjectIn],
         request: Request[Any, Any, Any],
     ) -> Response[wire.InjectOut]:
+        data = params.strict_body(await request.json(), wire.InjectIn)
         check_agent(realm_id, agent_id)
         _check_shape(data)  # bad input is 400 before the prompt is read (404 for no agent)
         # Read the prompt before any write transaction opens: on SQLite that transaction holds

@@ -94,6 +94,7 @@ class KeyController(Controller):
     async def create(
         self, runtime: RuntimeDep, data: JSONBody[KeyCreate], request: Request[Any, Any, Any]
     ) -> Response[KeyCreated]:
+        data = params.strict_body(await request.json(), KeyCreate)
         _check_realms(data.realms)
 
         async def run(conn: AsyncConnection) -> Response[KeyCreated]:

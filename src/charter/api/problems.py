@@ -119,10 +119,19 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
             if isinstance(item, dict):
                 error = {k: str(item[k]) for k in ("message", "key", "source") if k in item}
                 if "message" in error:
-                    error["message"] = without_values(error["message"])
+                    error["message"] = _readable(error)
                 errors.append(error)
     detail = errors[0]["message"] if errors and "message" in errors[0] else "the request is invalid"
     return problem(400, "invalid-request", detail, errors=errors or None)
+
+
+def _readable(error: dict[str, str]) -> str:
+    """A validation message for people: a parameter that is missing altogether comes as its
+    name in quotes (a KeyError's text; the body's name is `data`)."""
+    message, key = error["message"], error.get("key")
+    if key is not None and message == repr(key):
+        return "the request needs a JSON body" if key == "data" else f"{key} is required"
+    return without_values(message)
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:

@@ -38,6 +38,8 @@ class RealmController(Controller):
         data: JSONBody[wire.RealmCreate],
         request: Request[Any, Any, Any],
     ) -> Response[wire.RealmOut]:
+        data = params.strict_body(await request.json(), wire.RealmCreate)
+
         async def run(conn: AsyncConnection) -> Response[wire.RealmOut]:
             created = await realm_service.create(conn, data.id, data.name or data.id)
             headers = {"Location": f"/v1/realms/{created.id}"}

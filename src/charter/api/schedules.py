@@ -67,6 +67,7 @@ class ScheduleController(Controller):
         data: JSONBody[wire.ScheduleIn],
         request: Request[Any, Any, Any],
     ) -> Response[wire.ScheduleOut]:
+        data = params.strict_body(await request.json(), wire.ScheduleIn)
         params.realm_id(realm_id)
         params.directive_id(directive_id)
         new = NewSchedule(data.at, data.action, data.expected_revision)

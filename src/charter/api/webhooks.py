@@ -127,6 +127,7 @@ class WebhookController(Controller):
         data: JSONBody[WebhookCreate],
         request: Request[Any, Any, Any],
     ) -> Response[WebhookCreated]:
+        data = params.strict_body(await request.json(), WebhookCreate)
         params.realm_id(realm_id)
         allow = runtime.settings.webhook_allow_private
 

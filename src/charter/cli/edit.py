@@ -192,7 +192,11 @@ def _ask_message() -> str:
 
 
 def _run_editor(path: Path) -> int:
-    command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    chosen = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not chosen and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # vi, the fallback, needs a terminal: without one it only prints escape codes.
+        raise UsageError("no editor: set $VISUAL or $EDITOR (there is no terminal for vi)")
+    command = shlex.split(chosen or "vi")
     sys.stdout.flush()
     try:
         return subprocess.run([*command, str(path)], check=False).returncode

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import mcp_types as types
@@ -23,9 +23,11 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from msgspec import UNSET, Meta, UnsetType
 
 from charter.client import AsyncCharter, errors
 from charter.client import models as m
+from charter.ids import SUFFIX
 
 NAME = "charter"
 PROMPT_NAME = "directives"
@@ -120,94 +122,121 @@ def _text(value: Any) -> types.TextContent:
     return types.TextContent(type="text", text=_json(value))
 
 
-def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> Any:
-    schema = {
-        "type": "object",
-        "properties": {"realm": {"type": "string", "description": "default: the session's"}}
-        | properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-    return types.Tool(name=name, description=description, input_schema=schema)
-
-
-_ID = {"type": "string", "description": "the directive id (dir_…)"}
-_REVISION = {"type": "integer", "minimum": 1, "description": "the revision it must still have"}
-TOOLS = [
-    _tool(
-        "list_directives",
-        "The realm's directives (without bodies), filtered; pass next_cursor back as cursor.",
-        {
-            "status": {"type": "string", "enum": ["active", "paused", "completed", "cancelled"]},
-            "owner_agent_id": {"type": "string"},
-            "level": {"type": "string", "enum": ["realm", "team", "agent"]},
-            "parent_id": {"type": "string"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 500},
-            "cursor": {"type": "string"},
-        },
-        [],
-    ),
-    _tool("get_directive", "One directive, with its active title and body.", {"id": _ID}, ["id"]),
-    _tool(
-        "update_directive",
-        "Change a directive if it still has expected_revision (compare-and-swap); a stale "
-        "revision changes nothing and says the current one.",
-        {
-            "id": _ID,
-            "expected_revision": _REVISION,
-            "title": {"type": "string"},
-            "body": {"type": "string"},
-            "message": {"type": "string", "description": "why"},
-            "status": {"type": "string", "enum": ["active", "paused", "completed", "cancelled"]},
-            "priority": {"type": "string", "enum": ["critical", "high", "normal", "low"]},
-            "owner_agent_id": {"type": "string"},
-            "injection_mode": {
-                "type": "string",
-                "enum": ["system_first", "system_append", "user_prepend"],
-            },
-        },
-        ["id", "expected_revision"],
-    ),
-    _tool(
-        "rollback_directive",
-        "Make an earlier version live again (no new version), if the directive still has "
-        "expected_revision.",
-        {
-            "id": _ID,
-            "version": {"type": "integer", "minimum": 1},
-            "expected_revision": _REVISION,
-            "message": {"type": "string"},
-        },
-        ["id", "version", "expected_revision"],
-    ),
+# Tool arguments, checked strictly against the schema each tool declares (the SDK checks
+# nothing): an unknown argument, a wrong type or an id off its pattern is "bad arguments", and
+# nothing that goes into a URL can be long or odd enough to make the client fail on it.
+_END = r"$(?!\n)"  # `$` alone also matches before a final newline
+RealmArg = Annotated[
+    str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}" + _END, description="default: the session's")
 ]
+DirectiveArg = Annotated[
+    str, Meta(pattern=rf"^dir_{SUFFIX}" + _END, description="the directive id (dir_…)")
+]
+AgentArg = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:@-]{1,128}" + _END)]
+RevisionArg = Annotated[int, Meta(ge=1, description="the revision it must still have")]
+StatusArg = Literal["active", "paused", "completed", "cancelled"]
+
+
+class _Args(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    realm: RealmArg | UnsetType = UNSET
+
+    def given(self, *names: str) -> dict[str, Any]:
+        """The named arguments the caller gave."""
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not UNSET}
+
+
+class ListDirectives(_Args):
+    """The realm's directives (without bodies), filtered; pass next_cursor back as cursor."""
+
+    status: StatusArg | UnsetType = UNSET
+    owner_agent_id: AgentArg | UnsetType = UNSET
+    level: Literal["realm", "team", "agent"] | UnsetType = UNSET
+    parent_id: DirectiveArg | UnsetType = UNSET
+    limit: Annotated[int, Meta(ge=1, le=500)] | UnsetType = UNSET
+    cursor: Annotated[str, Meta(max_length=1024)] | UnsetType = UNSET
+
+
+class GetDirective(_Args):
+    """One directive, with its active title and body."""
+
+    id: DirectiveArg
+
+
+class UpdateDirective(_Args):
+    """Change a directive if it still has expected_revision (compare-and-swap); a stale
+    revision changes nothing and says the current one."""
+
+    id: DirectiveArg
+    expected_revision: RevisionArg
+    title: str | UnsetType = UNSET
+    body: str | UnsetType = UNSET
+    message: Annotated[str, Meta(description="why")] | UnsetType = UNSET
+    status: StatusArg | UnsetType = UNSET
+    priority: Literal["critical", "high", "normal", "low"] | UnsetType = UNSET
+    owner_agent_id: AgentArg | UnsetType = UNSET
+    injection_mode: Literal["system_first", "system_append", "user_prepend"] | UnsetType = UNSET
+
+
+class RollbackDirective(_Args):
+    """Make an earlier version live again (no new version), if the directive still has
+    expected_revision."""
+
+    id: DirectiveArg
+    version: Annotated[int, Meta(ge=1)]
+    expected_revision: RevisionArg
+    message: str | UnsetType = UNSET
+
+
+_ARGUMENTS: dict[str, type[_Args]] = {
+    "list_directives": ListDirectives,
+    "get_directive": GetDirective,
+    "update_directive": UpdateDirective,
+    "rollback_directive": RollbackDirective,
+}
 _PATCH_FIELDS = ("title", "body", "message", "status", "priority", "owner_agent_id")
 
 
-async def _call_tool(link: Link, name: str, args: dict[str, Any]) -> Any:
-    realm = args.pop("realm", None) or link.realm
-    if name == "list_directives":
-        page = await link.charter.directives(realm=realm, **args)
+def _tools() -> list[types.Tool]:
+    _, schemas = msgspec.json.schema_components(_ARGUMENTS.values())
+    tools = []
+    for name, kind in _ARGUMENTS.items():
+        schema = dict(schemas[kind.__name__])
+        description = " ".join((schema.pop("description", "")).split())
+        schema.pop("title", None)
+        tools.append(types.Tool(name=name, description=description, input_schema=schema))
+    return tools
+
+
+TOOLS = _tools()
+
+
+async def _call_tool(link: Link, name: str, given: dict[str, Any]) -> Any:
+    kind = _ARGUMENTS.get(name)
+    if kind is None:
+        raise ValueError(f"no tool {name!r}")
+    args = msgspec.convert(given, type=kind, strict=True)
+    realm = args.realm or link.realm
+    if isinstance(args, ListDirectives):
+        fields = ("status", "owner_agent_id", "level", "parent_id", "limit", "cursor")
+        page = await link.charter.directives(realm=realm, **args.given(*fields))
         return msgspec.to_builtins(page)
-    if name == "get_directive":
-        return msgspec.to_builtins(await link.charter.get(args["id"], realm=realm))
-    if name == "update_directive":
-        fields = {k: args[k] for k in (*_PATCH_FIELDS, "injection_mode") if k in args}
-        patch = m.Patch(**fields)
+    if isinstance(args, GetDirective):
+        return msgspec.to_builtins(await link.charter.get(args.id, realm=realm))
+    if isinstance(args, UpdateDirective):
+        patch = m.Patch(**args.given(*_PATCH_FIELDS, "injection_mode"))
         updated = await link.charter.update(
-            args["id"], patch, expected_revision=args["expected_revision"], realm=realm
+            args.id, patch, expected_revision=args.expected_revision, realm=realm
         )
         return msgspec.to_builtins(updated)
-    if name == "rollback_directive":
-        rolled = await link.charter.rollback(
-            args["id"],
-            args["version"],
-            expected_revision=args["expected_revision"],
-            message=args.get("message"),
-            realm=realm,
-        )
-        return msgspec.to_builtins(rolled)
-    raise ValueError(f"no tool {name!r}")
+    assert isinstance(args, RollbackDirective)
+    rolled = await link.charter.rollback(
+        args.id,
+        args.version,
+        expected_revision=args.expected_revision,
+        message=args.given("message").get("message"),
+        realm=realm,
+    )
+    return msgspec.to_builtins(rolled)
 
 
 def _problem(exc: errors.CharterError) -> str:
