@@ -83,3 +83,17 @@ async def test_inject_without_a_body_is_named_as_such(api: Api) -> None:
     answer = await api.client.post(f"/v1/realms/{api.realm}/agents/a1/inject")
     problem = assert_problem(answer, 400, "invalid-request")
     assert problem["detail"] == "the request needs a JSON body"
+
+
+async def test_a_pattern_is_named_without_its_regex_machinery(
+    api: Api, root: dict[str, Any]
+) -> None:
+    answer = await api.client.post("/v1/realms", json={"id": "Bad Realm!"})
+    problem = assert_problem(answer, 400, "invalid-request")
+    assert problem["detail"].startswith("Expected `str` matching [a-z0-9][a-z0-9-]{0,62}")
+    body = {"agent_id": "a1", "lease_seconds": 60}
+    made = await api.client.post(f"{api.base}/{root['id']}/claims", json=body)
+    finish = {"outcome": "failed", "error_code": "bad\x00code"}
+    path = f"{api.base}/{root['id']}/claims/{made.json()['id']}/finish"
+    problem = assert_problem(await api.client.post(path, json=finish), 400, "invalid-request")
+    assert "regex" not in problem["detail"]

@@ -175,8 +175,20 @@ def strict_body(parsed: Any, kind: type[T]) -> T:
 _ENUM = "Invalid enum value"
 
 
+# msgspec names a pattern as written, anchors and the newline guard included (wire._END):
+# `matching regex '^[a-z0-9][a-z0-9-]{0,62}$(?!\\n)'` reads as `matching [a-z0-9][a-z0-9-]{0,62}`.
+_REGEX = re.compile(r"matching regex '\^(.*?)\$(?:\(\?!\\\\n\))?'")
+_NO_NUL = r"[^\\x00]*"  # as msgspec quotes it
+
+
+def _pattern(found: re.Match[str]) -> str:
+    return "with no NUL character" if found.group(1) == _NO_NUL else f"matching {found.group(1)}"
+
+
 def without_values(message: str) -> str:
-    """msgspec's message without the value it quotes for a bad enum: that may be any text."""
+    """msgspec's message for people: a pattern without its anchors, and no value it quotes for
+    a bad enum (that may be any text)."""
+    message = _REGEX.sub(_pattern, message)
     if not message.startswith(_ENUM):
         return message
     _, at, path = message.rpartition(" - at `")
