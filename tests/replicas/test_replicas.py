@@ -1,7 +1,8 @@
-"""Reads of immutable rows from a streaming replica, fenced (ADR 0013).
+"""Reads of immutable and append-only rows from a streaming replica, fenced (ADR 0013).
 
-A replica answers what it has replayed; a row it lacks, or a replica that is down, is read
-from the primary, so a caller always sees its own writes, however far the replica lags.
+A replica answers what it has replayed; a row it lacks, a realm revision it has not reached,
+or a replica that is down, is read from the primary, so a caller always sees its own writes,
+however far the replica lags.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from charter.api import params
 from charter.db import session
+from charter.ids import new_directive_id
 from charter.observability.metrics import REPLICA_OUTCOMES
-from tests.support.api import Api
+from tests.support.api import Api, new_realm_id
 from tests.support.replica import OwnReplica
 
 pytestmark = pytest.mark.timeout(90)
@@ -97,6 +100,89 @@ async def test_read_your_writes_holds_while_replay_is_paused(api: Api, replica: 
     assert _more(before, _counts(api.client)) == {"replica": 1}
 
 
+async def _history(api: Api, node: dict[str, Any], **query: Any) -> dict[str, Any]:
+    response = await api.client.get(f"{api.base}/{node['id']}/history", params=query)
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
+
+
+async def _versions(api: Api, node: dict[str, Any]) -> list[int]:
+    response = await api.client.get(f"{api.base}/{node['id']}/versions")
+    assert response.status_code == 200, response.text
+    return [v["version"] for v in response.json()["items"]]
+
+
+async def test_a_fresh_replica_answers_history_version_lists_and_the_feed(
+    api: Api, replica: OwnReplica
+) -> None:
+    node = await api.create(title="Root", body="one")
+    for body in ("two", "three"):
+        node = await api.patch(node, body=body)
+    await replica.caught_up()
+    before = _counts(api.client)
+
+    first = await _history(api, node, limit=2)
+    assert [e["version"] for e in first["items"]] == [3, 2]
+    rest = await _history(api, node, limit=2, cursor=first["next_cursor"])
+    assert [e["version"] for e in rest["items"]] == [1]
+    assert await _versions(api, node) == [3, 2, 1]
+    assert [e["version"] for e in await api.events()] == [1, 2, 3]
+
+    assert _more(before, _counts(api.client)) == {"replica": 4}
+
+
+async def test_history_reads_your_writes_while_replay_is_paused(
+    api: Api, replica: OwnReplica
+) -> None:
+    node = await api.create(title="Root", body="one")
+    node = await api.patch(node, body="two")
+    first = await _history(api, node, limit=1)
+    await replica.caught_up()
+    await replica.pause()
+    try:
+        before = _counts(api.client)
+        changed = await api.patch(node, body="three")
+        page = await _history(api, changed, limit=1)
+        assert [e["version"] for e in page["items"]] == [3]  # the new event, first
+        assert await _versions(api, changed) == [3, 2, 1]
+        feed = await api.events()
+        assert [e["version"] for e in feed] == [1, 2, 3]
+        assert _more(before, _counts(api.client)) == {"not_replayed": 3}
+        # A page after a cursor depends on the cursor only: every event before it was
+        # replayed, so the lagging replica answers it.
+        older = await _history(api, node, cursor=first["next_cursor"])
+        assert [e["version"] for e in older["items"]] == [1]
+        assert _more(before, _counts(api.client)) == {"not_replayed": 3, "replica": 1}
+        # A cursor past anything replayed is the primary's to answer: an empty page, no 404.
+        far = await api.client.get(
+            f"{api.base}/{node['id']}/history", params={"cursor": params.encode_cursor(10**17)}
+        )
+        assert far.status_code == 200, far.text
+        assert [e["version"] for e in far.json()["items"]] == [3, 2, 1]
+        assert _more(before, _counts(api.client)) == {"not_replayed": 4, "replica": 1}
+    finally:
+        await replica.resume()
+    await replica.caught_up()
+    before = _counts(api.client)
+    page = await _history(api, changed, limit=1)
+    assert [e["version"] for e in page["items"]] == [3]
+    assert _more(before, _counts(api.client)) == {"replica": 1}
+
+
+async def test_history_of_a_missing_directive_or_realm_is_a_404(
+    api: Api, replica: OwnReplica
+) -> None:
+    node = await api.create(title="Root", body="one")
+    await replica.caught_up()
+    missing = await api.client.get(f"{api.base}/{new_directive_id()}/history")
+    assert missing.status_code == 404, missing.text
+    no_realm = await api.client.get(f"/v1/realms/{new_realm_id()}/directives/{node['id']}/history")
+    assert no_realm.status_code == 404, no_realm.text
+    bad = await api.client.get(f"{api.base}/{node['id']}/history", params={"cursor": "!!"})
+    assert bad.status_code == 400, bad.text
+
+
 async def test_a_dead_replica_costs_only_a_fallback(
     api: Api, replica: OwnReplica, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,6 +198,7 @@ async def test_a_dead_replica_costs_only_a_fallback(
         first = time.monotonic() - started
         for _ in range(5):  # resting: the replica is not tried again
             assert (await _version(api, node, 1))["body"] == "one"
+            assert [e["version"] for e in (await _history(api, node))["items"]] == [1]
         assert _more(before, _counts(api.client)) == {"unavailable": 1}
         assert first < session.REPLICA_CONNECT_SECONDS + 1.0, first
     finally:
@@ -120,4 +207,26 @@ async def test_a_dead_replica_costs_only_a_fallback(
     await asyncio.sleep(1.0)  # the rest is over: the replica is tried, and answers
     before = _counts(api.client)
     assert (await _version(api, node, 1))["body"] == "one"
-    assert _more(before, _counts(api.client)) == {"replica": 1}
+    assert [e["version"] for e in (await _history(api, node))["items"]] == [1]
+    assert _more(before, _counts(api.client)) == {"replica": 2}
+
+
+async def test_a_dead_replica_costs_history_only_a_fallback(
+    api: Api, replica: OwnReplica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "REPLICA_REST_SECONDS", 1.0)
+    node = await api.create(title="Root", body="one")
+    await replica.caught_up()
+    await _history(api, node)  # a pooled replica connection
+    await replica.kill()
+    try:
+        before = _counts(api.client)
+        started = time.monotonic()
+        assert [e["version"] for e in (await _history(api, node))["items"]] == [1]
+        first = time.monotonic() - started
+        assert [e["version"] for e in (await _history(api, node))["items"]] == [1]
+        assert _more(before, _counts(api.client)) == {"unavailable": 1}
+        assert first < session.REPLICA_CONNECT_SECONDS + 1.0, first
+    finally:
+        await replica.start()
+    await replica.caught_up()
