@@ -8,12 +8,16 @@ however far the replica lags.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from charter.api import params
 from charter.db import session
@@ -100,6 +104,21 @@ async def test_read_your_writes_holds_while_replay_is_paused(api: Api, replica: 
     assert _more(before, _counts(api.client)) == {"replica": 1}
 
 
+@contextlib.contextmanager
+def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements sent on `engine` inside the block."""
+    sent: list[str] = []
+
+    def log(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", log)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", log)
+
+
 async def _history(api: Api, node: dict[str, Any], **query: Any) -> dict[str, Any]:
     response = await api.client.get(f"{api.base}/{node['id']}/history", params=query)
     assert response.status_code == 200, response.text
@@ -122,10 +141,20 @@ async def test_a_fresh_replica_answers_history_version_lists_and_the_feed(
     await replica.caught_up()
     before = _counts(api.client)
 
-    first = await _history(api, node, limit=2)
+    db = api.client.app.state.runtime.db
+    with _statements(db.engine) as primary, _statements(db.replicas[0].engine) as standby:
+        first = await _history(api, node, limit=2)
     assert [e["version"] for e in first["items"]] == [3, 2]
-    rest = await _history(api, node, limit=2, cursor=first["next_cursor"])
+    # The primary's part is the fence: one primary-key read of the realm revision.
+    assert len(primary) == 1, primary
+    assert "FROM realms" in primary[0], primary
+    # The replica's: the realm setting, the fence, the directive, the page (the bootstrap key
+    # names itself: no key read).
+    assert len(standby) == 4, standby
+    with _statements(db.engine) as primary:
+        rest = await _history(api, node, limit=2, cursor=first["next_cursor"])
     assert [e["version"] for e in rest["items"]] == [1]
+    assert primary == []  # a later page is fenced by its cursor: nothing on the primary
     assert await _versions(api, node) == [3, 2, 1]
     assert [e["version"] for e in await api.events()] == [1, 2, 3]
 
