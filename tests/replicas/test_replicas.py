@@ -25,6 +25,7 @@ from charter.ids import new_directive_id
 from charter.observability.metrics import REPLICA_OUTCOMES
 from tests.support.api import Api, new_realm_id
 from tests.support.replica import OwnReplica
+from tests.support.streams import held_stream
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -119,6 +120,17 @@ def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", log)
 
 
+def _history_reads(statements: list[str]) -> list[str]:
+    """The fence, the directive check and (as "history") the page, of what was sent."""
+    out = []
+    for statement in statements:
+        if statement.startswith(("SELECT realms.revision", "SELECT directives.revision")):
+            out.append(statement.split(" \n", 1)[0])
+        elif "ORDER BY events.seq DESC" in statement:
+            out.append("history")
+    return out
+
+
 async def _history(api: Api, node: dict[str, Any], **query: Any) -> dict[str, Any]:
     response = await api.client.get(f"{api.base}/{node['id']}/history", params=query)
     assert response.status_code == 200, response.text
@@ -145,20 +157,38 @@ async def test_a_fresh_replica_answers_history_version_lists_and_the_feed(
     with _statements(db.engine) as primary, _statements(db.replicas[0].engine) as standby:
         first = await _history(api, node, limit=2)
     assert [e["version"] for e in first["items"]] == [3, 2]
-    # The primary's part is the fence: one primary-key read of the realm revision.
-    assert len(primary) == 1, primary
-    assert "FROM realms" in primary[0], primary
+    # The primary's part is the fence: one primary-key read of the realm revision (other
+    # statements there are the process's background work: the relay, the due-work loop).
+    assert _history_reads(primary) == ["SELECT realms.revision"], primary
     # The replica's: the realm setting, the fence, the directive, the page (the bootstrap key
     # names itself: no key read).
     assert len(standby) == 4, standby
+    fence_and_page = ["SELECT realms.revision", "SELECT directives.revision", "history"]
+    assert _history_reads(standby) == fence_and_page, standby
     with _statements(db.engine) as primary:
         rest = await _history(api, node, limit=2, cursor=first["next_cursor"])
     assert [e["version"] for e in rest["items"]] == [1]
-    assert primary == []  # a later page is fenced by its cursor: nothing on the primary
+    # A later page is fenced by its cursor: nothing of it on the primary.
+    assert _history_reads(primary) == [], primary
     assert await _versions(api, node) == [3, 2, 1]
     assert [e["version"] for e in await api.events()] == [1, 2, 3]
 
     assert _more(before, _counts(api.client)) == {"replica": 4}
+
+
+async def test_an_event_stream_catches_up_from_the_replica(api: Api, replica: OwnReplica) -> None:
+    node = await api.create(title="Root", body="one")
+    await api.patch(node, body="two")
+    await replica.caught_up()
+    before = _counts(api.client)
+    url = f"/v1/realms/{api.realm}/events/stream?after=0"
+    headers = {"Authorization": api.client.headers["Authorization"]}
+    async with held_stream(api.client, url, headers) as stream:
+        await stream.until_sent(b"id: 2\r\n")
+    assert b"id: 1\r\n" in stream.body
+    # The events up to the revision read when the stream opened: fenced by it, so no
+    # primary read beyond that one.
+    assert _more(before, _counts(api.client)) == {"replica": 1}
 
 
 async def test_history_reads_your_writes_while_replay_is_paused(
@@ -177,19 +207,23 @@ async def test_history_reads_your_writes_while_replay_is_paused(
         assert await _versions(api, changed) == [3, 2, 1]
         feed = await api.events()
         assert [e["version"] for e in feed] == [1, 2, 3]
-        assert _more(before, _counts(api.client)) == {"not_replayed": 3}
+        url = f"/v1/realms/{api.realm}/events/stream?after=0"
+        headers = {"Authorization": api.client.headers["Authorization"]}
+        async with held_stream(api.client, url, headers) as stream:
+            await stream.until_sent(b"id: 3\r\n")
+        assert _more(before, _counts(api.client)) == {"not_replayed": 4}
         # A page after a cursor depends on the cursor only: every event before it was
         # replayed, so the lagging replica answers it.
         older = await _history(api, node, cursor=first["next_cursor"])
         assert [e["version"] for e in older["items"]] == [1]
-        assert _more(before, _counts(api.client)) == {"not_replayed": 3, "replica": 1}
+        assert _more(before, _counts(api.client)) == {"not_replayed": 4, "replica": 1}
         # A cursor past anything replayed is the primary's to answer: an empty page, no 404.
         far = await api.client.get(
             f"{api.base}/{node['id']}/history", params={"cursor": params.encode_cursor(10**17)}
         )
         assert far.status_code == 200, far.text
         assert [e["version"] for e in far.json()["items"]] == [3, 2, 1]
-        assert _more(before, _counts(api.client)) == {"not_replayed": 4, "replica": 1}
+        assert _more(before, _counts(api.client)) == {"not_replayed": 5, "replica": 1}
     finally:
         await replica.resume()
     await replica.caught_up()
