@@ -151,7 +151,8 @@ class Database:
         read: Callable[[AsyncConnection], Awaitable[T]],
         depends_on: int | None = None,
     ) -> T:
-        """A read of append-only rows (a directive's history, the feed, a version list) on a
+        """A read of append-only rows (a directive's history, the feed, a version list, a
+        stream's catch-up) on a
         streaming replica that has replayed every write the request depends on, else on the
         primary.
 
