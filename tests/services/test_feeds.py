@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +19,8 @@ from charter.services.feeds import Feeds, Filter
 from charter.store.events import Event
 from tests.support.api import Api
 from tests.support.checks import realm_revision
+
+T = TypeVar("T")
 
 HEARTBEAT = 0.05
 EVERY = Filter()
@@ -44,6 +46,18 @@ class Counted:
         try:
             async with self.db.transaction(realm_id) as conn:
                 yield conn
+        finally:
+            self.busy -= 1
+
+    async def replayed(
+        self,
+        realm_id: str,
+        read: Callable[[AsyncConnection], Awaitable[T]],
+        depends_on: int | None = None,
+    ) -> T:
+        self.busy += 1
+        try:
+            return await self.db.replayed(realm_id, read, depends_on)
         finally:
             self.busy -= 1
 

@@ -241,13 +241,19 @@ class DirectiveController(Controller):
     ) -> wire.VersionPage:
         _ids(realm_id, directive_id)
         size = params.limit(limit)
-        async with runtime.db.transaction(realm_id) as conn:
+        before = params.decode_int_cursor(cursor)
+
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[list[versions.Version], dict[str, str | None]]:
             await directives.revision_or_404(conn, realm_id, directive_id)
-            page = await versions.page(
-                conn, realm_id, directive_id, size + 1, params.decode_int_cursor(cursor)
-            )
-            items = page[:size]
-            names = await keys.names(conn, {v.author for v in items})
+            page = await versions.page(conn, realm_id, directive_id, size + 1, before)
+            return page, await keys.names(conn, {v.author for v in page[:size]})
+
+        # Versions are only ever added, each by a write that raises the realm revision: a
+        # replica that has replayed the primary's current revision has them all (ADR 0013).
+        page, names = await runtime.db.replayed(realm_id, read)
+        items = page[:size]
         next_cursor = params.encode_cursor(items[-1].version) if len(page) > size else None
         summaries = [render.version_summary(v, names.get(v.author)) for v in items]
         return wire.VersionPage(summaries, next_cursor)
@@ -320,13 +326,19 @@ class DirectiveController(Controller):
     ) -> wire.HistoryPage:
         _ids(realm_id, directive_id)
         size = params.limit(limit)
-        async with runtime.db.transaction(realm_id) as conn:
+        before = params.decode_int_cursor(cursor)
+
+        async def read(conn: AsyncConnection) -> tuple[list[events.Event], dict[str, str | None]]:
             await directives.revision_or_404(conn, realm_id, directive_id)
-            page = await events.history(
-                conn, realm_id, directive_id, size + 1, params.decode_int_cursor(cursor)
-            )
-            items = page[:size]
-            names = await keys.names(conn, {e.actor for e in items})
+            page = await events.history(conn, realm_id, directive_id, size + 1, before)
+            return page, await keys.names(conn, {e.actor for e in page[:size]})
+
+        # Events are only ever added, each at the realm revision it raised (its seq): a
+        # replica that has replayed the revision the page depends on has every one of them
+        # (ADR 0013). The first page depends on the primary's current revision; a later one
+        # on its cursor, since every event before it committed before it.
+        page, names = await runtime.db.replayed(realm_id, read, depends_on=before)
+        items = page[:size]
         next_cursor = params.encode_cursor(items[-1].seq) if len(page) > size else None
         entries = [render.history_entry(e, names.get(e.actor)) for e in items]
         return wire.HistoryPage(entries, next_cursor)

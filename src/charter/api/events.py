@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.api import params, render, sse, wire
 from charter.api.auth import ACCESS, HELD
@@ -55,9 +56,14 @@ class EventController(Controller):
         directive_id = _directive(directive_id)
         size = params.limit(limit)
         cursor = 0 if after is None else params.number(after, "after", 0, MAX_SEQ)
-        async with runtime.db.transaction(realm_id) as conn:
+
+        async def read(conn: AsyncConnection) -> list[Event]:
             await realms.get(conn, realm_id)
-            page = await events.feed(conn, realm_id, cursor, size, types, directive_id)
+            return await events.feed(conn, realm_id, cursor, size, types, directive_id)
+
+        # The outbox is append-only, each event at the revision it raised: a replica that has
+        # replayed the primary's current revision has every event up to it (ADR 0013).
+        page = await runtime.db.replayed(realm_id, read)
         next_cursor = page[-1].seq if page else None
         return wire.EventPage([render.event(e) for e in page], next_cursor)
 

@@ -17,7 +17,7 @@ from charter.db.sqlite_driver import at_once, driver
 from charter.errors import NotFound
 from charter.metrics import Metrics
 from charter.observability.metrics import REPLICA_OUTCOMES
-from charter.store import dialect
+from charter.store import dialect, realms
 
 T = TypeVar("T")
 
@@ -139,6 +139,62 @@ class Database:
         not have replayed the write the caller just made, and the primary answers instead. A
         replica that fails is rested for a few seconds and the primary answers meanwhile.
         """
+        answered = await self._on_replica(realm_id, read)
+        if answered is not None:
+            return answered[0]
+        async with self.transaction(realm_id) as conn:
+            return await read(conn)
+
+    async def replayed(
+        self,
+        realm_id: str,
+        read: Callable[[AsyncConnection], Awaitable[T]],
+        depends_on: int | None = None,
+    ) -> T:
+        """A read of append-only rows (a directive's history, the feed, a version list, a
+        stream's catch-up) on a
+        streaming replica that has replayed every write the request depends on, else on the
+        primary.
+
+        The fence (ADR 0013): the realm revision. Every write that adds such rows raises it
+        under a row lock held to its commit, so revisions commit in order, and a replica whose
+        `realms.revision` is r has replayed every write up to r (replay keeps commit order).
+        `depends_on` is the revision the answer must include: for a page after a cursor, the
+        cursor (every row before it committed before it), at no cost; None: the primary's
+        revision, read first (one primary-key read), so the answer holds every write committed
+        before the request. A replica behind it is skipped (outcome `not_replayed`). Without a
+        usable replica the primary reads at once, with no fence to read.
+        """
+        if not any(replica.usable() for replica in self.replicas):
+            async with self.transaction(realm_id) as conn:
+                return await read(conn)
+        if depends_on is None:
+            async with self.one_statement(realm_id) as conn:
+                depends_on = await realms.revision(conn, realm_id)
+        floor = depends_on
+
+        async def fenced(conn: AsyncConnection) -> T:
+            # In the read's own transaction, before it: each later statement's snapshot is at
+            # least as recent (read committed), so the read sees all the fence saw.
+            try:
+                replayed = await realms.revision(conn, realm_id)
+            except NotFound:
+                replayed = -1
+            if replayed < floor:
+                raise NotFound(f"realm {realm_id!r} not replayed to revision {floor}")
+            return await read(conn)
+
+        answered = await self._on_replica(realm_id, fenced)
+        if answered is not None:
+            return answered[0]
+        async with self.transaction(realm_id) as conn:
+            return await read(conn)
+
+    async def _on_replica(
+        self, realm_id: str, read: Callable[[AsyncConnection], Awaitable[T]]
+    ) -> tuple[T] | None:
+        """`(read's answer,)` from the first usable replica; None when the primary must answer:
+        `read` raised NotFound there (not replayed yet), or every replica failed or rests."""
         for replica in self.replicas:
             if not replica.usable():
                 continue
@@ -147,15 +203,14 @@ class Database:
                     result = await read(conn)
             except NotFound:
                 self._replica_reads("not_replayed")
-                break  # another replica may be as far behind: the primary knows
+                return None  # another replica may be as far behind: the primary knows
             except (OSError, TimeoutError, DBAPIError, InterfaceError, OperationalError):
                 replica.rest()
                 self._replica_reads("unavailable")
                 continue
             self._replica_reads("replica")
-            return result
-        async with self.transaction(realm_id) as conn:
-            return await read(conn)
+            return (result,)
+        return None
 
     async def dispose(self) -> None:
         await self.engine.dispose()

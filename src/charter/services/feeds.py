@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from charter.cache.hub import Hub, Watch
 from charter.db.session import Database
@@ -97,6 +99,19 @@ class _Window:
         return self.items[bisect.bisect_right(self.items, cursor, key=_seq) :]
 
 
+def _catch_up(
+    realm: str, after: int, only: Filter, until: int
+) -> Callable[[AsyncConnection], Awaitable[list[Event]]]:
+    """The read of one page of a stream's catch-up: the events after `after`, up to `until`,
+    that pass `only`."""
+
+    async def read(conn: AsyncConnection) -> list[Event]:
+        types = sorted(only.types)
+        return await events.feed(conn, realm, after, PAGE, types, only.directive_id, until)
+
+    return read
+
+
 def _seq(item: _Item) -> int:
     return item.seq
 
@@ -128,10 +143,10 @@ class Feeds:
             while watch.ended is None:
                 if cursor < window.floor:
                     upto = window.head
-                    async with self.db.transaction(realm) as conn:
-                        page = await events.feed(
-                            conn, realm, cursor, PAGE, sorted(only.types), only.directive_id, upto
-                        )
+                    # Every event up to `upto` is committed: a replica that has replayed that
+                    # revision has them all (ADR 0013), and the primary is not asked.
+                    read = _catch_up(realm, cursor, only, upto)
+                    page = await self.db.replayed(realm, read, depends_on=upto)
                     for event in page:
                         if watch.ended is not None:
                             return

@@ -49,6 +49,18 @@ async def get(conn: AsyncConnection, realm_id: str) -> Realm:
     return _realm(row)
 
 
+_REVISION = select(realms.c.revision).where(realms.c.id == bindparam("realm"))
+
+
+async def revision(conn: AsyncConnection, realm_id: str) -> int:
+    """The realm's revision alone: one primary-key read (realms has no row-level security, so
+    it needs no realm setting, and on PostgreSQL no transaction either)."""
+    value = (await conn.execute(_REVISION, {"realm": realm_id})).scalar()
+    if value is None:
+        raise NotFound(f"realm {realm_id!r} not found")
+    return int(value)
+
+
 async def page(
     conn: AsyncConnection, limit: int, after: str | None, only: Collection[str] | None = None
 ) -> list[Realm]:
