@@ -152,9 +152,8 @@ class Database:
         depends_on: int | None = None,
     ) -> T:
         """A read of append-only rows (a directive's history, the feed, a version list, a
-        stream's catch-up) on a
-        streaming replica that has replayed every write the request depends on, else on the
-        primary.
+        stream's catch-up) on a streaming replica that has replayed every write the request
+        depends on, else on the primary.
 
         The fence (ADR 0013): the realm revision. Every write that adds such rows raises it
         under a row lock held to its commit, so revisions commit in order, and a replica whose
