@@ -80,9 +80,16 @@ class Headers:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return True
 
+    def added(self, scope: HTTPScope, origin: bytes | None) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers `wrap` adds to an answer that has none of them: the security headers
+        and, for a request from `origin`, the CORS headers."""
+        if not self.origins:
+            return SECURITY_HEADERS
+        return (*SECURITY_HEADERS, *self._cors(scope, origin))
+
     def wrap(self, scope: HTTPScope, send: Send) -> Send:
         """`send`, adding the security headers and (for an allowed origin) CORS headers."""
-        extra = [*SECURITY_HEADERS, *self._cors(scope, _origin(scope)[0])]
+        extra = self.added(scope, _origin(scope)[0])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -78,16 +78,25 @@ async def observe(
         else:
             route = await _traced(tracer, scope, handle, send_with_id, lambda: status)
     finally:
-        seconds = time.perf_counter() - started
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         template: str = route or _template(scope) or UNMATCHED
-        metrics.request(method, template, status, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            fields = {"method": method, "route": template, "status": status}
-            fields["duration_ms"] = round(seconds * 1000, 3)
-            extra = {"charter": fields, "request_id": rid}
-            access_log.info("%s %s %d", method, template, status, extra=extra)
+        finished(metrics, method, template, status, started, rid)
         REQUEST_ID.reset(token)
+
+
+def finished(
+    metrics: Metrics, method: str, template: str, status: int, started: float, rid: str
+) -> None:
+    """Count an answered request (`started`: its perf_counter reading) and log its access
+    line, which names its request id itself (it is logged outside the request's context on
+    the answer at once, app.py)."""
+    seconds = time.perf_counter() - started
+    metrics.request(method, template, status, seconds)
+    if access_log.isEnabledFor(logging.INFO):
+        fields = {"method": method, "route": template, "status": status}
+        fields["duration_ms"] = round(seconds * 1000, 3)
+        extra = {"charter": fields, "request_id": rid}
+        access_log.info("%s %s %d", method, template, status, extra=extra)
 
 
 async def _traced(
