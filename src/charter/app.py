@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.enums import ScopeType
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from charter import logs
@@ -49,7 +50,7 @@ class CharterApp(Litestar):
     runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] != "http":  # ScopeType.HTTP, without the enum's lookup
+        if scope["type"] != ScopeType.HTTP:
             await super().__call__(scope, receive, send)
             return
         http: HTTPScope = scope

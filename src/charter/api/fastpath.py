@@ -136,6 +136,8 @@ def cached_read(runtime: Runtime, scope: HTTPScope) -> Read | None:
         return None
     realm, agent, wait = target
     pairs = scope["headers"]
+    if not isinstance(pairs, list):  # as servers give them; any other iterable: routed
+        return None
     headers = dict(pairs)
     if len(headers) != len(pairs) or not _EDGE_HEADERS.isdisjoint(headers):
         return None  # the edge has to see it (see above)
