@@ -3,7 +3,8 @@ origins `CHARTER_CORS_ORIGINS` names (off by default).
 
 `CharterApp` (app.py) wraps every HTTP request's `send` here, before the edge, the fast path
 and routing, so a cached prompt read answered before routing carries exactly the headers the
-routed answer does (DESIGN §12). A preflight from a named origin is answered here too: it
+routed answer does (DESIGN §12); a cached read answered at once adds `Headers.added` itself,
+the same headers without the wrapper. A preflight from a named origin is answered here too: it
 needs no key, and Litestar's own OPTIONS answer knows nothing of CORS.
 
 The console (`/console`) is same-origin only: no CORS header is ever added to its answers, so

@@ -2,8 +2,9 @@
 line and (when tracing is on) the request's span.
 
 It sits outside everything else (app.py), so a cached prompt read answered before routing
-gets exactly what a routed request gets. Its cost on that path is a few dictionary lookups,
-two clock reads and the counter increments (docs/benchmarks.md has the figure).
+gets exactly what a routed request gets. A cached read answered at once without tracing
+skips the wrapper and gets the same from its parts (`request_id`, `finished`): a request id
+header, the count and latency, the access line (docs/benchmarks.md has the figures).
 """
 
 from __future__ import annotations
