@@ -66,7 +66,7 @@ class CharterApp(Litestar):
                 rid = request_id(read.headers.get(REQUEST_ID_HEADER))
                 status = 304 if read.unchanged else 200
                 try:
-                    await fastpath.send_at_once(
+                    await fastpath.send_answer(
                         send, status, read.entry, self._added(http, read, rid)
                     )
                 finally:

@@ -12,10 +12,10 @@ It only ever answers when it can give exactly what the routed handler would: the
 status, headers and bytes. Anything else — another query string, an unknown or refused key,
 a malformed id, a rate-limited key, a cache miss, an error while waiting — is declined and
 takes the ordinary route, which does the full checks and produces the problem response. So
-is anything the HTTP edge (api/edges.py) would look at twice: a body, an `If-Match`, a
-percent-encoded path, a header given twice. What this path answers, the edge would have let
-through untouched, so an answer at once (`send_at_once`) skips it, and the app wraps it in
-the same headers, request id and metrics as any other answer (app.py).
+is anything the HTTP edge (api/edges.py) acts on: a body, an `If-Match`, a percent-encoded
+path, a header given twice. What this path takes, the edge would have let through untouched,
+so the app answers it before the edge when the answer is known at once, adding the same
+headers, request id and metrics as to any other answer (app.py).
 """
 
 from __future__ import annotations
@@ -171,11 +171,11 @@ async def answer(runtime: Runtime, read: Read, send: Send) -> bool:
             # Nothing sent yet: the routed handler answers, problem and all (a key's cap
             # reached, its revocation while it waited, an error while reading).
             return False
-    await send_at_once(send, 304 if matches(entry, read.tags) else 200, entry, ())
+    await send_answer(send, 304 if matches(entry, read.tags) else 200, entry, ())
     return True
 
 
-async def send_at_once(
+async def send_answer(
     send: Send, status: int, entry: Entry, added: Sequence[tuple[bytes, bytes]]
 ) -> None:
     """Send the entry (200) or that it is unchanged (304), the `added` headers after its own."""
