@@ -20,7 +20,7 @@ class RateLimiter:
 
     def take(self, key: str) -> float:
         """Take one token; 0 if granted, else the seconds until one is available."""
-        if not self.enabled:
+        if self.per_second <= 0:  # not `enabled`: this runs on every cached read
             return 0.0
         now = time.monotonic()
         tokens, at = self._buckets.get(key, (self.burst, now))

@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from charter.api import cors
+from charter.api.fastpath import cached_read
 from charter.app import create_app
 from charter.settings import Settings
 from tests.support.api import ADMIN_KEY, Api, new_realm_id
@@ -56,10 +57,23 @@ async def test_a_preflight_from_a_named_origin_is_answered(cors_api: Api) -> Non
 async def test_fast_and_routed_answers_carry_the_same_headers(cors_api: Api) -> None:
     await cors_api.create(title="Root", body="b", owner_agent_id="pilot")
     url = f"/v1/realms/{cors_api.realm}/agents/pilot/prompt"
+    runtime = cors_api.client.app.state.runtime
     for origin in (ALLOWED, OTHER):
         routed = await cors_api.client.get(
             url, params={"via": "router"}, headers={"Origin": origin}
         )
+        scope: Any = {
+            "type": "http",
+            "method": "GET",
+            "path": url,
+            "raw_path": url.encode(),
+            "query_string": b"",
+            "headers": [
+                (b"authorization", f"Bearer {ADMIN_KEY}".encode()),
+                (b"origin", origin.encode()),
+            ],
+        }
+        assert cached_read(runtime, scope) is not None  # the next one is answered at once
         fast = await cors_api.client.get(url, headers={"Origin": origin})
         assert routed.status_code == fast.status_code == 200
         assert _headers(fast) == _headers(routed)

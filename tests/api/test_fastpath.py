@@ -25,14 +25,24 @@ def _runtime(app: Litestar) -> Runtime:
     return runtime
 
 
-def _scope(path: str, key: str | None, *, method: str = "GET", query: bytes = b"") -> HTTPScope:
-    headers = [(b"authorization", f"Bearer {key}".encode())] if key else []
+def _scope(
+    path: str,
+    key: str | None,
+    *,
+    method: str = "GET",
+    query: bytes = b"",
+    raw_path: bytes | None = None,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> HTTPScope:
+    """A scope as the server makes it: `raw_path` is the path as sent (before decoding)."""
+    auth = [(b"authorization", f"Bearer {key}".encode())] if key else []
     scope: dict[str, Any] = {
         "type": "http",
         "method": method,
         "path": path,
+        "raw_path": path.encode() if raw_path is None else raw_path,
         "query_string": query,
-        "headers": headers,
+        "headers": [*auth, *headers],
     }
     return scope  # type: ignore[return-value]
 
@@ -107,12 +117,30 @@ async def test_it_declines_what_it_cannot_answer_exactly(api: Api) -> None:
         "a bad agent id": _scope(f"/v1/realms/{api.realm}/agents/a%20b/prompt", ADMIN_KEY),
         "a longer path": _scope(f"/v1/realms/{api.realm}/agents/x/pilot/prompt", ADMIN_KEY),
         "the stream": _scope(f"{url}/stream", ADMIN_KEY),
+        # What the edge looks at is left to it (and then to the routed handler):
+        "an encoded path": _scope(url, ADMIN_KEY, raw_path=url.replace("/v1/", "/v1%2F").encode()),
+        "a path with an escape": _scope(url, ADMIN_KEY, raw_path=url.replace("p", "%70").encode()),
+        "a header given twice": _scope(url, ADMIN_KEY, headers=((b"authorization", b"Bearer x"),)),
+        "a body": _scope(url, ADMIN_KEY, headers=((b"content-length", b"2"),)),
+        "a streamed body": _scope(url, ADMIN_KEY, headers=((b"transfer-encoding", b"chunked"),)),
+        "an If-Match": _scope(url, ADMIN_KEY, headers=((b"if-match", b'"1"'),)),
     }
     for why, scope in declined.items():
         assert cached_read(runtime, scope) is None, why
     polled = cached_read(runtime, _scope(url, pilot["key"], query=b"wait=30"))
     assert polled is not None
     assert polled.wait == 30
+
+
+async def test_an_encoded_slash_is_refused_even_for_a_cached_read(api: Api) -> None:
+    """The fast path answers before the edge, so it must not take what the edge refuses: a
+    path that decodes to a prompt path only through its `%2F`."""
+    await api.create(title="Root", body="b", owner_agent_id="pilot")
+    url = f"/v1/realms/{api.realm}/agents/pilot/prompt"
+    assert (await api.client.get(url)).status_code == 200  # cached
+    assert cached_read(_runtime(api.client.app), _scope(url, ADMIN_KEY)) is not None
+    encoded = url.replace("/v1/", "/v1%2F")
+    assert_problem(await api.client.get(encoded), 400, "invalid-request")
 
 
 async def test_a_revoked_key_is_refused_at_once(
@@ -195,3 +223,14 @@ async def test_fast_and_routed_reads_are_counted_under_one_route(api: Api) -> No
     )
     assert hits is not None
     assert hits >= 1
+    local = {"source": "local"}
+    reads = metrics.registry.get_sample_value("charter_prompt_reads_total", local)
+    await api.client.get(url)
+    metrics.flush()
+    assert (
+        metrics.registry.get_sample_value("charter_prompt_reads_total", local) == (reads or 0) + 1
+    )
+    after = metrics.registry.get_sample_value(
+        "charter_cache_lookups_total", {"tier": "local", "result": "hit"}
+    )
+    assert after == hits + 1

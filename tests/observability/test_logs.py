@@ -7,6 +7,7 @@ import json
 import logging
 import logging.config
 import os
+import re
 
 import pytest
 
@@ -72,6 +73,10 @@ def test_request_ids_kept_when_sane_and_made_otherwise() -> None:
         assert len(made) == 16
         assert int(made, 16) >= 0
     assert request_id(None) != request_id(None)
+    ids = [request_id(None) for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{16}", rid) for rid in ids)
+    assert len({rid[:8] for rid in ids}) == 1  # this process's prefix, then a count
 
 
 def test_a_forked_worker_makes_ids_of_its_own() -> None:

@@ -3,7 +3,8 @@ origins `CHARTER_CORS_ORIGINS` names (off by default).
 
 `CharterApp` (app.py) wraps every HTTP request's `send` here, before the edge, the fast path
 and routing, so a cached prompt read answered before routing carries exactly the headers the
-routed answer does (DESIGN §12). A preflight from a named origin is answered here too: it
+routed answer does (DESIGN §12); a cached read answered at once adds `Headers.added` itself,
+the same headers without the wrapper. A preflight from a named origin is answered here too: it
 needs no key, and Litestar's own OPTIONS answer knows nothing of CORS.
 
 The console (`/console`) is same-origin only: no CORS header is ever added to its answers, so
@@ -80,9 +81,16 @@ class Headers:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return True
 
+    def added(self, scope: HTTPScope, origin: bytes | None) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers `wrap` adds to an answer that has none of them: the security headers
+        and, for a request from `origin`, the CORS headers."""
+        if not self.origins:
+            return SECURITY_HEADERS
+        return (*SECURITY_HEADERS, *self._cors(scope, origin))
+
     def wrap(self, scope: HTTPScope, send: Send) -> Send:
         """`send`, adding the security headers and (for an allowed origin) CORS headers."""
-        extra = [*SECURITY_HEADERS, *self._cors(scope, _origin(scope)[0])]
+        extra = self.added(scope, _origin(scope)[0])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,7 +1,9 @@
 """The HTTP edge: checks and limits that hold for every request, before any routing.
 
 `CharterApp` (app.py) applies these to every HTTP request, routed and fast path alike (DESIGN
-§12):
+§12). The one exception changes nothing: a cached prompt read answered at once skips the edge,
+because the fast path takes only what the edge lets through untouched (no body, no `If-Match`,
+no percent-encoded path, no header given twice; api/fastpath.py).
 
 - a request body must be `application/json` (parameters: `charset=utf-8` only); anything else
   is 415 `unsupported-media-type`. A request without a body is never refused for its type.

@@ -11,12 +11,17 @@ thousands of waiting agents are made of.
 It only ever answers when it can give exactly what the routed handler would: the same
 status, headers and bytes. Anything else — another query string, an unknown or refused key,
 a malformed id, a rate-limited key, a cache miss, an error while waiting — is declined and
-takes the ordinary route, which does the full checks and produces the problem response.
+takes the ordinary route, which does the full checks and produces the problem response. So
+is anything the HTTP edge (api/edges.py) acts on: a body, an `If-Match`, a percent-encoded
+path, a header given twice. What this path takes, the edge would have let through untouched,
+so the app answers it before the edge when the answer is known at once, adding the same
+headers, request id and metrics as to any other answer (app.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from litestar.types import HTTPScope, Send
@@ -38,6 +43,9 @@ _PREFIX = "/v1/realms/"
 _SUFFIX = "/prompt"
 _WAIT = re.compile(rb"wait=(0|[1-9][0-9]?)")  # plain digits, as params.number reads them
 _JSON = (b"content-type", b"application/json")
+# Headers the edge reads for a request with a body (its length, its framing) or counts
+# (`If-Match`): with any of them the request takes the edge and the ordinary route.
+_EDGE_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"if-match"})
 
 
 class Read(NamedTuple):
@@ -49,6 +57,13 @@ class Read(NamedTuple):
     entry: Entry
     tags: frozenset[str]
     wait: int  # seconds to long-poll; 0: answer at once
+    headers: dict[bytes, bytes]  # the request's, by name (no name is given twice)
+    unchanged: bool  # the entry matches `tags`: a 304, or a long poll to hold
+
+    @property
+    def at_once(self) -> bool:
+        """Whether the answer is known now (no long poll to hold)."""
+        return not (self.wait and self.unchanged)
 
 
 # What the checks of a path and of an If-None-Match value found, kept for the next request
@@ -56,7 +71,7 @@ class Read(NamedTuple):
 # place of a parse and two regular expressions. Bounded: emptied when full.
 _MEMO_SIZE = 10_000
 _targets: dict[str, tuple[str, str] | None] = {}
-_tags: dict[str, frozenset[str]] = {}
+_tags: dict[bytes, frozenset[str]] = {}
 
 
 def _wait(query: bytes) -> int | None:
@@ -75,8 +90,8 @@ def _target(scope: HTTPScope) -> tuple[str, str, int] | None:
     if scope["method"] != "GET":
         return None
     wait = _wait(scope["query_string"])
-    if wait is None:
-        return None
+    if wait is None or b"%" in (scope.get("raw_path") or b"%"):
+        return None  # a decoded path may hide what the edge refuses (an encoded slash)
     path: str = scope["path"]
     try:
         found = _targets[path]
@@ -98,13 +113,13 @@ def _path_target(path: str) -> tuple[str, str] | None:
     return (realm, agent) if agent_ids_valid(realm, agent) else None
 
 
-def _entity_tags(if_none_match: str | None) -> frozenset[str]:
+def _entity_tags(if_none_match: bytes | None) -> frozenset[str]:
     if not if_none_match:
         return _NO_TAGS
     try:
         return _tags[if_none_match]
     except KeyError:
-        tags = frozenset(entity_tags(if_none_match))
+        tags = frozenset(entity_tags(if_none_match.decode("latin-1")))
         if len(_tags) >= _MEMO_SIZE:
             _tags.clear()
         _tags[if_none_match] = tags
@@ -114,26 +129,22 @@ def _entity_tags(if_none_match: str | None) -> frozenset[str]:
 _NO_TAGS: frozenset[str] = frozenset()
 
 
-def _headers(scope: HTTPScope) -> tuple[str | None, str | None]:
-    authorization = if_none_match = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"if-none-match":
-            if_none_match = value.decode("latin-1")
-    return authorization, if_none_match
-
-
 def cached_read(runtime: Runtime, scope: HTTPScope) -> Read | None:
     """The read to answer here, or None to decline. Takes the caller's rate-limit token."""
     target = _target(scope)
     if target is None:
         return None
     realm, agent, wait = target
-    authorization, if_none_match = _headers(scope)
+    pairs = scope["headers"]
+    if not isinstance(pairs, list):  # as servers give them; any other iterable: routed
+        return None
+    headers = dict(pairs)
+    if len(headers) != len(pairs) or not _EDGE_HEADERS.isdisjoint(headers):
+        return None  # the edge has to see it (see above)
+    authorization = headers.get(b"authorization")
     if authorization is None:
         return None
-    scheme, _, secret = authorization.partition(" ")
+    scheme, _, secret = authorization.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer":
         return None
     caller = runtime.keyring.known(secret.strip())
@@ -144,16 +155,14 @@ def cached_read(runtime: Runtime, scope: HTTPScope) -> Read | None:
         return None
     if runtime.limiter.take(caller.key_id):
         return None  # refused: the routed path takes again, refuses, and says so
-    return Read(caller.key_id, realm, agent, entry, _entity_tags(if_none_match), wait)
+    tags = _entity_tags(headers.get(b"if-none-match"))
+    return Read(caller.key_id, realm, agent, entry, tags, wait, headers, matches(entry, tags))
 
 
-async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
-    """Answer the request if this path may; False: nothing was sent, route it."""
-    read = cached_read(runtime, scope)
-    if read is None:
-        return False
+async def answer(runtime: Runtime, read: Read, send: Send) -> bool:
+    """Answer the read, after its long poll if it has one; False: nothing was sent, route it."""
     entry = read.entry
-    if read.wait and read.tags and matches(entry, read.tags):
+    if not read.at_once:
         try:
             entry = await changed(
                 runtime, read.key_id, read.realm, read.agent, read.tags, read.wait
@@ -162,17 +171,20 @@ async def answer(runtime: Runtime, scope: HTTPScope, send: Send) -> bool:
             # Nothing sent yet: the routed handler answers, problem and all (a key's cap
             # reached, its revocation while it waited, an error while reading).
             return False
-    await _send(send, 304 if matches(entry, read.tags) else 200, entry)
+    await send_answer(send, 304 if matches(entry, read.tags) else 200, entry, ())
     return True
 
 
-async def _send(send: Send, status: int, entry: Entry) -> None:
+async def send_answer(
+    send: Send, status: int, entry: Entry, added: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """Send the entry (200) or that it is unchanged (304), the `added` headers after its own."""
     etag = (b"etag", b'"%s"' % entry.composition_id.encode())
     if status == 304:  # as Litestar sends it: no body, so no length and no type
-        headers = [etag]
+        headers = [etag, *added]
         body = b""
     else:
         body = entry.payload
-        headers = [_JSON, etag, (b"content-length", b"%d" % len(body))]
+        headers = [_JSON, etag, (b"content-length", b"%d" % len(body)), *added]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -212,6 +212,7 @@ class Metrics:
         # they write through.
         self._tally: dict[tuple[str, str, int], _Tally] | None = None if self.multiprocess else {}
         self._counts: dict[tuple[str, str, str], int] | None = None if self.multiprocess else {}
+        self._local_hits = 0  # `local_hit`s not yet flushed (one process only)
         self.local_enabled.set(1)
         # Gauges of this process's state, set from it before a scrape and on every relay pass
         # (so another worker's scrape sees them at most a pass old).
@@ -273,8 +274,21 @@ class Metrics:
             else:
                 self._reads[source].inc(n)
 
+    def local_hit(self) -> None:
+        """A prompt answered from the local tier: a lookup hit there and a read from there
+        (`lookup` and `read` in one step, on the hottest path)."""
+        if self._counts is not None:
+            self._local_hits += 1
+        else:
+            self._lookups[("local", "hit")].inc()
+            self._reads["local"].inc()
+
     def flush(self) -> None:
         """Add what was tallied since the last flush to the metrics themselves."""
+        if self._local_hits:
+            hits, self._local_hits = self._local_hits, 0
+            self._lookups[("local", "hit")].inc(hits)
+            self._reads["local"].inc(hits)
         if self._tally:
             tally, self._tally = self._tally, {}
             for key, t in tally.items():

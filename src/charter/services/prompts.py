@@ -162,8 +162,7 @@ class Prompts:
         """The local tier's entry, if it holds one: the answer with no I/O at all."""
         entry = self.local.get((realm, agent))
         if entry is not None:
-            self.metrics.lookup("local", "hit")
-            self.metrics.read("local")
+            self.metrics.local_hit()
         return entry
 
     async def current(self, realm: str, agent: str) -> Entry:
