@@ -16,7 +16,7 @@ Every other agent is left to the ordinary read, which queries. The new entries a
 with the change's revision, stored in the local tier with the reader's epoch (a flush since,
 or a newer invalidation, refuses them: no stale refill), recorded before any reader sees them
 (composition ids resolve forever), and their watchers are rung batch by batch, the event loop
-yielding in between so the streams that were told send while the next batch is recorded.
+yielding in between so the streams that were told send while the next batch is made.
 """
 
 from __future__ import annotations
@@ -156,25 +156,15 @@ class Refresh:
         # An entry older than an earlier event that lists its agent missed that change: only
         # a query knows what it did.
         current = [(a, e) for a, e in candidates.items() if stale.get(a, 0) <= e.stamp]
-        batches = [current[i : i + self.batch] for i in range(0, len(current), self.batch)]
-        if not batches:
-            return set()
         told: dict[str, Entry] = {}
-        # Each batch is recorded while the one before it is stored and its streams send: the
-        # insert's round trips, most of a batch's time, overlap the sends instead of coming
-        # before them. A batch is still stored, and rung, only once recorded.
-        made = self._recompose(realm, batches[0], change)
-        recording = asyncio.ensure_future(self._record(realm, made))
-        try:
-            for k in range(len(batches)):
-                await recording
-                told |= self._store(realm, made, epoch)
-                if k + 1 < len(batches):
-                    made = self._recompose(realm, batches[k + 1], change)
-                    recording = asyncio.ensure_future(self._record(realm, made))
-                await asyncio.sleep(0)  # the streams just rung send, the next batch is recorded
-        finally:
-            recording.cancel()  # failed or cancelled: nothing more is stored
+        for begin in range(0, len(current), self.batch):
+            made: list[tuple[str, Entry, Composition]] = []
+            for agent, entry in current[begin : begin + self.batch]:
+                result = recompose(realm, agent, entry, change)
+                if result is not None:
+                    made.append((agent, *result))
+            told |= await self._store(realm, made, epoch)
+            await asyncio.sleep(0)  # the streams just rung send before the next batch
         tier = self.prompts.tier
         if tier is not None:  # then for other processes' readers (refused if stale there)
             stored = list(told.items())
@@ -206,25 +196,12 @@ class Refresh:
         change = TextChange(stamp, last.directive_id, last.version, last.revision, title, body)
         return change, stale
 
-    @staticmethod
-    def _recompose(
-        realm: str, batch: list[tuple[str, Entry]], change: TextChange
-    ) -> list[tuple[str, Entry, Composition]]:
-        made: list[tuple[str, Entry, Composition]] = []
-        for agent, entry in batch:
-            result = recompose(realm, agent, entry, change)
-            if result is not None:
-                made.append((agent, *result))
-        return made
-
-    async def _record(self, realm: str, made: list[tuple[str, Entry, Composition]]) -> None:
-        await self.prompts.record(realm, [(agent, composition) for agent, _, composition in made])
-
-    def _store(
+    async def _store(
         self, realm: str, made: list[tuple[str, Entry, Composition]], epoch: int
     ) -> dict[str, Entry]:
-        """Store a recorded batch locally (the tier refuses what a newer invalidation or a
+        """Record a batch, store it locally (the tier refuses what a newer invalidation or a
         flush made stale) and ring the watchers of what was stored."""
+        await self.prompts.record(realm, [(agent, composition) for agent, _, composition in made])
         put = self.prompts.local.put
         stored = {agent: entry for agent, entry, _ in made if put((realm, agent), entry, epoch)}
         if made:  # from here a later change rings them as usual
