@@ -199,3 +199,52 @@ async def test_deliveries_do_not_ring_agents_whose_entries_are_being_made() -> N
         hub.made("r", ["a"], 6)
         hub.deliver("r", ["a"], 7)
         assert await a.wait(0.01)
+
+
+async def test_each_batch_is_recorded_before_its_watchers_are_rung(api: Api, app: Litestar) -> None:
+    runtime: Runtime = app.state.runtime
+    nodes = await _fleet(api)
+    await _warm(api, runtime)
+    olds = runtime.hub.entries(api.realm, AGENTS)
+    await _on_app(api, lambda: _unrelayed(runtime, api.realm, nodes["root"], "root, batched"))
+    stamp = (await api.events())[-1]["seq"]
+    # One agent a batch: each batch's record is under way while the one before is rung.
+    refresh = Refresh(runtime.prompts, runtime.hub, batch=1)
+
+    async def run() -> tuple[set[str], dict[str, tuple[str, str]]]:
+        texts: dict[str, tuple[str, str]] = {}
+
+        async def watch(agent: str) -> None:
+            with runtime.hub.watch_agent(api.realm, agent) as watch:
+                if not await watch.wait(5):
+                    return
+                # Rung: the entry is stored and already recorded, so its id resolves.
+                entry = runtime.prompts.local.get((api.realm, agent))
+                assert entry is not None, agent
+                assert runtime.prompts.recorded(api.realm, entry.composition_id, agent), agent
+                found = await runtime.prompts.resolve(api.realm, entry.composition_id, agent)
+                texts[agent] = (decode(entry).text, found.text)
+
+        # As the fast path does: the relay's loop, delivering the change meanwhile, leaves
+        # these watchers to the refresh.
+        runtime.hub.making(api.realm, olds, stamp)
+        watchers = [asyncio.create_task(watch(agent)) for agent in AGENTS]
+        await asyncio.sleep(0)  # every watcher registered
+        try:
+            told = await refresh(api.realm, stamp, olds, runtime.prompts.local.epoch)
+        finally:
+            runtime.hub.made(api.realm, olds, stamp)
+        for agent, task in zip(AGENTS, watchers, strict=True):
+            if agent not in told:
+                task.cancel()
+        for result in await asyncio.gather(*watchers, return_exceptions=True):
+            if isinstance(result, Exception):  # a failed check, not a cancelled watcher
+                raise result
+        return told, texts
+
+    told, texts = await _on_app(api, run)
+    assert {"t", "x", "y"} <= told
+    assert set(texts) == told
+    for agent, (cached, resolved) in texts.items():
+        assert cached == resolved, agent
+    assert "root, batched" in texts["x"][0]

@@ -260,6 +260,10 @@ class Prompts:
         while len(self._recorded) > self._known_ids:
             self._recorded.popitem(last=False)
 
+    def recorded(self, realm: str, composition_id: str, agent: str) -> bool:
+        """Whether this process recorded the agent's composition (or saw it recorded)."""
+        return (realm, composition_id, agent) in self._recorded
+
     async def resolve(
         self, realm: str, composition_id: str, agent: str | None = None
     ) -> CompositionDocument:
