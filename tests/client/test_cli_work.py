@@ -56,6 +56,9 @@ def test_claim_list_and_finish_from_the_terminal(
     assert failure["code"] == "oops"
     code, out, _ = run(capsys, "claims", "--state", "failed", "--json")
     assert [c["id"] for c in json.loads(out)["items"]] == [claim_id]
+    ended = datetime.fromisoformat(json.loads(out)["items"][0]["finished_at"]).isoformat()
+    code, out, _ = run(capsys, "claims", "--state", "failed")
+    assert out == f"{claim_id}  {node.id}  w  failed  attempt 1  ended {ended}\n"
 
 
 def test_schedule_add_list_and_cancel_from_the_terminal(

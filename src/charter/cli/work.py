@@ -77,10 +77,13 @@ def claims(ctx: Context, args: argparse.Namespace) -> int:
         ctx.dump(page)
         return exits.OK
     for c in page.items:
-        print(
-            f"{c.id}  {c.directive_id}  {c.agent_id}  {c.state}  attempt {c.attempt}  "
+        # A live claim's lease, or when the claim ended (finished, or expired at expires_at).
+        when = (
             f"until {c.expires_at.isoformat()}"
+            if c.finished_at is None
+            else f"ended {c.finished_at.isoformat()}"
         )
+        print(f"{c.id}  {c.directive_id}  {c.agent_id}  {c.state}  attempt {c.attempt}  {when}")
     if page.claimable is not None:
         print(f"claimable: {' '.join(page.claimable) or '(none)'}")
     return exits.OK
