@@ -139,11 +139,7 @@ class Database:
         not have replayed the write the caller just made, and the primary answers instead. A
         replica that fails is rested for a few seconds and the primary answers meanwhile.
         """
-        answered = await self._on_replica(realm_id, read)
-        if answered is not None:
-            return answered[0]
-        async with self.transaction(realm_id) as conn:
-            return await read(conn)
+        return await self._replica_else_primary(realm_id, read, read)
 
     async def replayed(
         self,
@@ -183,7 +179,15 @@ class Database:
                 raise NotFound(f"realm {realm_id!r} not replayed to revision {floor}")
             return await read(conn)
 
-        answered = await self._on_replica(realm_id, fenced)
+        return await self._replica_else_primary(realm_id, fenced, read)
+
+    async def _replica_else_primary(
+        self,
+        realm_id: str,
+        on_replica: Callable[[AsyncConnection], Awaitable[T]],
+        read: Callable[[AsyncConnection], Awaitable[T]],
+    ) -> T:
+        answered = await self._on_replica(realm_id, on_replica)
         if answered is not None:
             return answered[0]
         async with self.transaction(realm_id) as conn:
